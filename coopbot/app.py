@@ -1,0 +1,106 @@
+"""The running co-op bot: the database, the router, the outbox, the scheduler
+and the transports, wired together once.
+
+Handlers are synchronous (they hold a database transaction); they run in a
+worker thread so that Telegram, Matrix and the outbox share one event loop
+without blocking each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from coopbot.chat import Address, Incoming, Outgoing, Transport, UnreachableError
+from coopbot.clock import Clock, SystemClock
+from coopbot.config import Config
+from coopbot.db import make_engine, make_sessionmaker, upgrade
+from coopbot.i18n import t
+from coopbot.outbox import Outbox
+from coopbot.scheduler import Scheduler
+from handlers import load_all
+from handlers.registry import Router
+
+log = logging.getLogger(__name__)
+
+
+class CoopBot:
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine | None = None,
+        clock: Clock | None = None,
+        *,
+        migrate: bool = True,
+    ) -> None:
+        load_all()
+        self.config = config
+        self.engine = engine or make_engine(config.database.url)
+        if migrate:
+            upgrade(self.engine)
+        self.sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
+        self.clock: Clock = clock or SystemClock()
+        self.router = Router(self.sessions, config, self.clock)
+        self.transports: dict[str, Transport] = {}
+        self.outbox = Outbox(self.sessions, self.clock, config, self.transports)
+        self.scheduler = Scheduler(self.sessions, config, self.clock, on_queued=self.outbox.poke)
+        self._stop = asyncio.Event()
+        self._outbox_task: asyncio.Task[None] | None = None
+
+    def add_transport(self, transport: Transport) -> None:
+        self.transports[transport.platform] = transport
+
+    async def handle(self, incoming: Incoming) -> list[Outgoing]:
+        replies = await asyncio.to_thread(self.router.handle, incoming)
+        self.outbox.poke()
+        return replies
+
+    async def on_incoming(self, incoming: Incoming) -> None:
+        """Answer in the chat it came from; private answers never land in a group."""
+        replies = await self.handle(incoming)
+        transport = self.transports[incoming.platform]
+        public = [r for r in replies if incoming.is_private or not r.private]
+        private = [r for r in replies if r.private and not incoming.is_private]
+        if private:
+            public.append(await self._send_privately(transport, incoming, private))
+        if public:
+            await transport.reply(incoming, public)
+
+    async def _send_privately(
+        self, transport: Transport, incoming: Incoming, messages: list[Outgoing]
+    ) -> Outgoing:
+        lang = await asyncio.to_thread(self.router.language_of, incoming)
+        address = Address(incoming.platform, incoming.user_id, private=True)
+        try:
+            for number, message in enumerate(messages):
+                plain = Outgoing(message.text, message.buttons, True, False, message.attachment)
+                await transport.send(address, plain, f"reply:{incoming.event_id}:{number}")
+        except UnreachableError:
+            return Outgoing(t(lang, "registry.open_private_chat"))
+        return Outgoing(t(lang, "registry.sent_privately"))
+
+    async def start(self) -> None:
+        """Start everything; catch up on closes and expiries missed while down."""
+        self._stop.clear()
+        await self.scheduler.start()
+        self._outbox_task = asyncio.create_task(self.outbox.run(self._stop))
+        for transport in self.transports.values():
+            await transport.start(self.on_incoming)
+
+    async def stop(self) -> None:
+        for transport in self.transports.values():
+            with contextlib.suppress(Exception):
+                await transport.stop()
+        self._stop.set()
+        self.outbox.poke()
+        if self._outbox_task is not None:
+            await self._outbox_task
+            self._outbox_task = None
+        self.scheduler.shutdown()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

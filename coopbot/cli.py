@@ -1,0 +1,158 @@
+"""`coopbot ...`: what the member who installs the bot types on the server.
+
+Names here are a contract (DESIGN.md, "CLI contract"): operators' scripts rely
+on them. Every command takes `--config PATH`; secrets come from environment
+variables named in the config, never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from coopbot.app import CoopBot
+from coopbot.config import Config, load_config
+from coopbot.db import make_engine, transaction, upgrade
+from coopbot.errors import ConfigError, CoopError
+from coopbot.i18n import t
+from coopbot.services import members as members_svc
+
+Action = Callable[[argparse.Namespace, TextIO], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    action: Action = args.action
+    try:
+        return action(args, sys.stdout)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return 2
+    except CoopError as exc:
+        print(t("en", exc.key, **exc.params), file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coopbot", description="The chat front end of a worker co-operative.")
+    parser.add_argument("--config", default=None, help="path to config.toml (default: ./config.toml, else built-in defaults)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the bot does")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the configured transports (the console when none is configured)")
+    run.set_defaults(action=cmd_run)
+
+    demo = sub.add_parser("demo", help="a scripted co-op period on a throw-away database, as a chat transcript")
+    demo.add_argument("--lang", choices=("en", "fr"), default="en")
+    demo.set_defaults(action=cmd_demo)
+
+    chat = sub.add_parser("chat", help="talk to the bot from the terminal as a member")
+    chat.add_argument("--as", dest="name", required=True, help="the member's name or #number")
+    chat.set_defaults(action=cmd_chat)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(required=True, metavar="ACTION")
+    db.add_parser("upgrade", help="apply the schema migrations").set_defaults(action=cmd_db_upgrade)
+
+    member = sub.add_parser("member", help="manage members").add_subparsers(required=True, metavar="ACTION")
+    add = member.add_parser("add", help="add a member (bootstrap the first ones)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", default="member", choices=("member", "coordinator", "admin"))
+    add.add_argument("--telegram", metavar="USER_ID", help="their numeric Telegram user id")
+    add.add_argument("--matrix", metavar="@user:server", help="their Matrix user id")
+    add.set_defaults(action=cmd_member_add)
+
+    invite = sub.add_parser("invite", help="print a one-time invite code (on the last line)")
+    invite.add_argument("--role", default="member", choices=("member", "coordinator", "admin"))
+    invite.set_defaults(action=cmd_invite)
+
+    check = sub.add_parser("check-config", help="validate the configuration and name any bad key")
+    check.set_defaults(action=cmd_check_config)
+
+    # --- period (ledger) ---
+    # --- export (ledger, privacy) ---
+    return parser
+
+
+def config_of(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
+    config = config_of(args)
+    where = args.config or ("config.toml" if Path("config.toml").exists() else "built-in defaults")
+    problems = []
+    if config.telegram.enabled:
+        try:
+            config.telegram.token()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if not config.telegram.enabled and not config.matrix.enabled:
+        out.write("note: no transport is enabled; `coopbot run` will use the console.\n")
+    if problems:
+        out.write("\n".join(problems) + "\n")
+        return 2
+    out.write(f"{where}: OK ({config.coop.name}, {config.coop.timezone}, {config.database.url})\n")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    config = config_of(args)
+    upgrade(make_engine(config.database.url))
+    out.write("database is up to date\n")
+    return 0
+
+
+def cmd_member_add(args: argparse.Namespace, out: TextIO) -> int:
+    config = config_of(args)
+    bot = CoopBot(config)
+    with transaction(bot.sessions) as session:
+        now = bot.clock.now()
+        member = members_svc.create_member(session, args.name, args.role, now)
+        if args.telegram:
+            if not args.telegram.lstrip("-").isdigit():
+                raise ConfigError("--telegram: a Telegram user id is a number, like 123456789")
+            members_svc.add_identity(session, member, "telegram", args.telegram, now, args.name)
+        if args.matrix:
+            if not args.matrix.startswith("@") or ":" not in args.matrix:
+                raise ConfigError("--matrix: a Matrix id looks like @alice:example.org")
+            members_svc.add_identity(session, member, "matrix", args.matrix, now, args.name)
+        members_svc.add_identity(session, member, "console", str(member.id), now, args.name)
+        out.write(f"added #{member.id} {member.name} ({member.role})\n")
+    return 0
+
+
+def cmd_invite(args: argparse.Namespace, out: TextIO) -> int:
+    bot = CoopBot(config_of(args))
+    with transaction(bot.sessions) as session:
+        code = members_svc.create_invite(session, None, args.role, bot.clock.now())
+    out.write(f"one-time invite for a new {args.role}, valid {members_svc.INVITE_TTL.days} days:\n{code}\n")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.runner import run_forever
+
+    return asyncio.run(run_forever(config_of(args), out))
+
+
+def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.runner import chat_loop
+
+    return asyncio.run(chat_loop(config_of(args), args.name, sys.stdin, out))
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.demo import run_demo
+
+    return asyncio.run(run_demo(out, lang=args.lang))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

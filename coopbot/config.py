@@ -1,0 +1,244 @@
+"""The co-op's configuration: `config.toml`, validated, with embedded defaults.
+
+Every key has a default so that `coopbot demo` and `coopbot chat` run with no
+file at all. Secrets never live in the file: it names the environment
+variables that hold them. Validation errors name the bad key and say why, so
+the member installing the bot can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from coopbot.errors import ConfigError
+
+LANGUAGES = ("en", "fr")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CoopSection(Section):
+    name: str = "Coop Vélo"
+    timezone: str = "Europe/Paris"
+    currency: str = "EUR"
+    default_language: Literal["en", "fr"] = "en"
+    #: Environment variable holding the key that keeps secret ballots apart
+    #: from voters; without it, a key file next to the database is used.
+    secret_env: str = "COOPBOT_SECRET"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; use a name like 'Europe/Paris'") from exc
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError("use a three-letter ISO code such as 'EUR'")
+        return value.upper()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class DatabaseSection(Section):
+    url: str = "sqlite:///coopbot.sqlite3"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("use a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+
+class TelegramSection(Section):
+    enabled: bool = False
+    token_env: str = "COOPBOT_TELEGRAM_TOKEN"
+    api_base_url: str = "https://api.telegram.org/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    group_chat_ids: list[int] = Field(default_factory=list)
+    #: Chats whose members see coordinator notices (one line per job change).
+    coordinator_chat_ids: list[int] = Field(default_factory=list)
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_url: str = ""
+    webhook_secret_env: str = "COOPBOT_TELEGRAM_WEBHOOK_SECRET"
+    per_second: float = 30.0
+    private_chat_interval: float = 1.0
+    group_per_minute: int = 20
+
+    def token(self) -> str:
+        return _secret(self.token_env, "telegram.token_env")
+
+
+class MatrixSection(Section):
+    enabled: bool = False
+    homeserver: str = "http://127.0.0.1:8008"
+    user_id: str = "@coopbot:localhost"
+    password_env: str = "COOPBOT_MATRIX_PASSWORD"
+    access_token_env: str = "COOPBOT_MATRIX_TOKEN"
+    store_path: str = "matrix-store"
+    device_name: str = "coopbot"
+    rooms: list[str] = Field(default_factory=list)
+    coordinator_rooms: list[str] = Field(default_factory=list)
+    encryption: bool = True
+
+    @field_validator("user_id")
+    @classmethod
+    def _mxid(cls, value: str) -> str:
+        if not value.startswith("@") or ":" not in value:
+            raise ValueError("a Matrix user id looks like '@coopbot:example.org'")
+        return value
+
+
+class DispatchSection(Section):
+    policy: Literal["broadcast", "rotation"] = "broadcast"
+    #: Seconds a rotation offer stays with one worker before moving on.
+    offer_timeout: int = Field(default=120, ge=10, le=86400)
+    #: Minutes without activity before an available worker is asked "still available?".
+    idle_minutes: int = Field(default=90, ge=5)
+    #: Minutes to answer that question before being set away.
+    idle_answer_minutes: int = Field(default=15, ge=1)
+    points_per_delivery: float = Field(default=1.0, ge=0)
+
+
+class PeriodsSection(Section):
+    #: "weekly", "monthly", or a five-field cron expression for the period end.
+    schedule: str = "monthly"
+    max_shift_hours: float = Field(default=12, gt=0, le=24)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if value in ("weekly", "monthly"):
+            return value
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError("use 'weekly', 'monthly' or a cron expression like '0 0 1 * *'")
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"bad cron expression: {exc}") from exc
+        return value
+
+
+class SharesSection(Section):
+    legal_reserve_pct: float = Field(default=15, ge=0, le=100)
+    development_fund_pct: float = Field(default=25, ge=0, le=100)
+    dividend_pct: float = Field(default=60, ge=0, le=100)
+    equity_threshold: float = Field(default=0, ge=0)
+    base_pay_per_hour: float = Field(default=0, ge=0)
+    base_pay_per_delivery: float = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _buckets_add_up(self) -> SharesSection:
+        total = self.legal_reserve_pct + self.development_fund_pct + self.dividend_pct
+        if abs(total - 100) > 1e-9:
+            raise ValueError(
+                "legal_reserve_pct + development_fund_pct + dividend_pct must add up to 100 "
+                f"(they add up to {total:g})"
+            )
+        return self
+
+
+class PollsSection(Section):
+    default_duration_hours: float = Field(default=72, gt=0)
+    quorum_pct: float = Field(default=50, ge=0, le=100)
+    threshold_pct: float = Field(default=50, ge=0, le=100)
+    #: One `block` vote stops a proposal.
+    block_vetoes: bool = True
+    #: Hours before the close when members who have not voted are reminded.
+    reminder_hours: float = Field(default=24, ge=0)
+    #: Governed settings that only a coordinator or admin may propose to change.
+    restricted_settings: list[str] = Field(default_factory=lambda: ["remove_member"])
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    coop: CoopSection = Field(default_factory=CoopSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    telegram: TelegramSection = Field(default_factory=TelegramSection)
+    matrix: MatrixSection = Field(default_factory=MatrixSection)
+    dispatch: DispatchSection = Field(default_factory=DispatchSection)
+    periods: PeriodsSection = Field(default_factory=PeriodsSection)
+    shares: SharesSection = Field(default_factory=SharesSection)
+    polls: PollsSection = Field(default_factory=PollsSection)
+    #: Points per unit of each contribution kind (per hour, or per item).
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "delivery": 1.0,
+            "shift": 1.0,
+            "admin": 1.0,
+            "training": 1.0,
+            "meeting": 1.0,
+            "repair": 1.0,
+        }
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, weight in value.items():
+            if not kind.isidentifier() or not kind.islower():
+                raise ValueError(f"kind {kind!r}: use a lowercase word such as 'admin'")
+            if weight < 0:
+                raise ValueError(f"kind {kind!r}: a weight cannot be negative")
+        return value
+
+
+def _secret(env_name: str, key: str) -> str:
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise ConfigError(f"{key}: the environment variable {env_name} is empty or not set")
+    return value
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, each naming the dotted key."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(file)"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against config.example.toml)"
+        lines.append(f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from exc
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read `path`, else `config.toml` if present, else the embedded defaults."""
+    candidate = Path(path) if path is not None else Path("config.toml")
+    if not candidate.exists():
+        if path is not None:
+            raise ConfigError(f"{candidate}: no such file")
+        return Config()
+    try:
+        data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{candidate}: not valid TOML ({exc})") from exc
+    return parse_config(data)

@@ -1,0 +1,434 @@
+"""The database tables: the co-op's truth.
+
+Times are stored in UTC (`UtcDateTime` gives them back aware on SQLite too).
+Money is integer cents; points and quantities are integer thousandths
+("milli") so that nothing is ever a float. Each area of the co-op has its own
+section below.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime in, an aware UTC datetime out, on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# --- members -----------------------------------------------------------------
+
+ROLES = ("member", "coordinator", "admin")
+
+
+class Member(Base):
+    __tablename__ = "member"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="member")
+    language: Mapped[str | None] = mapped_column(String(5))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+    #: Where private notifications go when linked on several platforms.
+    notify: Mapped[str] = mapped_column(String(10), default="both")
+    mute_announcements: Mapped[bool] = mapped_column(Boolean, default=False)
+    hide_in_charts: Mapped[bool] = mapped_column(Boolean, default=False)
+    # dispatch
+    available: Mapped[bool] = mapped_column(Boolean, default=False)
+    available_since: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    last_job_at: Mapped[datetime | None]
+    idle_asked_at: Mapped[datetime | None]
+
+    identities: Mapped[list[Identity]] = relationship(
+        back_populates="member", order_by="Identity.id", cascade="all, delete-orphan"
+    )
+
+
+class Identity(Base):
+    """One account on one platform; a member may have several."""
+
+    __tablename__ = "identity"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    #: The private chat to reach this identity (Telegram: the user id; Matrix: a DM room).
+    private_chat_id: Mapped[str | None] = mapped_column(String(255))
+    reachable: Mapped[bool] = mapped_column(Boolean, default=True)
+    unreachable_since: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    member: Mapped[Member] = relationship(back_populates="identities")
+
+
+class Invite(Base):
+    __tablename__ = "invite"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+
+
+class LinkCode(Base):
+    """A short-lived code that joins a second platform identity to a member."""
+
+    __tablename__ = "link_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Every privileged action, readable by every member (`/audit`)."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    action: Mapped[str] = mapped_column(String(50))
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Setting(Base):
+    """A governed setting's value from `effective_at` on (history kept)."""
+
+    __tablename__ = "setting"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(50), index=True)
+    value: Mapped[str] = mapped_column(String(200))
+    effective_at: Mapped[datetime]
+    set_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    poll_id: Mapped[int | None] = mapped_column(ForeignKey("poll.id"))
+
+
+class SeenEvent(Base):
+    """An incoming update already handled, so a restart never handles it twice."""
+
+    __tablename__ = "seen_event"
+    __table_args__ = (UniqueConstraint("platform", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime]
+
+
+class TransportState(Base):
+    """Small durable values a transport needs across restarts (offsets, tokens)."""
+
+    __tablename__ = "transport_state"
+
+    platform: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+# --- outbox ------------------------------------------------------------------
+
+
+class OutboxMessage(Base):
+    """A message owed to someone; sent once, whatever crashes in between."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    private: Mapped[bool] = mapped_column(Boolean)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identity.id"))
+    text: Mapped[str] = mapped_column(Text)
+    buttons: Mapped[list[Any]] = mapped_column(default=list)
+    attachment_name: Mapped[str | None] = mapped_column(String(255))
+    attachment: Mapped[bytes | None]
+    attachment_mime: Mapped[str | None] = mapped_column(String(100))
+    #: pending → sent | dead (unreachable or given up)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    sent_ref: Mapped[str | None] = mapped_column(String(255))
+    announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcement.id"), index=True)
+
+
+# --- dispatch ------------------------------------------------------------------
+
+JOB_STATES = ("open", "offered", "assigned", "picked_up", "delivered", "failed", "cancelled")
+
+
+class Job(Base):
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pickup: Mapped[str] = mapped_column(String(500))
+    dropoff: Mapped[str] = mapped_column(String(500))
+    deadline: Mapped[datetime | None]
+    price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    policy: Mapped[str] = mapped_column(String(20), default="broadcast")
+    #: The rotation round: which candidate in `Offer.rank` order is current.
+    round: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobEvent(Base):
+    """One change of a job: who, when, what, why. `/why J` reads these."""
+
+    __tablename__ = "job_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Offer(Base):
+    __tablename__ = "offer"
+    __table_args__ = (UniqueConstraint("job_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    #: open → accepted | declined | expired | closed (someone else took the job)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    offered_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --- polls -----------------------------------------------------------------------
+
+
+class Poll(Base):
+    __tablename__ = "poll"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    #: proposal | single | multiple
+    kind: Mapped[str] = mapped_column(String(20))
+    options: Mapped[list[Any]] = mapped_column(default=list)
+    secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    live_results: Mapped[bool] = mapped_column(Boolean, default=False)
+    quorum_pct: Mapped[int] = mapped_column(Integer)
+    threshold_pct: Mapped[int] = mapped_column(Integer)
+    proposer_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    created_at: Mapped[datetime]
+    closes_at: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    closed_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    sets_key: Mapped[str | None] = mapped_column(String(50))
+    sets_value: Mapped[str | None] = mapped_column(String(200))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Vote(Base):
+    """An open (non-secret) vote: who chose what. The latest one counts."""
+
+    __tablename__ = "vote"
+    __table_args__ = (UniqueConstraint("poll_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("poll.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    choices: Mapped[list[Any]] = mapped_column(default=list)
+    at: Mapped[datetime]
+
+
+class Voter(Base):
+    """Secret polls: that a member voted, never what."""
+
+    __tablename__ = "voter"
+    __table_args__ = (UniqueConstraint("poll_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("poll.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+
+
+class SecretBallot(Base):
+    """Secret polls: what was voted, under a key no table links to a member."""
+
+    __tablename__ = "secret_ballot"
+    __table_args__ = (UniqueConstraint("poll_id", "ballot_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("poll.id"), index=True)
+    ballot_key: Mapped[str] = mapped_column(String(64))
+    choices: Mapped[list[Any]] = mapped_column(default=list)
+
+
+# --- ledger and periods -------------------------------------------------------------
+
+
+class Period(Base):
+    __tablename__ = "period"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(30), unique=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    #: open → closed
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    #: Percentages, weights, threshold and base pay in force for this period.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    closed_at: Mapped[datetime | None]
+    totals: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Shift(Base):
+    __tablename__ = "shift"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    auto_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Contribution(Base):
+    """A member's work, in points; never edited after its period closes."""
+
+    __tablename__ = "contribution"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    quantity_milli: Mapped[int] = mapped_column(BigInteger)
+    points_milli: Mapped[int] = mapped_column(BigInteger)
+    #: pending | approved | rejected
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    #: job | shift | manual | vote | correction
+    source: Mapped[str] = mapped_column(String(20))
+    #: e.g. "job:12" or "shift:3"; unique so a delivery counts once.
+    source_ref: Mapped[str | None] = mapped_column(String(50), unique=True)
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("contribution.id"))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime]
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    decided_at: Mapped[datetime | None]
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class LedgerEntry(Base):
+    """Money in or out of a period, in cents."""
+
+    __tablename__ = "ledger_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
+    #: income | expense | base_pay | adjustment
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    created_at: Mapped[datetime]
+    source_ref: Mapped[str | None] = mapped_column(String(50), unique=True)
+
+
+class Allocation(Base):
+    __tablename__ = "allocation"
+    __table_args__ = (UniqueConstraint("period_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    points_milli: Mapped[int] = mapped_column(BigInteger)
+    dividend_cents: Mapped[int] = mapped_column(BigInteger)
+    base_pay_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --- announcements ---------------------------------------------------------------
+
+
+class Announcement(Base):
+    __tablename__ = "announcement"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    text: Mapped[str] = mapped_column(Text)
+    target_role: Mapped[str | None] = mapped_column(String(20))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    receipt_sent_at: Mapped[datetime | None]

@@ -1,0 +1,413 @@
+"""Durable outgoing messages: queued in the same transaction as the change
+that caused them, delivered by a loop that paces, retries and survives a
+restart.
+
+Each row has an idempotency key, so queueing the same notice twice (a close
+run twice, an announcement resumed) stores it once. Delivery is at-least-once
+towards the platform (a crash between the send and the commit can resend; the
+Matrix transport makes that harmless with a transaction id derived from the
+key) and exactly-once per key for the member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from coopbot.chat import Address, Button, Outgoing, Pacing, Transport, TransientSendError, UnreachableError
+from coopbot.clock import Clock
+from coopbot.config import Config
+from coopbot.i18n import t
+from coopbot.models import Identity, Member, OutboxMessage
+from coopbot.services.members import coordinators
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0
+BASE_BACKOFF = 0.5
+
+
+# --- queueing (inside the caller's transaction) ------------------------------------
+
+
+def queue(
+    session: Session,
+    *,
+    key: str,
+    address: Address,
+    message: Outgoing,
+    now: datetime,
+    member_id: int | None = None,
+    identity_id: int | None = None,
+    announcement_id: int | None = None,
+) -> bool:
+    """Store one message unless a message with this key exists; True if stored."""
+    if session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
+        return False
+    name, data, mime = message.attachment or (None, None, None)
+    session.add(
+        OutboxMessage(
+            key=key,
+            platform=address.platform,
+            chat_id=address.chat_id,
+            private=address.private,
+            member_id=member_id,
+            identity_id=identity_id,
+            text=message.text,
+            buttons=[[b.label, b.command, b.emoji] for b in message.buttons],
+            attachment_name=name,
+            attachment=data,
+            attachment_mime=mime,
+            next_attempt_at=now,
+            created_at=now,
+            announcement_id=announcement_id,
+        )
+    )
+    session.flush()
+    return True
+
+
+def reachable_identities(member: Member) -> list[Identity]:
+    """Where a member's private notices go, honouring `/notify`."""
+    reachable = [identity for identity in member.identities if identity.reachable]
+    if member.notify in ("telegram", "matrix"):
+        preferred = [identity for identity in reachable if identity.platform == member.notify]
+        if preferred:
+            return preferred
+    return reachable
+
+
+def queue_to_member(
+    session: Session,
+    member: Member,
+    key: str,
+    message: Outgoing,
+    now: datetime,
+    *,
+    announcement_id: int | None = None,
+) -> int:
+    """Queue a private message on each platform the member is reached on."""
+    if not member.active:
+        return 0
+    stored = 0
+    for identity in reachable_identities(member):
+        stored += queue(
+            session,
+            key=f"{key}:{identity.platform}",
+            address=Address(identity.platform, identity.external_id, private=True),
+            message=message,
+            now=now,
+            member_id=member.id,
+            identity_id=identity.id,
+            announcement_id=announcement_id,
+        )
+    return stored
+
+
+def room_addresses(config: Config, *, coordinators_only: bool = False) -> list[Address]:
+    """The co-op's rooms; in console mode (no platform configured), the console room."""
+    rooms: list[Address] = []
+    if config.telegram.enabled:
+        chats = config.telegram.coordinator_chat_ids if coordinators_only else config.telegram.group_chat_ids
+        rooms += [Address("telegram", str(chat), private=False) for chat in chats]
+    if config.matrix.enabled:
+        ids = config.matrix.coordinator_rooms if coordinators_only else config.matrix.rooms
+        rooms += [Address("matrix", room, private=False) for room in ids]
+    if not config.telegram.enabled and not config.matrix.enabled:
+        rooms.append(Address("console", "coordinators" if coordinators_only else "coop", private=False))
+    return rooms
+
+
+def queue_to_rooms(
+    session: Session,
+    config: Config,
+    key: str,
+    message: Outgoing,
+    now: datetime,
+    *,
+    coordinators_only: bool = False,
+    announcement_id: int | None = None,
+) -> int:
+    stored = 0
+    for address in room_addresses(config, coordinators_only=coordinators_only):
+        stored += queue(
+            session,
+            key=f"{key}:{address.platform}:{address.chat_id}",
+            address=address,
+            message=message,
+            now=now,
+            announcement_id=announcement_id,
+        )
+    return stored
+
+
+def queue_to_coordinators(
+    session: Session, config: Config, key: str, text_key: str, now: datetime, **params: object
+) -> int:
+    """A notice for the coordinators: their rooms if configured, else each one privately."""
+    stored = 0
+    rooms = room_addresses(config, coordinators_only=True)
+    default = config.coop.default_language
+    if rooms:
+        stored += queue_to_rooms(
+            session, config, key, Outgoing(t(default, text_key, **params)), now, coordinators_only=True
+        )
+    else:
+        for member in coordinators(session):
+            text = t(member.language or default, text_key, **params)
+            stored += queue_to_member(session, member, f"{key}:m{member.id}", Outgoing(text), now)
+    return stored
+
+
+# --- delivery ----------------------------------------------------------------
+
+
+@dataclass
+class Pacer:
+    """Spaces sends to one platform: overall rate, per-chat interval, pauses.
+
+    Slots are handed out in increasing order, so at most one send starts in
+    every `1 / per_second` seconds; a chat asked to wait (429) only holds
+    back its own messages.
+    """
+
+    pacing: Pacing
+    next_global: float = 0.0
+    paused_until: float = 0.0
+    chat_ready: dict[str, float] = field(default_factory=dict)
+
+    def interval(self, private: bool) -> float:
+        if private:
+            return self.pacing.private_chat_interval
+        return 60.0 / self.pacing.group_per_minute
+
+    def ready_at(self, chat_id: str) -> float:
+        return max(self.chat_ready.get(chat_id, 0.0), self.paused_until)
+
+    def reserve(self, chat_id: str, private: bool, now: float) -> float:
+        slot = max(now, self.next_global, self.ready_at(chat_id))
+        self.next_global = slot + 1.0 / self.pacing.per_second
+        self.chat_ready[chat_id] = slot + self.interval(private)
+        return slot
+
+    def hold_chat(self, chat_id: str, until: float) -> None:
+        self.chat_ready[chat_id] = max(self.chat_ready.get(chat_id, 0.0), until)
+
+    def pause(self, until: float) -> None:
+        self.paused_until = max(self.paused_until, until)
+
+
+def backoff(attempts: int) -> float:
+    return min(MAX_BACKOFF, BASE_BACKOFF * (2 ** max(0, attempts - 1)))
+
+
+def message_of(row: OutboxMessage) -> Outgoing:
+    attachment = None
+    if row.attachment is not None and row.attachment_name:
+        attachment = (row.attachment_name, row.attachment, row.attachment_mime or "application/octet-stream")
+    buttons = tuple(Button(label, command, emoji) for label, command, emoji in row.buttons)
+    return Outgoing(row.text, buttons=buttons, attachment=attachment)
+
+
+class Outbox:
+    """The delivery loop. One per deployment; `deliver_due` is one pass."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        config: Config,
+        transports: dict[str, Transport],
+        *,
+        horizon: float = 1.0,
+        batch: int = 500,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.config = config
+        self.transports = transports
+        self.horizon = horizon
+        self.batch = batch
+        self._pacers: dict[str, Pacer] = {}
+        self._inflight: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    def pacer(self, platform: str) -> Pacer:
+        if platform not in self._pacers:
+            self._pacers[platform] = Pacer(self.transports[platform].pacing())
+        return self._pacers[platform]
+
+    def poke(self) -> None:
+        """Something was queued: look now rather than at the next tick."""
+        self._wake.set()
+
+    def _due_rows(self) -> list[tuple[int, str, str, bool]]:
+        if not self.transports:
+            return []
+        with self.sessions() as session:
+            rows = session.execute(
+                select(OutboxMessage.id, OutboxMessage.platform, OutboxMessage.chat_id, OutboxMessage.private)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.next_attempt_at <= self.clock.now(),
+                    OutboxMessage.platform.in_(list(self.transports)),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(self.batch + len(self._inflight))
+            ).all()
+        return [(r[0], r[1], r[2], r[3]) for r in rows if r[0] not in self._inflight]
+
+    async def deliver_due(self) -> int:
+        """Start sending every due message whose slot falls within the horizon."""
+        rows = await asyncio.to_thread(self._due_rows)
+        started = 0
+        held: set[tuple[str, str]] = set()
+        for row_id, platform, chat_id, private in rows:
+            pacer = self.pacer(platform)
+            now = time.monotonic()
+            if (platform, chat_id) in held or pacer.ready_at(chat_id) > now + self.horizon:
+                held.add((platform, chat_id))  # keep this chat's messages in order
+                continue
+            if pacer.next_global > now + self.horizon:
+                break
+            slot = pacer.reserve(chat_id, private, now)
+            self._inflight.add(row_id)
+            task = asyncio.create_task(self._send_at(row_id, slot))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Deliver until nothing is due or in flight (used by demo, chat and tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            started = await self.deliver_due()
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=0.2)
+            elif not started:
+                return
+            else:
+                await asyncio.sleep(0)
+
+    async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                await self.deliver_due()
+            except Exception:
+                log.exception("outbox pass failed; trying again shortly")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=idle)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+
+    async def _send_at(self, row_id: int, slot: float) -> None:
+        try:
+            delay = slot - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._send(row_id)
+        finally:
+            self._inflight.discard(row_id)
+
+    async def _send(self, row_id: int) -> None:
+        row = await asyncio.to_thread(self._load, row_id)
+        if row is None:
+            return
+        transport = self.transports[row.platform]
+        address = Address(row.platform, row.chat_id, row.private)
+        try:
+            ref = await transport.send(address, message_of(row), row.key)
+        except TransientSendError as exc:
+            self._hold(row, exc)
+            await asyncio.to_thread(self._retry_later, row_id, str(exc), exc.retry_after)
+        except UnreachableError as exc:
+            await asyncio.to_thread(self._give_up, row_id, str(exc))
+        except Exception as exc:  # a transport bug must not lose the message
+            log.exception("sending outbox message %s failed", row_id)
+            await asyncio.to_thread(self._retry_later, row_id, repr(exc), None)
+        else:
+            await asyncio.to_thread(self._mark_sent, row_id, ref)
+
+    def _hold(self, row: OutboxMessage, exc: TransientSendError) -> None:
+        if exc.retry_after is None:
+            return
+        until = time.monotonic() + exc.retry_after
+        pacer = self.pacer(row.platform)
+        if exc.scope == "all":
+            pacer.pause(until)
+        else:
+            pacer.hold_chat(row.chat_id, until)
+
+    def _load(self, row_id: int) -> OutboxMessage | None:
+        with self.sessions() as session:
+            row = session.get(OutboxMessage, row_id)
+            if row is None or row.status != "pending":
+                return None
+            session.expunge(row)
+            return row
+
+    def _mark_sent(self, row_id: int, ref: str) -> None:
+        with self.sessions() as session, session.begin():
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.status == "pending")
+                .values(
+                    status="sent",
+                    sent_at=self.clock.now(),
+                    sent_ref=ref,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+            )
+
+    def _retry_later(self, row_id: int, error: str, retry_after: float | None) -> None:
+        with self.sessions() as session, session.begin():
+            row = session.get_one(OutboxMessage, row_id)
+            row.attempts += 1
+            wait = retry_after if retry_after is not None else backoff(row.attempts)
+            row.next_attempt_at = self.clock.now() + timedelta(seconds=wait)
+            row.last_error = error[:1000]
+
+    def _give_up(self, row_id: int, error: str) -> None:
+        """The person cannot be reached: stop, mark the account, tell coordinators once."""
+        with self.sessions() as session, session.begin():
+            row = session.get_one(OutboxMessage, row_id)
+            row.status = "dead"
+            row.attempts += 1
+            row.last_error = error[:1000]
+            if row.identity_id is None:
+                return
+            now = self.clock.now()
+            newly = session.execute(
+                update(Identity)
+                .where(Identity.id == row.identity_id, Identity.reachable.is_(True))
+                .values(reachable=False, unreachable_since=now)
+            ).rowcount
+            if newly:
+                identity = session.get_one(Identity, row.identity_id)
+                queue_to_coordinators(
+                    session,
+                    self.config,
+                    f"unreachable:{identity.id}:{now.isoformat()}",
+                    "outbox.unreachable",
+                    now,
+                    name=identity.member.name,
+                    platform=identity.platform,
+                )
+
+
+def pending_count(session: Session, keys: Iterable[str] | None = None) -> int:
+    query = select(OutboxMessage.id).where(OutboxMessage.status == "pending")
+    if keys is not None:
+        query = query.where(OutboxMessage.key.in_(list(keys)))
+    return len(session.scalars(query).all())

@@ -1,0 +1,105 @@
+"""Long-running modes: `coopbot run` and `coopbot chat`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import TextIO
+
+from coopbot.app import CoopBot
+from coopbot.config import Config
+from coopbot.db import transaction
+from coopbot.errors import ConfigError
+from coopbot.models import Member
+from coopbot.services import members as members_svc
+from coopbot.transports.console import ConsoleTransport, Conversation
+
+log = logging.getLogger(__name__)
+
+
+def add_configured_transports(bot: CoopBot) -> None:
+    if bot.config.telegram.enabled:
+        from coopbot.transports.telegram import build_telegram_transport
+
+        bot.add_transport(build_telegram_transport(bot.config, bot))
+    if bot.config.matrix.enabled:
+        from coopbot.transports.matrix import build_matrix_transport
+
+        bot.add_transport(build_matrix_transport(bot.config, bot))
+
+
+async def run_forever(config: Config, out: TextIO) -> int:
+    bot = CoopBot(config)
+    add_configured_transports(bot)
+    if not bot.transports:
+        out.write("No Telegram or Matrix configured: running in the console.\n")
+        with transaction(bot.sessions) as session:
+            admins = members_svc.active_members(session, "admin")
+        if not admins:
+            raise ConfigError("no members yet: add the first one with `coopbot member add --name NAME --role admin`")
+        return await chat_loop(config, f"#{admins[0].id}", None, out, bot=bot)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await bot.start()
+    out.write(f"coopbot is running on {', '.join(bot.transports)}. Stop with Ctrl-C.\n")
+    try:
+        await stop.wait()
+    finally:
+        await bot.stop()
+    return 0
+
+
+def console_identity(bot: CoopBot, ref: str) -> tuple[str, str]:
+    """The console handle of a member, created on first use."""
+    with transaction(bot.sessions) as session:
+        member: Member = members_svc.find_member(session, ref)
+        identity = members_svc.add_identity(session, member, "console", str(member.id), bot.clock.now(), member.name)
+        return identity.external_id, member.name
+
+
+async def chat_loop(
+    config: Config, ref: str, stdin: TextIO | None, out: TextIO, *, bot: CoopBot | None = None
+) -> int:
+    """Read lines, answer them as the bot; `as NAME` switches who is talking."""
+    bot = bot or CoopBot(config)
+    console = ConsoleTransport(out=out)
+    bot.add_transport(console)
+    handle, name = console_identity(bot, ref)
+    console.names[handle] = name
+    conversation = Conversation(bot, console)
+    await bot.start()
+    out.write(f"Talking to {config.coop.name}'s bot as {name}. Type /help; 'as NAME' to switch; Ctrl-D to quit.\n")
+    try:
+        while True:
+            line = await asyncio.to_thread(_read_line, stdin)
+            if line is None:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            if line.lower().startswith("as "):
+                try:
+                    handle, name = console_identity(bot, line[3:])
+                except Exception as exc:
+                    out.write(f"  {exc}\n")
+                    continue
+                console.names[handle] = name
+                out.write(f"  (now talking as {name})\n")
+                continue
+            await conversation.say(handle, line)
+    finally:
+        await bot.stop()
+    return 0
+
+
+def _read_line(stdin: TextIO | None) -> str | None:
+    if stdin is None:
+        try:
+            return input()
+        except EOFError:
+            return None
+    line = stdin.readline()
+    return line or None

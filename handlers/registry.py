@@ -1,0 +1,270 @@
+"""The command router: prefixes, parsing, roles, and errors turned into words.
+
+Every platform hands an `Incoming` to `Router.handle`; every handler gets a
+`Context` with an open transaction. A handler's writes are committed only if
+it returns; any refusal (`CoopError`) rolls them back and becomes one
+sentence in the member's language. This is the only place that happens.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from coopbot.chat import Incoming, Outgoing
+from coopbot.clock import Clock
+from coopbot.config import Config
+from coopbot.errors import CoopError, NotAllowed, UsageError
+from coopbot.i18n import normalise_language, t
+from coopbot.models import Identity, Member, SeenEvent
+from coopbot.services.members import ROLE_RANK, identity_of
+
+log = logging.getLogger(__name__)
+
+PREFIXES = ("/", "!")
+MAX_TEXT = 4000
+
+Reply = Outgoing | str | list[Outgoing] | None
+HandlerFn = Callable[["Context"], Reply]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    fn: HandlerFn
+    area: str
+    #: The least role that may use it; None lets strangers use it (/start, /join).
+    role: str | None
+    #: Every reply goes to the member's private chat, never a group.
+    private: bool
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def help_key(self) -> str:
+        return f"{self.area}.help.{self.name}"
+
+    @property
+    def usage_key(self) -> str:
+        return f"{self.area}.usage.{self.name}"
+
+    def allowed(self, member: Member | None) -> bool:
+        if self.role is None:
+            return True
+        return member is not None and ROLE_RANK[member.role] >= ROLE_RANK[self.role]
+
+
+COMMANDS: dict[str, Command] = {}
+ALIASES: dict[str, str] = {}
+
+
+def command(
+    name: str,
+    *,
+    area: str,
+    role: str | None = "member",
+    private: bool = False,
+    aliases: tuple[str, ...] = (),
+) -> Callable[[HandlerFn], HandlerFn]:
+    def register(fn: HandlerFn) -> HandlerFn:
+        if name in COMMANDS or name in ALIASES:
+            raise RuntimeError(f"command /{name} registered twice")
+        COMMANDS[name] = Command(name, fn, area, role, private, aliases)
+        for alias in aliases:
+            ALIASES[alias] = name
+        return fn
+
+    return register
+
+
+def lookup(name: str) -> Command | None:
+    return COMMANDS.get(ALIASES.get(name, name))
+
+
+@dataclass
+class Context:
+    """What a handler sees: the member, the words, a transaction, the time."""
+
+    session: Session
+    config: Config
+    clock: Clock
+    incoming: Incoming
+    member: Member | None
+    identity: Identity | None
+    lang: str
+    command: str
+    rest: str
+    args: list[str] = field(default_factory=list)
+    now: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.now = self.clock.now()
+
+    def t(self, key: str, /, **params: Any) -> str:
+        return t(self.lang, key, **params)
+
+    @property
+    def me(self) -> Member:
+        """The asking member; handlers with a role can rely on it."""
+        if self.member is None:
+            raise NotAllowed("registry.not_member")
+        return self.member
+
+    def usage(self) -> UsageError:
+        """The error for malformed arguments: shows the expected form."""
+        cmd = lookup(self.command)
+        form = t(self.lang, cmd.usage_key) if cmd else ""
+        return UsageError("registry.usage", command=self.command, form=form)
+
+    def expect_args(self, least: int, most: int | None = None) -> list[str]:
+        if len(self.args) < least or (most is not None and len(self.args) > most):
+            raise self.usage()
+        return self.args
+
+
+def parse(text: str) -> tuple[str, str] | None:
+    """`/Cmd@bot rest` → ("cmd", "rest"); None when it is not a command."""
+    text = text.strip()
+    if len(text) < 2 or text[0] not in PREFIXES:
+        return None
+    head, _, rest = text[1:].partition(" ")
+    name = head.split("@", 1)[0].split("\n", 1)[0].lower()
+    if "\n" in head:
+        rest = head.split("\n", 1)[1] + " " + rest
+    if not name or not name.replace("_", "").isalnum():
+        return None
+    return name, rest.strip()
+
+
+def split_args(rest: str) -> list[str]:
+    try:
+        return shlex.split(rest)
+    except ValueError:
+        return rest.split()
+
+
+def as_list(reply: Reply) -> list[Outgoing]:
+    if reply is None:
+        return []
+    if isinstance(reply, str):
+        return [Outgoing(reply)]
+    if isinstance(reply, Outgoing):
+        return [reply]
+    return list(reply)
+
+
+class Router:
+    def __init__(self, sessions: sessionmaker[Session], config: Config, clock: Clock) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.clock = clock
+
+    def handle(self, incoming: Incoming) -> list[Outgoing]:
+        """Answer one message; never raises, never half-writes."""
+        lang = self.config.coop.default_language
+        try:
+            with self.sessions() as session, session.begin():
+                if not self._first_time(session, incoming):
+                    return []
+                identity = identity_of(session, incoming.platform, incoming.user_id)
+                member = identity.member if identity and identity.member.active else None
+                lang = self._language(member, incoming)
+                replies = self._answer(session, incoming, identity if member else None, member, lang)
+            return replies
+        except Exception:
+            log.exception("unexpected error handling %r", incoming)
+            return [Outgoing(t(lang, "registry.internal_error"))]
+
+    def language_of(self, incoming: Incoming) -> str:
+        with self.sessions() as session:
+            identity = identity_of(session, incoming.platform, incoming.user_id)
+            member = identity.member if identity and identity.member.active else None
+            return self._language(member, incoming)
+
+    def _first_time(self, session: Session, incoming: Incoming) -> bool:
+        if incoming.event_id is None:
+            return True
+        try:
+            with session.begin_nested():
+                session.execute(
+                    insert(SeenEvent).values(
+                        platform=incoming.platform, event_id=incoming.event_id, at=self.clock.now()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def _language(self, member: Member | None, incoming: Incoming) -> str:
+        if member is not None and member.language:
+            return member.language
+        return normalise_language(incoming.language) or self.config.coop.default_language
+
+    def _answer(
+        self,
+        session: Session,
+        incoming: Incoming,
+        identity: Identity | None,
+        member: Member | None,
+        lang: str,
+    ) -> list[Outgoing]:
+        text = incoming.command_text[:MAX_TEXT]
+        parsed = parse(text)
+        if parsed is None:
+            if member is None and incoming.is_private:
+                return [Outgoing(t(lang, "registry.how_to_join", coop=self.config.coop.name))]
+            if member is not None and incoming.is_private and incoming.button is None:
+                return [Outgoing(t(lang, "registry.not_a_command"))]
+            return []
+        name, rest = parsed
+        cmd = lookup(name)
+        if cmd is None:
+            return [Outgoing(self._unknown(name, member, lang))]
+        if not cmd.allowed(member):
+            if member is None:
+                return [Outgoing(t(lang, "registry.how_to_join", coop=self.config.coop.name))]
+            return [Outgoing(t(lang, "registry.role_needed", command=name, who=t(lang, f"roles.plural_{cmd.role}")))]
+        if identity is not None:
+            self._touch(identity, member)
+        ctx = Context(
+            session, self.config, self.clock, incoming, member, identity, lang, name, rest, split_args(rest)
+        )
+        try:
+            with session.begin_nested():
+                replies = as_list(cmd.fn(ctx))
+        except CoopError as err:
+            replies = [Outgoing(t(ctx.lang, err.key, **err.params))]
+        if cmd.private:
+            replies = [Outgoing(r.text, r.buttons, True, r.edit, r.attachment) for r in replies]
+        if incoming.button is not None and replies and not replies[0].private:
+            first = replies[0]
+            replies[0] = Outgoing(first.text, first.buttons, first.private, True, first.attachment)
+        return replies
+
+    def _touch(self, identity: Identity, member: Member | None) -> None:
+        """Writing to the bot proves the account is reachable again."""
+        if not identity.reachable:
+            identity.reachable = True
+            identity.unreachable_since = None
+        if member is not None:
+            member.last_seen_at = self.clock.now()
+
+    def _unknown(self, name: str, member: Member | None, lang: str) -> str:
+        usable = [n for n, c in COMMANDS.items() if c.allowed(member)]
+        close = difflib.get_close_matches(name, usable, n=1, cutoff=0.6)
+        shown = name[:30]
+        if close:
+            return t(lang, "registry.unknown_suggest", command=shown, suggestion=close[0])
+        return t(lang, "registry.unknown", command=shown)
+
+
+def commands_for(member: Member | None) -> list[Command]:
+    return [cmd for cmd in COMMANDS.values() if cmd.allowed(member)]

@@ -1,0 +1,162 @@
+"""Shared fixtures: a co-op on SQLite or PostgreSQL, a clock we control, and
+a console conversation to talk to it as its members."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from coopbot.app import CoopBot
+from coopbot.chat import Outgoing
+from coopbot.clock import FakeClock
+from coopbot.config import Config, DatabaseSection
+from coopbot.db import transaction
+from coopbot.models import Member
+from coopbot.services import members as members_svc
+from coopbot.transports.console import ConsoleTransport, Conversation
+
+PG_ENV = "COOPBOT_TEST_DATABASE_URL"
+
+
+def postgres_base_url() -> str:
+    url = os.environ.get(PG_ENV, "")
+    if not url:
+        pytest.skip(f"PostgreSQL test: set {PG_ENV} (for example postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    try:
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL test: {PG_ENV} does not answer ({type(exc).__name__})")
+    return url
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema per test, dropped afterwards, so tests never see each other's rows."""
+    base = postgres_base_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Runs the test on SQLite and again on PostgreSQL (skipped without it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'coop.sqlite3'}"
+    else:
+        with postgres_schema() as url:
+            yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'coop.sqlite3'}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # A Monday morning in Paris, early in the month.
+    return FakeClock(datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+
+
+def make_config(url: str, **sections: object) -> Config:
+    data: dict[str, object] = {"database": DatabaseSection(url=url).model_dump()}
+    data.update(sections)
+    return Config.model_validate(data)
+
+
+class Coop:
+    """A co-op on a real bot, talked to through the console transport."""
+
+    def __init__(self, bot: CoopBot, clock: FakeClock) -> None:
+        self.bot = bot
+        self.clock = clock
+        self.console = ConsoleTransport(out=None)
+        bot.add_transport(self.console)
+        self.chat = Conversation(bot, self.console)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with transaction(self.bot.sessions) as session:
+            yield session
+
+    def member(self, name: str, role: str = "member", *, handle: str | None = None) -> str:
+        """Add a member with a console account; returns the handle to talk as them."""
+        handle = handle or name.lower()
+        with self.session() as session:
+            member = members_svc.create_member(session, name, role, self.clock.now())
+            members_svc.add_identity(session, member, "console", handle, self.clock.now(), name)
+        self.console.names[handle] = name
+        return handle
+
+    def member_id(self, handle: str) -> int:
+        with self.session() as session:
+            found = members_svc.member_of(session, "console", handle)
+            assert found is not None, f"{handle} is not a member"
+            return found.id
+
+    def get_member(self, handle: str) -> Member:
+        with self.session() as session:
+            found = members_svc.member_of(session, "console", handle)
+            assert found is not None
+            session.expunge(found)
+            return found
+
+    async def replies(self, who: str, text: str, **kwargs: object) -> list[Outgoing]:
+        return await self.chat.say(who, text, **kwargs)  # type: ignore[arg-type]
+
+    async def say(self, who: str, text: str, **kwargs: object) -> str:
+        """Everything the bot showed after `who` said `text`, joined."""
+        return "\n".join(m.text for m in await self.replies(who, text, **kwargs))
+
+    def inbox(self, who: str) -> list[Outgoing]:
+        """Every private message delivered to `who`, replies and notifications."""
+        return [d.message for d in self.console.log if d.private and d.chat_id == who]
+
+    def room(self, name: str = "coop") -> list[Outgoing]:
+        return [d.message for d in self.console.log if not d.private and d.chat_id == name]
+
+    async def tick(self, delta: timedelta | None = None, **kwargs: float) -> None:
+        """Let time pass, run what the scheduler would run, deliver what was queued."""
+        if delta is not None or kwargs:
+            self.clock.advance(delta, **kwargs)
+        self.bot.scheduler.run_due()
+        await self.bot.outbox.drain()
+
+
+@pytest.fixture
+async def coop(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
+    bot = CoopBot(make_config(sqlite_url), clock=clock)
+    yield Coop(bot, clock)
+    bot.dispose()
+
+
+@pytest.fixture
+async def any_coop(db_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
+    """The same co-op on SQLite and on PostgreSQL."""
+    bot = CoopBot(make_config(db_url), clock=clock)
+    yield Coop(bot, clock)
+    bot.dispose()
+
+
+def ago(clock: FakeClock, **kwargs: float) -> datetime:
+    return clock.now() - timedelta(**kwargs)
