@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(action=cmd_check_config)
 
     # --- period (ledger) ---
-    # --- export (ledger, privacy) ---
+    export = sub.add_parser("export", help="export data as files").add_subparsers(required=True, metavar="WHAT")
+    # --- export ledger/allocations (ledger) ---
+    # --- export member (privacy) ---
+    del export
     return parser
 
 

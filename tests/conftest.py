@@ -61,7 +61,7 @@ def postgres_schema() -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Runs the test on SQLite and again on PostgreSQL (skipped without it)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'coop.sqlite3'}"
+        yield f"sqlite:///{tmp_path / 'any-coop.sqlite3'}"
     else:
         with postgres_schema() as url:
             yield url

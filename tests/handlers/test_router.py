@@ -1,0 +1,112 @@
+"""The router's promises: one clear sentence for every mistake, nothing changed
+by strangers, never a stack trace in chat."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from coopbot.chat import Incoming
+from coopbot.i18n import catalogue
+from coopbot.models import AuditEntry, Identity, Invite, Member
+from handlers.registry import COMMANDS, parse
+from tests.conftest import Coop
+
+NASTY_ARGUMENTS = [
+    "",
+    "x" * 5000,
+    "🚲🔥💶",
+    "<b>bold</b> &amp; <script>",
+    "'; DROP TABLE member; --",
+    '"unbalanced',
+    "J-999999999999999999999",
+    "-1",
+]
+INTERNAL_ERROR = {catalogue(lang)["registry.internal_error"] for lang in ("en", "fr")}
+
+
+def counts(coop: Coop) -> tuple[int, int, int, int]:
+    with coop.session() as session:
+        return (
+            session.scalar(select(func.count(Member.id))) or 0,
+            session.scalar(select(func.count(Identity.id))) or 0,
+            session.scalar(select(func.count(Invite.id))) or 0,
+            session.scalar(select(func.count(AuditEntry.id))) or 0,
+        )
+
+
+def test_parse_accepts_both_prefixes_and_bot_suffix() -> None:
+    assert parse("/whoami") == ("whoami", "")
+    assert parse("!WhoAmI") == ("whoami", "")
+    assert parse("/accept@coop_bot J-12") == ("accept", "J-12")
+    assert parse("hello") is None
+    assert parse("/") is None
+
+
+async def test_a_stranger_is_told_how_to_join_and_nothing_is_created(coop: Coop) -> None:
+    coop.member("Alice", "admin")
+    before = counts(coop)
+    for text in ("hello", "/whoami", "/invite admin", "/role Alice member", "/members"):
+        reply = await coop.replies("mallory", text)
+        assert len(reply) == 1
+        assert "/join CODE" in reply[0].text
+    assert counts(coop) == before
+
+
+async def test_strangers_chatter_in_a_group_is_ignored(coop: Coop) -> None:
+    assert await coop.replies("mallory", "nice weather", private=False) == []
+
+
+async def test_an_unknown_command_suggests_the_closest(coop: Coop) -> None:
+    alice = coop.member("Alice", "admin")
+    assert "Did you mean /whoami?" in await coop.say(alice, "/whoamii")
+    assert "Type /help" in await coop.say(alice, "/xyzzy")
+
+
+@pytest.mark.parametrize("role", ["member", "coordinator", "admin"])
+async def test_every_command_answers_bad_arguments_with_one_sentence(coop: Coop, role: str) -> None:
+    me = coop.member("Alice", role, handle="alice")
+    coop.member("Admin", "admin", handle="root")
+    for name in sorted(COMMANDS):
+        if name in ("leave",):
+            continue
+        for argument in NASTY_ARGUMENTS:
+            replies = await coop.replies(me, f"/{name} {argument}".strip())
+            assert replies, f"/{name} {argument[:20]!r} got no answer"
+            assert all(r.text.strip() for r in replies)
+            assert not {r.text for r in replies} & INTERNAL_ERROR, f"/{name} {argument[:20]!r} crashed"
+
+
+@pytest.fixture
+def fuzz_coop(coop: Coop) -> Iterator[Coop]:
+    coop.member("Alice", "admin")
+    coop.member("Bob", "member")
+    yield coop
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    user=st.sampled_from(["alice", "bob", "stranger", "🙂", "x" * 300]),
+    command=st.sampled_from(["", "/", "!"]).flatmap(
+        lambda prefix: st.sampled_from(sorted(COMMANDS) + ["nope", "HELP"]).map(lambda c: prefix + c)
+    ),
+    argument=st.text(max_size=300),
+    private=st.booleans(),
+)
+def test_random_text_from_random_users_never_breaks_the_router(
+    fuzz_coop: Coop, user: str, command: str, argument: str, private: bool
+) -> None:
+    coop = fuzz_coop
+    before = counts(coop)
+    incoming = Incoming(
+        platform="console", user_id=user, chat_id=user if private else "coop",
+        is_private=private, text=f"{command} {argument}",
+    )
+    replies = coop.bot.router.handle(incoming)
+    assert not {r.text for r in replies} & INTERNAL_ERROR
+    if user not in ("alice", "bob"):
+        assert counts(coop) == before, "a stranger changed something"
