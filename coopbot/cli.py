@@ -28,7 +28,9 @@ Action = Callable[[argparse.Namespace, TextIO], int]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     action: Action = args.action
     try:
         return action(args, sys.stdout)
@@ -42,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coopbot", description="The chat front end of a worker co-operative.")
-    parser.add_argument("--config", default=None, help="path to config.toml (default: ./config.toml, else built-in defaults)")
+    parser.add_argument(
+        "--config", default=None, help="path to config.toml (default: ./config.toml, else built-in defaults)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the bot does")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 

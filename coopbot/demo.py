@@ -62,7 +62,7 @@ class Demo:
 async def run_demo(out: TextIO, *, lang: str = "en") -> int:
     with tempfile.TemporaryDirectory(prefix="coopbot-demo-") as tmp:
         config = Config(
-            coop=CoopSection(name="Coop Vélo Paris", default_language=lang),  # type: ignore[arg-type]
+            coop=CoopSection.model_validate({"name": "Coop Vélo Paris", "default_language": lang}),
             database=DatabaseSection(url=f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"),
         )
         clock = FakeClock(datetime(2026, 11, 2, 8, 0, tzinfo=UTC))

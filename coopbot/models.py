@@ -9,7 +9,7 @@ section below.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -60,7 +60,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
 # --- members -----------------------------------------------------------------
@@ -432,3 +432,6 @@ class Announcement(Base):
     created_at: Mapped[datetime]
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     receipt_sent_at: Mapped[datetime | None]
+    #: Set when queued: {"muted": how many had muted it, "unreachable": ids of
+    #: targeted members with no reachable account at that moment}.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from coopbot.chat import Address, Button, Outgoing, Pacing, Transport, TransientSendError, UnreachableError
+from coopbot.chat import Address, Button, Outgoing, Pacing, TransientSendError, Transport, UnreachableError
 from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.i18n import t
@@ -206,7 +206,7 @@ class Pacer:
 
 
 def backoff(attempts: int) -> float:
-    return min(MAX_BACKOFF, BASE_BACKOFF * (2 ** max(0, attempts - 1)))
+    return min(MAX_BACKOFF, BASE_BACKOFF * 2.0 ** max(0, attempts - 1))
 
 
 def message_of(row: OutboxMessage) -> Outgoing:
@@ -388,7 +388,7 @@ class Outbox:
             if row.identity_id is None:
                 return
             now = self.clock.now()
-            newly = session.execute(
+            newly = session.execute(  # type: ignore[attr-defined]
                 update(Identity)
                 .where(Identity.id == row.identity_id, Identity.reachable.is_(True))
                 .values(reachable=False, unreachable_since=now)

@@ -10,7 +10,8 @@ from typing import TextIO
 from coopbot.app import CoopBot
 from coopbot.config import Config
 from coopbot.db import transaction
-from coopbot.errors import ConfigError
+from coopbot.errors import ConfigError, CoopError
+from coopbot.i18n import t
 from coopbot.models import Member
 from coopbot.services import members as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
@@ -83,8 +84,8 @@ async def chat_loop(
             if line.lower().startswith("as "):
                 try:
                     handle, name = console_identity(bot, line[3:])
-                except Exception as exc:
-                    out.write(f"  {exc}\n")
+                except CoopError as exc:
+                    out.write(f"  {t(config.coop.default_language, exc.key, **exc.params)}\n")
                     continue
                 console.names[handle] = name
                 out.write(f"  (now talking as {name})\n")

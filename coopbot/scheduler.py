@@ -49,7 +49,7 @@ def sweep(name: str) -> Callable[[SweepFn], SweepFn]:
 
 def load_sweeps() -> None:
     """Import every service module so their sweeps register themselves."""
-    import coopbot.services as services
+    from coopbot import services
 
     for module in pkgutil.iter_modules(services.__path__):
         importlib.import_module(f"{services.__name__}.{module.name}")

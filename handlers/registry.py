@@ -169,7 +169,7 @@ class Router:
 
     def handle(self, incoming: Incoming) -> list[Outgoing]:
         """Answer one message; never raises, never half-writes."""
-        lang = self.config.coop.default_language
+        lang: str = self.config.coop.default_language
         try:
             with self.sessions() as session, session.begin():
                 if not self._first_time(session, incoming):
@@ -177,8 +177,7 @@ class Router:
                 identity = identity_of(session, incoming.platform, incoming.user_id)
                 member = identity.member if identity and identity.member.active else None
                 lang = self._language(member, incoming)
-                replies = self._answer(session, incoming, identity if member else None, member, lang)
-            return replies
+                return self._answer(session, incoming, identity if member else None, member, lang)
         except Exception:
             log.exception("unexpected error handling %r", incoming)
             return [Outgoing(t(lang, "registry.internal_error"))]

@@ -1,0 +1,54 @@
+"""The core's promises to every platform: private things stay private, and a
+button press answers on the message that carried it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing, UnreachableError
+from coopbot.services.members import add_identity, member_of
+from tests.conftest import Coop
+
+
+@dataclass
+class GroupOnlyTransport:
+    """A platform where the member never opened a private chat with the bot."""
+
+    platform: str = "groupy"
+    replies: list[tuple[str, Outgoing]] = field(default_factory=list)
+
+    async def start(self, on_incoming: IncomingHandler) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def pacing(self) -> Pacing:
+        return Pacing()
+
+    async def reply(self, incoming: Incoming, messages: list[Outgoing]) -> None:
+        self.replies += [(incoming.chat_id, m) for m in messages]
+
+    async def send(self, address: Address, message: Outgoing, key: str) -> str:
+        raise UnreachableError("user never started a private chat")
+
+
+async def test_a_private_answer_never_lands_in_the_group(coop: Coop) -> None:
+    transport = GroupOnlyTransport()
+    coop.bot.add_transport(transport)
+    coop.member("Alice", "admin")
+    with coop.session() as session:
+        alice = member_of(session, "console", "alice")
+        assert alice is not None
+        add_identity(session, alice, "groupy", "u1", coop.clock.now())
+    await coop.bot.on_incoming(Incoming("groupy", "u1", "group-1", False, "/invite", event_id="g1"))
+    [(chat, answer)] = transport.replies
+    assert chat == "group-1"
+    assert "open a private chat with me" in answer.text
+    assert "-" not in answer.text.split(":")[-1], "the code leaked into the group"
+
+
+async def test_a_button_press_edits_the_message_it_came_from(coop: Coop) -> None:
+    alice = coop.member("Alice", "admin")
+    [answer] = await coop.replies(alice, "", button="/whoami")
+    assert answer.edit
+    [typed] = await coop.replies(alice, "/whoami")
+    assert not typed.edit
