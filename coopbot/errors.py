@@ -13,7 +13,7 @@ from typing import Any
 class CoopError(Exception):
     """A refusal the member can act on: what was wrong and what to type."""
 
-    def __init__(self, key: str, **params: Any) -> None:
+    def __init__(self, key: str, /, **params: Any) -> None:
         super().__init__(key)
         self.key = key
         self.params = params

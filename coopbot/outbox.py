@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,6 +31,8 @@ from coopbot.services.members import coordinators
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
+#: Keys of the messages a leaving member is still owed (coopbot.services.privacy).
+LEAVE_PREFIX = "leave:"
 BASE_BACKOFF = 0.5
 
 
@@ -238,6 +239,8 @@ class Outbox:
         self.batch = batch
         self._pacers: dict[str, Pacer] = {}
         self._inflight: set[int] = set()
+        #: Chats with a message in flight: one at a time per chat keeps them in order.
+        self._busy_chats: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -250,38 +253,52 @@ class Outbox:
         """Something was queued: look now rather than at the next tick."""
         self._wake.set()
 
-    def _due_rows(self) -> list[tuple[int, str, str, bool]]:
+    def _pending_rows(self) -> list[tuple[int, str, str, bool, bool]]:
+        """Pending rows in queue order, with whether each is due yet."""
         if not self.transports:
             return []
+        now = self.clock.now()
         with self.sessions() as session:
             rows = session.execute(
-                select(OutboxMessage.id, OutboxMessage.platform, OutboxMessage.chat_id, OutboxMessage.private)
-                .where(
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.next_attempt_at <= self.clock.now(),
-                    OutboxMessage.platform.in_(list(self.transports)),
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.platform,
+                    OutboxMessage.chat_id,
+                    OutboxMessage.private,
+                    OutboxMessage.next_attempt_at <= now,
                 )
+                .where(OutboxMessage.status == "pending", OutboxMessage.platform.in_(list(self.transports)))
                 .order_by(OutboxMessage.id)
                 .limit(self.batch + len(self._inflight))
             ).all()
-        return [(r[0], r[1], r[2], r[3]) for r in rows if r[0] not in self._inflight]
+        return [(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
     async def deliver_due(self) -> int:
-        """Start sending every due message whose slot falls within the horizon."""
-        rows = await asyncio.to_thread(self._due_rows)
+        """Start sending every due message whose slot falls within the horizon.
+
+        A chat's messages leave in the order they were queued: one waiting for
+        a retry, or still in flight, holds back those queued after it.
+        """
+        rows = await asyncio.to_thread(self._pending_rows)
         started = 0
-        held: set[tuple[str, str]] = set()
-        for row_id, platform, chat_id, private in rows:
+        held = set(self._busy_chats)
+        for row_id, platform, chat_id, private, due in rows:
+            chat = (platform, chat_id)
+            if chat in held or row_id in self._inflight:
+                held.add(chat)
+                continue
             pacer = self.pacer(platform)
             now = time.monotonic()
-            if (platform, chat_id) in held or pacer.ready_at(chat_id) > now + self.horizon:
-                held.add((platform, chat_id))  # keep this chat's messages in order
+            if not due or pacer.ready_at(chat_id) > now + self.horizon:
+                held.add(chat)
                 continue
             if pacer.next_global > now + self.horizon:
                 break
             slot = pacer.reserve(chat_id, private, now)
             self._inflight.add(row_id)
-            task = asyncio.create_task(self._send_at(row_id, slot))
+            self._busy_chats.add(chat)
+            held.add(chat)
+            task = asyncio.create_task(self._send_at(row_id, slot, chat))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             started += 1
@@ -311,19 +328,21 @@ class Outbox:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
 
-    async def _send_at(self, row_id: int, slot: float) -> None:
+    async def _send_at(self, row_id: int, slot: float, chat: tuple[str, str]) -> None:
         try:
             delay = slot - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self._send(row_id)
+            row = await asyncio.to_thread(self._load, row_id)
+            if row is not None:
+                await self._send(row)
         finally:
             self._inflight.discard(row_id)
+            self._busy_chats.discard(chat)
+            self.poke()
 
-    async def _send(self, row_id: int) -> None:
-        row = await asyncio.to_thread(self._load, row_id)
-        if row is None:
-            return
+    async def _send(self, row: OutboxMessage) -> None:
+        row_id = row.id
         transport = self.transports[row.platform]
         address = Address(row.platform, row.chat_id, row.private)
         try:
@@ -350,12 +369,24 @@ class Outbox:
             pacer.hold_chat(row.chat_id, until)
 
     def _load(self, row_id: int) -> OutboxMessage | None:
-        with self.sessions() as session:
+        with self.sessions() as session, session.begin():
             row = session.get(OutboxMessage, row_id)
             if row is None or row.status != "pending":
                 return None
+            if self._member_left(session, row):
+                row.status = "dead"
+                row.last_error = "the member has left the co-op"
+                return None
             session.expunge(row)
             return row
+
+    @staticmethod
+    def _member_left(session: Session, row: OutboxMessage) -> bool:
+        """After /leave nothing more reaches a member, except their own data export."""
+        if not row.private or row.member_id is None or row.key.startswith(LEAVE_PREFIX):
+            return False
+        member = session.get(Member, row.member_id)
+        return member is not None and not member.active
 
     def _mark_sent(self, row_id: int, ref: str) -> None:
         with self.sessions() as session, session.begin():
@@ -405,9 +436,3 @@ class Outbox:
                     platform=identity.platform,
                 )
 
-
-def pending_count(session: Session, keys: Iterable[str] | None = None) -> int:
-    query = select(OutboxMessage.id).where(OutboxMessage.status == "pending")
-    if keys is not None:
-        query = query.where(OutboxMessage.key.in_(list(keys)))
-    return len(session.scalars(query).all())

@@ -179,7 +179,12 @@ class Router:
                 lang = self._language(member, incoming)
                 return self._answer(session, incoming, identity if member else None, member, lang)
         except Exception:
-            log.exception("unexpected error handling %r", incoming)
+            # Never the text: it may be a secret vote, and the log must not link it to anyone.
+            parsed = parse(incoming.command_text[:MAX_TEXT])
+            log.exception(
+                "unexpected error handling %s event %s (command %s)",
+                incoming.platform, incoming.event_id, parsed[0] if parsed else "-",
+            )
             return [Outgoing(t(lang, "registry.internal_error"))]
 
     def language_of(self, incoming: Incoming) -> str:

@@ -133,3 +133,16 @@ async def test_a_member_who_blocked_the_bot_is_marked_and_coordinators_told_once
     with coop.session() as session:
         assert session.scalars(select(Identity.reachable).where(Identity.platform == "flaky")).one() is False
     assert alice
+
+
+async def test_a_chats_messages_arrive_in_the_order_they_were_queued(coop: Coop) -> None:
+    transport = FlakyTransport(failures=1)
+    coop.bot.add_transport(transport)
+    with coop.session() as session:
+        for n in range(4):
+            queue(session, key=f"n{n}", address=Address("flaky", "c1", True), message=Outgoing(f"notice {n}"),
+                  now=coop.clock.now())
+    for _ in range(3):
+        await coop.bot.outbox.drain()
+        coop.clock.advance(seconds=60)
+    assert [text for _, text in transport.delivered] == [f"notice {n}" for n in range(4)]

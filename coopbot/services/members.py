@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
-from coopbot.models import ROLES, Identity, Invite, LinkCode, Member
+from coopbot.models import ROLES, Identity, Invite, LinkCode, Member, OutboxMessage
 from coopbot.services.audit import record
 
 INVITE_TTL = timedelta(days=7)
@@ -79,7 +79,7 @@ def add_identity(
             return existing
         raise Conflict("members.identity_taken", platform=platform)
     identity = Identity(
-        member_id=member.id,
+        member=member,
         platform=platform,
         external_id=external_id,
         display_name=display_name[:255],
@@ -201,7 +201,9 @@ def redeem_invite(
     invite_id, role = claimed
     former = identity_of(session, platform, external_id)
     if former is not None:
-        # A former member coming back gets a fresh member; the old account is detached.
+        # A former member coming back gets a fresh member; the old account is detached,
+        # and messages still owed to it keep their address but lose the link.
+        session.execute(update(OutboxMessage).where(OutboxMessage.identity_id == former.id).values(identity_id=None))
         session.delete(former)
         session.flush()
     member = create_member(session, display_name or "member", role, now)

@@ -78,7 +78,7 @@ async def test_linking_two_platforms_makes_one_member(coop: Coop) -> None:
         is_private=True, text=f"!link {code}", display_name="Alice M", event_id="mx:1",
     )
     answer = await coop.bot.handle(from_matrix)
-    assert "one membership" in answer[0].text
+    assert "one membership (Matrix, console)" in answer[0].text
     whoami = await coop.bot.handle(
         Incoming(platform="matrix", user_id="@alice:coop.example", chat_id="!dm:coop.example",
                  is_private=True, text="!whoami", event_id="mx:2")
