@@ -1,0 +1,340 @@
+"""The co-op's governed settings: the rules members change by vote.
+
+A platform company hides how money is split and who gets the next job; here
+those numbers are settings that only a binding poll changes. Each change is a
+`Setting` row effective from a moment on (history is never rewritten), and
+`config.toml` only gives the starting values. Values are parsed exactly
+(Decimal, never float) into one canonical string, so a poll, the audit log and
+the ledger all read the same thing.
+
+The ledger stores `snapshot()` at each period's start, so a change to the
+split applies from the next period; dispatch reads `current()` at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coopbot.config import Config
+from coopbot.errors import UsageError
+from coopbot.models import Member, Poll, Setting
+from coopbot.services.audit import record
+
+#: Binding actions that are not plain settings: `apply(session, config, value, now, poll)`.
+ActionFn = Callable[[Session, Config, str, datetime, Poll | None], Any]
+ParseFn = Callable[[str], str]
+
+WEIGHT_PREFIX = "weight."
+MAX_KIND = 30
+MAX_MONEY_CENTS = 10**13
+MAX_WEIGHT = Decimal(1000)
+TRUE_WORDS = {"true", "yes", "on", "1", "oui", "vrai"}
+FALSE_WORDS = {"false", "no", "off", "0", "non", "faux"}
+NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
+DURATION = re.compile(r"^(\d+)\s*(s|sec|m|min|h)?$")
+
+
+@dataclass(frozen=True)
+class Governed:
+    """One thing a binding poll may change, and how its value is checked."""
+
+    key: str
+    parse: ParseFn
+    #: Only coordinators and admins may propose it (config can add more keys).
+    restricted: bool = False
+    #: For binding actions: what happens when the poll passes.
+    action: ActionFn | None = None
+
+
+def bad(key: str, expected: str) -> UsageError:
+    return UsageError("settings.bad_value", setting=key, expected=expected)
+
+
+def _decimal(text: str) -> Decimal | None:
+    cleaned = text.strip().replace(" ", "").replace("\u202f", "").replace("\xa0", "").replace(",", ".")
+    if NUMBER.match(cleaned) is None:
+        return None
+    try:
+        return Decimal(cleaned)
+    except InvalidOperation:
+        return None
+
+
+def plain(value: Decimal) -> str:
+    """`Decimal('20.50')` → '20.5'; never scientific notation."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 99
+
+
+def parse_pct(key: str) -> ParseFn:
+    def parse(text: str) -> str:
+        value = _decimal(text.strip().removesuffix("%"))
+        if value is None or not 0 <= value <= 100 or _places(value) > 2:
+            raise bad(key, "0–100")
+        return plain(value)
+
+    return parse
+
+
+def parse_money(key: str) -> ParseFn:
+    def parse(text: str) -> str:
+        stripped = text.strip().strip("€$£").strip()
+        stripped = re.sub(r"^[A-Za-z]{3}\s*|\s*[A-Za-z]{3}$", "", stripped)
+        value = _decimal(stripped)
+        if value is None or value < 0 or _places(value) > 2 or value * 100 >= MAX_MONEY_CENTS:
+            raise bad(key, "12.50")
+        return str(int(value * 100))
+
+    return parse
+
+
+def parse_policy(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("broadcast", "rotation"):
+        raise bad("offer_policy", "broadcast | rotation")
+    return value
+
+
+def parse_timeout(text: str) -> str:
+    match = DURATION.match(text.strip().lower())
+    if match is None:
+        raise bad("offer_timeout", "10–86400")
+    unit = {"m": 60, "min": 60, "h": 3600}.get(match.group(2) or "s", 1)
+    seconds = int(match.group(1)) * unit
+    if not 10 <= seconds <= 86400:
+        raise bad("offer_timeout", "10–86400")
+    return str(seconds)
+
+
+def parse_bool(key: str) -> ParseFn:
+    def parse(text: str) -> str:
+        word = text.strip().lower()
+        if word in TRUE_WORDS:
+            return "true"
+        if word in FALSE_WORDS:
+            return "false"
+        raise bad(key, "true | false")
+
+    return parse
+
+
+def parse_weight(key: str) -> ParseFn:
+    def parse(text: str) -> str:
+        value = _decimal(text)
+        if value is None or value < 0 or value > MAX_WEIGHT or _places(value) > 3:
+            raise bad(key, "0–1000 (1.5, 0.25, 0.125)")
+        return plain(value)
+
+    return parse
+
+
+GOVERNED: dict[str, Governed] = {
+    "legal_reserve_pct": Governed("legal_reserve_pct", parse_pct("legal_reserve_pct")),
+    "development_fund_pct": Governed("development_fund_pct", parse_pct("development_fund_pct")),
+    "equity_threshold": Governed("equity_threshold", parse_money("equity_threshold")),
+    "base_pay_per_hour": Governed("base_pay_per_hour", parse_money("base_pay_per_hour")),
+    "base_pay_per_delivery": Governed("base_pay_per_delivery", parse_money("base_pay_per_delivery")),
+    "offer_policy": Governed("offer_policy", parse_policy),
+    "offer_timeout": Governed("offer_timeout", parse_timeout),
+    "block_vetoes": Governed("block_vetoes", parse_bool("block_vetoes")),
+    # The family `weight.<kind>`: `governed()` makes one entry per kind on demand.
+    f"{WEIGHT_PREFIX}*": Governed(f"{WEIGHT_PREFIX}*", parse_weight(f"{WEIGHT_PREFIX}*")),
+}
+
+PCT_KEYS = ("legal_reserve_pct", "development_fund_pct")
+
+
+def register_action(key: str, parse: ParseFn, apply: ActionFn, restricted: bool = True) -> Governed:
+    """Let a binding poll do something that is not a plain value (e.g. remove a member)."""
+    entry = Governed(key, parse, restricted, apply)
+    GOVERNED[key] = entry
+    return entry
+
+
+def governed(key: str) -> Governed:
+    """The entry for `key` (a `weight.<kind>` too), or a sentence listing what can be set."""
+    key = key.strip().lower()
+    if key in GOVERNED and not key.endswith("*"):
+        return GOVERNED[key]
+    if key.startswith(WEIGHT_PREFIX):
+        kind = key.removeprefix(WEIGHT_PREFIX)
+        if not kind.isidentifier() or not kind.isascii() or len(kind) > MAX_KIND:
+            raise UsageError("settings.bad_kind", kind=kind[:40])
+        return Governed(key, parse_weight(key), GOVERNED[f"{WEIGHT_PREFIX}*"].restricted)
+    raise UsageError("settings.unknown_key", setting=key[:50], keys=", ".join(known_keys()))
+
+
+def known_keys() -> list[str]:
+    return [key.replace("*", "KIND") for key in GOVERNED]
+
+
+def is_restricted(config: Config, key: str) -> bool:
+    entry = governed(key)
+    listed = set(config.polls.restricted_settings)
+    family = f"{WEIGHT_PREFIX}*" if entry.key.startswith(WEIGHT_PREFIX) else entry.key
+    return entry.restricted or entry.key in listed or family in listed
+
+
+# --- reading ------------------------------------------------------------------
+
+
+def _from_float(value: float) -> Decimal:
+    return Decimal(str(value))
+
+
+def default(config: Config, key: str) -> str:
+    """The value `config.toml` gives before any vote, canonical."""
+    shares = config.shares
+    if key in ("legal_reserve_pct", "development_fund_pct", "dividend_pct"):
+        return plain(_from_float(getattr(shares, key)))
+    if key in ("equity_threshold", "base_pay_per_hour", "base_pay_per_delivery"):
+        return str(int((_from_float(getattr(shares, key)) * 100).to_integral_value()))
+    if key == "offer_policy":
+        return config.dispatch.policy
+    if key == "offer_timeout":
+        return str(config.dispatch.offer_timeout)
+    if key == "block_vetoes":
+        return "true" if config.polls.block_vetoes else "false"
+    if key.startswith(WEIGHT_PREFIX):
+        weight = config.weights.get(key.removeprefix(WEIGHT_PREFIX))
+        return plain(_from_float(weight)) if weight is not None else "0"
+    raise KeyError(key)
+
+
+def _in_force(session: Session, now: datetime, key: str | None = None) -> dict[str, str]:
+    """Latest voted value per key at `now` (one query, later rows win)."""
+    query = select(Setting.key, Setting.value).where(Setting.effective_at <= now)
+    if key is not None:
+        query = query.where(Setting.key == key)
+    values: dict[str, str] = {}
+    for row_key, value in session.execute(query.order_by(Setting.effective_at, Setting.id)):
+        values[row_key] = value
+    return values
+
+
+def current(session: Session, config: Config, key: str, now: datetime) -> str:
+    """The value in force at `now`: the latest vote, else the config's default."""
+    if key == "dividend_pct":
+        reserve = Decimal(current(session, config, "legal_reserve_pct", now))
+        fund = Decimal(current(session, config, "development_fund_pct", now))
+        return plain(100 - reserve - fund)
+    voted = _in_force(session, now, key)
+    return voted[key] if key in voted else default(config, key)
+
+
+def _bp(pct: str) -> int:
+    return int(Decimal(pct) * 100)
+
+
+def snapshot(session: Session, config: Config, now: datetime) -> dict[str, Any]:
+    """Every governed value at `now`, as JSON-able ints (basis points, cents, milli-points)."""
+    voted = _in_force(session, now)
+
+    def value(key: str) -> str:
+        return voted[key] if key in voted else default(config, key)
+
+    weights = {kind: plain(_from_float(w)) for kind, w in config.weights.items()}
+    for key, text in voted.items():
+        if key.startswith(WEIGHT_PREFIX):
+            weights[key.removeprefix(WEIGHT_PREFIX)] = text
+    reserve_bp = _bp(value("legal_reserve_pct"))
+    fund_bp = _bp(value("development_fund_pct"))
+    return {
+        "legal_reserve_bp": reserve_bp,
+        "development_fund_bp": fund_bp,
+        "dividend_bp": 10000 - reserve_bp - fund_bp,
+        "equity_threshold_cents": int(value("equity_threshold")),
+        "base_pay_per_hour_cents": int(value("base_pay_per_hour")),
+        "base_pay_per_delivery_cents": int(value("base_pay_per_delivery")),
+        "weights": {kind: int(Decimal(w) * 1000) for kind, w in sorted(weights.items())},
+        "offer_policy": value("offer_policy"),
+        "offer_timeout": int(value("offer_timeout")),
+        "block_vetoes": value("block_vetoes") == "true",
+    }
+
+
+# --- changing -------------------------------------------------------------------
+
+
+def validate(session: Session, config: Config, key: str, value: str, now: datetime) -> tuple[str, str]:
+    """(canonical key, canonical value), or a sentence saying what to type instead.
+
+    The dividend is what the reserve and the fund leave, so a percentage
+    that would make it negative is refused against the other one in force.
+    """
+    entry = governed(key)
+    canonical = entry.parse(value)
+    if entry.key in PCT_KEYS:
+        other = PCT_KEYS[1 - PCT_KEYS.index(entry.key)]
+        other_value = Decimal(current(session, config, other, now))
+        if Decimal(canonical) + other_value > 100:
+            raise UsageError(
+                "settings.dividend_negative",
+                setting=entry.key,
+                value=canonical,
+                other=other,
+                other_value=plain(other_value),
+                most=plain(100 - other_value),
+            )
+    return entry.key, canonical
+
+
+def poll_code(poll: Poll | None) -> str | None:
+    return f"P-{poll.id}" if poll is not None else None
+
+
+def apply(
+    session: Session,
+    config: Config,
+    key: str,
+    value: str,
+    now: datetime,
+    *,
+    actor: Member | None = None,
+    poll: Poll | None = None,
+) -> str:
+    """Change a setting from `now` on (or run a binding action); audited. Returns the new value."""
+    key, canonical = validate(session, config, key, value, now)
+    entry = governed(key)
+    if entry.action is not None:
+        entry.action(session, config, canonical, now, poll)
+        record(session, now, "setting.action", actor=actor, key=key, value=canonical, poll=poll_code(poll))
+        return canonical
+    old = current(session, config, key, now)
+    session.add(
+        Setting(
+            key=key,
+            value=canonical,
+            effective_at=now,
+            set_by=actor.id if actor else None,
+            poll_id=poll.id if poll is not None else None,
+        )
+    )
+    session.flush()
+    record(session, now, "setting.changed", actor=actor, key=key, old=old, new=canonical, poll=poll_code(poll))
+    return canonical
+
+
+def describe(key: str, canonical: str, currency: str = "") -> str:
+    """A value as members read it: '20%', '12.50 EUR', 'rotation'."""
+    if key.endswith("_pct"):
+        return f"{canonical}%"
+    if key in ("equity_threshold", "base_pay_per_hour", "base_pay_per_delivery"):
+        cents = int(canonical)
+        return f"{cents // 100}.{cents % 100:02d} {currency}".strip()
+    if key == "offer_timeout":
+        return f"{canonical} s"
+    return canonical

@@ -1,0 +1,263 @@
+"""Polls in chat: propose, vote, list, read results, close early.
+
+`/propose` reads like a sentence followed by options, the way people write
+on a phone: `/propose Raise the reserve to 20%? --closes 3d --sets
+legal_reserve_pct=20`. Phones turn `--` into a dash, so a dash before an
+option name counts too. Answers that show a member's own vote go to their
+private chat.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from coopbot.chat import Outgoing
+from coopbot.errors import NotAllowed, UsageError
+from coopbot.models import Member, Poll, Vote
+from coopbot.services import polls as svc
+from coopbot.services.members import active_members, identity_of
+from coopbot.services.poll_texts import (
+    PROPOSAL_CHOICES,
+    ballot_message,
+    buttons,
+    choice_label,
+    chosen_text,
+    closes_line,
+    code,
+    counts_lines,
+    result_text,
+    turnout_line,
+)
+from handlers.registry import Context, Reply, command
+
+FLAGS = {"--multiple": "multiple", "--secret": "secret", "--live": "live"}
+VALUED = ("--options", "--closes", "--quorum", "--threshold", "--sets")
+OPTION_START = re.compile(r"(?:^|\s)--[a-z]")
+PHONE_DASH = re.compile(r"(^|\s)[—–](?=[a-z])")
+UNITS = {
+    "w": 604800, "week": 604800, "weeks": 604800, "semaine": 604800, "semaines": 604800,
+    "d": 86400, "day": 86400, "days": 86400, "j": 86400, "jour": 86400, "jours": 86400,
+    "h": 3600, "hour": 3600, "hours": 3600, "heure": 3600, "heures": 3600,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+}  # fmt: skip
+DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
+DATE_TIME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ t]+(\d{1,2})(?:[:h](\d{2})?)?)?$")
+CLOCK = re.compile(r"^(\d{1,2})[:h](\d{2})?$")
+
+
+# --- reading /propose ----------------------------------------------------------------
+
+
+def parse_closes(text: str, now: datetime, tz: ZoneInfo) -> datetime:
+    """`3d`, `36h`, `1d 12h`, `2026-12-01 18:00` (co-op time), `2026-12-01` (end of day), `18:00`."""
+    value = text.strip().lower()
+    compact = value.replace(" ", "")
+    parts = DURATION_PART.findall(value)
+    if parts and "".join(f"{n}{u}" for n, u in parts) == compact and all(u in UNITS for _, u in parts):
+        seconds = sum(int(number) * UNITS[unit] for number, unit in parts)
+        return now + timedelta(seconds=min(seconds, 10**9))
+    local_now = now.astimezone(tz)
+    try:
+        if found := DATE_TIME.match(value):
+            year, month, day, hour, minute = found.groups()
+            moment = datetime(int(year), int(month), int(day), 23, 59, tzinfo=tz)
+            if hour is not None:
+                moment = moment.replace(hour=int(hour), minute=int(minute or 0))
+            return moment.astimezone(UTC)
+        if found := CLOCK.match(value):
+            moment = local_now.replace(
+                hour=int(found.group(1)), minute=int(found.group(2) or 0), second=0, microsecond=0
+            )
+            if moment <= local_now:
+                moment += timedelta(days=1)
+            return moment.astimezone(UTC)
+    except ValueError:
+        pass
+    raise UsageError("polls.bad_closes", value=text[:40], tz=str(tz))
+
+
+def parse_pct(option: str, text: str) -> int:
+    value = text.strip().removesuffix("%").strip()
+    if not value.isdigit() or not 0 <= int(value) <= 100:
+        raise UsageError("polls.bad_pct", option=option, value=text[:20])
+    return int(value)
+
+
+def split_options(tail: str) -> list[str]:
+    try:
+        return shlex.split(tail)
+    except ValueError:
+        raise UsageError("polls.unbalanced_quotes") from None
+
+
+def parse_propose(rest: str, now: datetime, tz: ZoneInfo) -> svc.PollSpec:
+    """The question, then `--options`, `--multiple`, `--secret`, `--live`, `--quorum`,
+    `--threshold`, `--closes`, `--sets`, in any order."""
+    rest = PHONE_DASH.sub(r"\1--", rest)
+    found = OPTION_START.search(rest)
+    title, tail = (rest[: found.start()], rest[found.start() :]) if found else (rest, "")
+    spec = svc.PollSpec(title=title.strip(), options=[])
+    seen: set[str] = set()
+    tokens = split_options(tail)
+    index = 0
+    while index < len(tokens):
+        name = tokens[index].lower()
+        index += 1
+        if name in seen:
+            raise UsageError("polls.repeated_option", option=name)
+        seen.add(name)
+        if name in FLAGS:
+            setattr(spec, FLAGS[name], True)
+            continue
+        if name not in VALUED:
+            raise UsageError("polls.unknown_option", option=name[:30])
+        words = []
+        while index < len(tokens) and not tokens[index].startswith("--"):
+            words.append(tokens[index])
+            index += 1
+        if not words:
+            raise UsageError("polls.option_needs_value", option=name)
+        value = " ".join(words)
+        if name == "--options":
+            spec.options = value.split("|")
+        elif name == "--closes":
+            spec.closes_at = parse_closes(value, now, tz)
+        elif name == "--quorum":
+            spec.quorum_pct = parse_pct(name, value)
+        elif name == "--threshold":
+            spec.threshold_pct = parse_pct(name, value)
+        else:
+            spec.sets = value
+    return spec
+
+
+# --- commands -----------------------------------------------------------------------
+
+
+def private_unless_here(ctx: Context, text: str, poll: Poll | None = None, chosen: list[Any] | None = None) -> Outgoing:
+    """Shown only to the member; in their private chat, a pressed button's message is edited."""
+    keys = buttons(poll, ctx.lang, chosen) if poll is not None and poll.status == "open" else ()
+    return Outgoing(text, keys, private=not ctx.incoming.is_private)
+
+
+def voter(ctx: Context) -> Member:
+    """Only active members vote; strangers and former members are told why."""
+    if ctx.member is not None:
+        return ctx.member
+    identity = identity_of(ctx.session, ctx.incoming.platform, ctx.incoming.user_id)
+    if identity is not None and not identity.member.active:
+        raise NotAllowed("polls.former_member")
+    raise NotAllowed("polls.not_member", coop=ctx.config.coop.name)
+
+
+@command("propose", area="polls", aliases=("proposer",))
+def propose(ctx: Context) -> Reply:
+    if not ctx.rest.strip():
+        raise ctx.usage()
+    spec = parse_propose(ctx.rest, ctx.now, ctx.config.coop.tz)
+    poll = svc.create(ctx.session, ctx.config, ctx.me, spec, ctx.now)
+    return ctx.t(
+        "polls.created",
+        poll=code(poll),
+        closes=closes_line(ctx.config, poll, ctx.lang, ctx.now),
+        count=len(active_members(ctx.session)),
+    )
+
+
+@command("vote", area="polls", role=None, aliases=("voter",))
+def vote(ctx: Context) -> Reply:
+    member = voter(ctx)
+    if not ctx.args:
+        raise ctx.usage()
+    ref, choice = ctx.args[0], " ".join(ctx.args[1:])
+    if not choice:
+        poll = svc.get(ctx.session, ref)
+        if poll.status != "open":
+            return result_reply(ctx, poll)
+        chosen = svc.own_choices(ctx.session, ctx.config, poll, member)
+        ballot = ballot_message(ctx.session, ctx.config, poll, ctx.lang, ctx.now, chosen)
+        return private_unless_here(ctx, ballot.text, poll, chosen)
+    poll, choices = svc.vote(ctx.session, ctx.config, member, ref, choice, ctx.now)
+    text = ctx.t(
+        "polls.voted",
+        poll=code(poll),
+        choice=chosen_text(poll, ctx.lang, choices),
+        closes=closes_line(ctx.config, poll, ctx.lang, ctx.now),
+    )
+    return private_unless_here(ctx, text, poll, choices)
+
+
+@command("polls", area="polls", private=True, aliases=("sondages",))
+def polls(ctx: Context) -> Reply:
+    open_now = svc.open_polls(ctx.session)
+    if not open_now:
+        return ctx.t("polls.list_empty")
+    lines = [ctx.t("polls.list_title", count=len(open_now))]
+    for poll in open_now:
+        voted = ctx.me.id in svc.voter_ids(ctx.session, poll)
+        status = ctx.t("polls.status_voted") if voted else ctx.t("polls.status_not_voted", poll=code(poll))
+        closes = closes_line(ctx.config, poll, ctx.lang, ctx.now)
+        lines.append(ctx.t("polls.list_line", poll=code(poll), title=poll.title, closes=closes, status=status))
+    return "\n".join(lines)
+
+
+@command("results", area="polls", aliases=("resultats",))
+def results(ctx: Context) -> Reply:
+    ref = ctx.expect_args(1, 1)[0]
+    return result_reply(ctx, svc.get(ctx.session, ref))
+
+
+def result_reply(ctx: Context, poll: Poll) -> str:
+    if poll.status != "open":
+        lines = [result_text(ctx.session, ctx.config, poll, ctx.lang)]
+        if not poll.secret:
+            lines += names_lines(ctx, poll)
+        return "\n".join(lines)
+    active = active_members(ctx.session)
+    voted = svc.voter_ids(ctx.session, poll) & {m.id for m in active}
+    closes = closes_line(ctx.config, poll, ctx.lang, ctx.now)
+    lines = [ctx.t("polls.results_open", poll=code(poll), title=poll.title, closes=closes)]
+    lines.append(turnout_line(ctx.lang, len(voted), len(active), poll.quorum_pct))
+    if poll.live_results and not poll.secret:
+        so_far = svc.tally(poll, svc.ballots_of(ctx.session, ctx.config, poll, active))
+        lines += counts_lines(poll, ctx.lang, so_far.counts)
+        lines += names_lines(ctx, poll)
+    else:
+        lines.append(ctx.t("polls.results_at_close"))
+    return "\n".join(lines)
+
+
+def names_lines(ctx: Context, poll: Poll) -> list[str]:
+    """Who chose what, for open (non-secret) polls only."""
+    if poll.secret:
+        return []
+    by_choice: dict[str, list[str]] = defaultdict(list)
+    rows = ctx.session.execute(
+        select(Vote.choices, Member.name)
+        .join(Member, Member.id == Vote.member_id)
+        .where(Vote.poll_id == poll.id)
+        .order_by(Member.name)
+    )
+    for choices, name in rows:
+        for choice in choices:
+            by_choice[str(choice)].append(name)
+    keys = list(PROPOSAL_CHOICES) if poll.kind == "proposal" else [str(n) for n in range(1, len(poll.options) + 1)]
+    return [
+        ctx.t("polls.names_line", choice=choice_label(poll, ctx.lang, key), names=", ".join(by_choice[key]))
+        for key in keys
+        if by_choice[key]
+    ]
+
+
+@command("closepoll", area="polls", aliases=("cloturer",))
+def closepoll(ctx: Context) -> Reply:
+    ref = ctx.expect_args(1, 1)[0]
+    poll = svc.close_early(ctx.session, ctx.config, ctx.me, ref, ctx.now)
+    return ctx.t("polls.closed_now", poll=code(poll))

@@ -1,0 +1,394 @@
+"""Polls as the co-op's rules: one member one vote, honest counts, one close, secret ballots."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from coopbot.config import Config
+from coopbot.db import transaction
+from coopbot.errors import Conflict, NotAllowed, UsageError
+from coopbot.models import AuditEntry, Member, OutboxMessage, Poll, SecretBallot, Setting, Vote, Voter
+from coopbot.secrets import ballot_key, ballot_secret, key_file
+from coopbot.services import polls
+from coopbot.services import settings as settings_svc
+from coopbot.services.members import add_identity, member_of
+from tests.conftest import Coop
+
+SECRET = "a-test-ballot-key-that-is-long-enough"
+
+
+@pytest.fixture(autouse=True)
+def ballot_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Keeps PostgreSQL runs from writing a key file into the working directory.
+    monkeypatch.setenv("COOPBOT_SECRET", SECRET)
+    yield
+
+
+def members(coop: Coop, count: int) -> list[int]:
+    return [coop.member_id(coop.member(f"M{n}", "member")) for n in range(count)]
+
+
+def open_poll(coop: Coop, proposer: int, spec: polls.PollSpec) -> int:
+    with coop.session() as session:
+        poll = polls.create(session, coop.bot.config, session.get_one(Member, proposer), spec, coop.clock.now())
+        return poll.id
+
+
+def cast(coop: Coop, member_id: int, poll_id: int, text: str) -> None:
+    with coop.session() as session:
+        polls.vote(session, coop.bot.config, session.get_one(Member, member_id), f"P-{poll_id}", text, coop.clock.now())
+
+
+def close(coop: Coop, poll_id: int) -> dict[str, Any]:
+    with coop.session() as session:
+        assert polls.close(session, coop.bot.config, poll_id, coop.clock.now())
+        return dict(session.get_one(Poll, poll_id).result)
+
+
+# --- counting, for every input ------------------------------------------------------------
+
+
+def fake_poll(kind: str, options: int = 0) -> Poll:
+    return Poll(kind=kind, options=[f"option {n}" for n in range(options)], quorum_pct=0, threshold_pct=50)
+
+
+@given(st.lists(st.sampled_from(["agree", "abstain", "disagree", "block"]), max_size=60))
+def test_proposal_tally_counts_each_ballot_once(choices: list[str]) -> None:
+    result = polls.tally(fake_poll("proposal"), [[choice] for choice in choices])
+    assert result.turnout == len(choices)
+    assert sum(result.counts.values()) == result.turnout
+    for choice in ("agree", "abstain", "disagree", "block"):
+        assert result.counts[choice] == choices.count(choice)
+
+
+@given(st.integers(2, 10).flatmap(lambda n: st.tuples(st.just(n), st.lists(st.lists(st.integers(1, n)), max_size=40))))
+def test_multiple_choice_tally_counts_an_option_once_per_ballot(case: tuple[int, list[list[int]]]) -> None:
+    size, ballots = case
+    result = polls.tally(fake_poll("multiple", size), [list(b) for b in ballots])
+    assert result.turnout == len(ballots)
+    assert all(0 <= votes <= result.turnout for votes in result.counts.values())
+    assert sum(result.counts.values()) == sum(len(set(b)) for b in ballots)
+
+
+def decide(counts: dict[str, int], active: int, quorum: int = 50, threshold: int = 50, vetoes: bool = True) -> str:
+    poll = Poll(kind="proposal", options=[], quorum_pct=quorum, threshold_pct=threshold)
+    full = dict.fromkeys(("agree", "abstain", "disagree", "block"), 0) | counts
+    return str(polls.decide(poll, polls.Tally(full, sum(full.values())), active, vetoes)["outcome"])
+
+
+def test_threshold_counts_agree_against_agree_and_disagree_only() -> None:
+    assert decide({"agree": 3, "disagree": 2}, active=5) == "passed"
+    assert decide({"agree": 2, "disagree": 2}, active=4) == "rejected"  # a tie is not a majority
+    # Abstentions help reach the quorum but do not weigh on the threshold.
+    assert decide({"agree": 1, "abstain": 5}, active=10) == "passed"
+    assert decide({"agree": 1, "abstain": 3}, active=10) == "no_quorum"
+    assert decide({"agree": 2, "disagree": 1}, active=3, threshold=66) == "passed"
+    assert decide({"agree": 2, "disagree": 1}, active=3, threshold=67) == "rejected"
+    assert decide({"agree": 3}, active=3, threshold=100) == "passed"
+    assert decide({"abstain": 3}, active=3) == "rejected"
+
+
+def test_one_block_stops_a_proposal_only_when_the_coop_says_so() -> None:
+    assert decide({"agree": 9, "block": 1}, active=10) == "blocked"
+    assert decide({"agree": 9, "block": 1}, active=10, vetoes=False) == "passed"
+    assert decide({"agree": 1, "block": 1}, active=2, vetoes=False) == "rejected"
+
+
+def test_choice_polls_pick_the_most_voted_option_or_report_a_tie() -> None:
+    poll = Poll(kind="single", options=["a", "b", "c"], quorum_pct=0, threshold_pct=0)
+    assert polls.decide(poll, polls.tally(poll, [[1], [2], [2]]), 3, True)["winners"] == [2]
+    assert polls.decide(poll, polls.tally(poll, [[1], [2]]), 3, True)["outcome"] == "tie"
+    assert polls.decide(poll, polls.tally(poll, []), 3, True)["outcome"] == "no_votes"
+    poll.threshold_pct = 50
+    assert polls.decide(poll, polls.tally(poll, [[1], [1], [2], [3]]), 4, True)["outcome"] == "no_majority"
+
+
+# --- one member, one vote, in the database ---------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    secret=st.booleans(),
+    votes=st.lists(
+        st.tuples(st.integers(0, 4), st.sampled_from(["agree", "abstain", "disagree", "block"])), max_size=25
+    ),
+)
+def test_every_member_counts_once_with_their_latest_vote(
+    coop: Coop, secret: bool, votes: list[tuple[int, str]]
+) -> None:
+    with coop.session() as session:
+        first_example = session.scalar(select(func.count(Member.id))) == 0
+    if first_example:
+        for n in range(5):
+            coop.member(f"Voter{n}")
+    ids = sorted(coop.member_id(f"voter{n}") for n in range(5))
+    poll_id = open_poll(coop, ids[0], polls.PollSpec("Buy a cargo bike?", [], secret=secret))
+    latest: dict[int, str] = {}
+    for who, choice in votes:
+        cast(coop, ids[who], poll_id, choice)
+        latest[ids[who]] = choice
+    result = close(coop, poll_id)
+    assert result["turnout"] == len(latest)
+    assert sum(result["counts"].values()) == result["turnout"]
+    for choice in ("agree", "abstain", "disagree", "block"):
+        assert result["counts"][choice] == list(latest.values()).count(choice)
+    with coop.session() as session:
+        table = Voter if secret else Vote
+        assert session.scalar(select(func.count()).select_from(table).where(table.poll_id == poll_id)) == len(latest)
+
+
+async def test_two_platforms_one_ballot(coop: Coop) -> None:
+    bob = coop.member("Bob")
+    with coop.session() as session:
+        member = member_of(session, "console", bob)
+        assert member is not None
+        add_identity(session, member, "telegram", "4242", coop.clock.now())
+    bob_id = coop.member_id(bob)
+    poll_id = open_poll(coop, bob_id, polls.PollSpec("Repaint the bikes?", [], secret=True))
+    with coop.session() as session:
+        from_telegram = member_of(session, "telegram", "4242")
+        assert from_telegram is not None
+        polls.vote(session, coop.bot.config, from_telegram, f"P-{poll_id}", "disagree", coop.clock.now())
+    cast(coop, bob_id, poll_id, "agree")
+    result = close(coop, poll_id)
+    assert result["turnout"] == 1
+    assert result["counts"]["agree"] == 1
+    assert result["counts"]["disagree"] == 0
+
+
+async def test_former_members_cannot_vote_and_are_not_counted(coop: Coop) -> None:
+    ids = members(coop, 3)
+    poll_id = open_poll(coop, ids[0], polls.PollSpec("Open on Sundays?", []))
+    cast(coop, ids[1], poll_id, "agree")
+    with coop.session() as session:
+        session.get_one(Member, ids[1]).active = False
+        session.get_one(Member, ids[2]).active = False
+    with pytest.raises(NotAllowed) as info:
+        cast(coop, ids[2], poll_id, "agree")
+    assert info.value.key == "polls.former_member"
+    result = close(coop, poll_id)
+    assert result["active"] == 1
+    assert result["turnout"] == 0
+
+
+async def test_votes_stop_at_the_deadline_even_before_the_sweep(coop: Coop) -> None:
+    ids = members(coop, 2)
+    poll_id = open_poll(
+        coop, ids[0], polls.PollSpec("Rent a depot?", [], closes_at=coop.clock.now() + timedelta(hours=1))
+    )
+    coop.clock.advance(hours=1)
+    with pytest.raises(Conflict):
+        cast(coop, ids[1], poll_id, "agree")
+
+
+async def test_bad_choices_get_a_clear_sentence(coop: Coop) -> None:
+    ids = members(coop, 1)
+    proposal = open_poll(coop, ids[0], polls.PollSpec("New logo?", []))
+    single = open_poll(coop, ids[0], polls.PollSpec("Which logo?", ["Red", "Blue"]))
+    for poll_id, text, key in [
+        (proposal, "maybe", "polls.bad_proposal_choice"),
+        (single, "3", "polls.bad_option"),
+        (single, "1,2", "polls.one_option_only"),
+        (single, "blue", "polls.bad_option"),
+    ]:
+        with pytest.raises(UsageError) as info:
+            cast(coop, ids[0], poll_id, text)
+        assert info.value.key == key
+
+
+async def test_proposals_that_cannot_bind_are_refused_before_they_open(coop: Coop) -> None:
+    ids = members(coop, 1)
+    refusals = {
+        "settings.unknown_key": polls.PollSpec("x", [], sets="dividend_pct=70"),
+        "settings.bad_value": polls.PollSpec("x", [], sets="offer_policy=lottery"),
+        "settings.dividend_negative": polls.PollSpec("x", [], sets="legal_reserve_pct=80"),
+        "polls.sets_usage": polls.PollSpec("x", [], sets="legal_reserve_pct"),
+        "polls.sets_needs_proposal": polls.PollSpec("x", ["a", "b"], sets="offer_policy=rotation"),
+        "polls.multiple_needs_options": polls.PollSpec("x", [], multiple=True),
+        "polls.too_few_options": polls.PollSpec("x", ["only one"]),
+        "polls.duplicate_option": polls.PollSpec("x", ["Same", "same"]),
+        "polls.closes_too_soon": polls.PollSpec("x", [], closes_at=coop.clock.now() + timedelta(minutes=1)),
+        "polls.secret_not_live": polls.PollSpec("x", [], secret=True, live=True),
+        "polls.title_missing": polls.PollSpec("  ", []),
+    }
+    for key, spec in refusals.items():
+        with pytest.raises(UsageError) as info:
+            open_poll(coop, ids[0], spec)
+        assert info.value.key == key, key
+    with coop.session() as session:
+        assert session.scalar(select(func.count(Poll.id))) == 0
+        assert session.scalar(select(func.count(OutboxMessage.id))) == 0
+
+
+async def test_restricted_settings_need_a_coordinator(coop: Coop) -> None:
+    member = coop.member_id(coop.member("Bob"))
+    coordinator = coop.member_id(coop.member("Cora", "coordinator"))
+    coop.bot.config.polls.restricted_settings = ["offer_policy"]
+    with pytest.raises(NotAllowed):
+        open_poll(coop, member, polls.PollSpec("Rotation?", [], sets="offer_policy=rotation"))
+    assert open_poll(coop, coordinator, polls.PollSpec("Rotation?", [], sets="offer_policy=rotation"))
+
+
+# --- the close: once, with the binding setting -------------------------------------------------
+
+
+async def test_a_passed_proposal_changes_the_setting_in_the_same_close(coop: Coop) -> None:
+    ids = members(coop, 3)
+    poll_id = open_poll(coop, ids[0], polls.PollSpec("Reserve to 20%?", [], sets="legal_reserve_pct=20"))
+    for member_id in ids:
+        cast(coop, member_id, poll_id, "agree")
+    result = close(coop, poll_id)
+    assert result["outcome"] == "passed"
+    assert result["applied"] == "20"
+    with coop.session() as session:
+        assert settings_svc.current(session, coop.bot.config, "legal_reserve_pct", coop.clock.now()) == "20"
+        audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "setting.changed")).one()
+        assert audit.details["poll"] == f"P-{poll_id}"
+        results = session.scalars(select(OutboxMessage.key).where(OutboxMessage.key.like(f"poll:{poll_id}:result%")))
+        assert len(list(results)) == 3 + 1  # each member, and the co-op room
+    with coop.session() as session:
+        assert not polls.close(session, coop.bot.config, poll_id, coop.clock.now())
+
+
+async def test_a_setting_that_no_longer_fits_is_reported_not_half_applied(coop: Coop) -> None:
+    ids = members(coop, 1)
+    poll_id = open_poll(coop, ids[0], polls.PollSpec("Reserve to 60%?", [], sets="legal_reserve_pct=60"))
+    cast(coop, ids[0], poll_id, "agree")
+    with coop.session() as session:
+        settings_svc.apply(session, coop.bot.config, "development_fund_pct", "50", coop.clock.now())
+    result = close(coop, poll_id)
+    assert result["outcome"] == "passed"
+    assert result["apply_error"]["key"] == "settings.dividend_negative"
+    with coop.session() as session:
+        assert session.scalar(select(func.count(Setting.id)).where(Setting.key == "legal_reserve_pct")) == 0
+        assert session.get_one(Poll, poll_id).status == "closed"
+
+
+async def test_two_processes_closing_at_once_close_once(any_coop: Coop) -> None:
+    coop = any_coop
+    ids = members(coop, 3)
+    poll_id = open_poll(coop, ids[0], polls.PollSpec("Rotation?", [], sets="offer_policy=rotation", secret=True))
+    for member_id in ids:
+        cast(coop, member_id, poll_id, "agree")
+    coop.clock.advance(days=4)
+    barrier = threading.Barrier(2)
+    outcomes: list[bool] = []
+    errors: list[BaseException] = []
+
+    def race() -> None:
+        try:
+            barrier.wait()
+            with transaction(coop.bot.sessions) as session:
+                outcomes.append(polls.close(session, coop.bot.config, poll_id, coop.clock.now()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=race) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(outcomes) == [False, True]
+    with coop.session() as session:
+        assert session.scalar(select(func.count(Setting.id)).where(Setting.key == "offer_policy")) == 1
+        closes = session.scalars(select(AuditEntry).where(AuditEntry.action == "poll.closed")).all()
+        assert len(closes) == 1
+
+
+async def test_only_the_poll_closes_due_at_the_sweep(coop: Coop) -> None:
+    ids = members(coop, 2)
+    soon = open_poll(coop, ids[0], polls.PollSpec("Soon?", [], closes_at=coop.clock.now() + timedelta(hours=1)))
+    later = open_poll(coop, ids[0], polls.PollSpec("Later?", [], closes_at=coop.clock.now() + timedelta(hours=5)))
+    coop.clock.advance(hours=2)
+    coop.bot.scheduler.run_due()
+    with coop.session() as session:
+        assert session.get_one(Poll, soon).status == "closed"
+        assert session.get_one(Poll, later).status == "open"
+
+
+async def test_early_close_needs_every_active_member(coop: Coop) -> None:
+    ids = members(coop, 3)
+    poll_id = open_poll(coop, ids[0], polls.PollSpec("Paint it green?", []))
+    cast(coop, ids[0], poll_id, "agree")
+    with coop.session() as session, pytest.raises(Conflict) as info:
+        polls.close_early(session, coop.bot.config, session.get_one(Member, ids[0]), f"P-{poll_id}", coop.clock.now())
+    assert info.value.params["voted"] == 1
+    with coop.session() as session, pytest.raises(NotAllowed):
+        polls.close_early(session, coop.bot.config, session.get_one(Member, ids[1]), f"P-{poll_id}", coop.clock.now())
+
+
+# --- secret ballots --------------------------------------------------------------------------
+
+
+async def test_secret_ballots_name_no_one_and_are_rewritten_on_every_vote(
+    coop: Coop, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    shuffled: list[int] = []
+
+    def by_key(rows: list[dict[str, Any]]) -> None:
+        shuffled.append(len(rows))
+        rows.sort(key=lambda row: row["ballot_key"])
+
+    monkeypatch.setattr(polls, "_shuffle", by_key)
+    ids = members(coop, 4)
+    poll_id = open_poll(coop, ids[0], polls.PollSpec("Which day off?", ["Monday", "Tuesday", "Sunday"], secret=True))
+    for member_id, choice in zip(ids, ["1", "2", "3", "2"], strict=True):
+        cast(coop, member_id, poll_id, choice)
+        with coop.session() as session:
+            stored = session.scalars(
+                select(SecretBallot).where(SecretBallot.poll_id == poll_id).order_by(SecretBallot.id)
+            )
+            # Storage order is the shuffle's order, never the order people voted in.
+            keys = [ballot.ballot_key for ballot in stored]
+        assert keys == sorted(keys)
+    cast(coop, ids[1], poll_id, "3")  # a change of mind replaces, never adds
+    assert shuffled == [1, 2, 3, 4, 4]  # every vote rewrites every ballot of the poll
+    result = close(coop, poll_id)
+    assert result["counts"] == {"1": 1, "2": 1, "3": 2}
+    with coop.session() as session:
+        assert session.scalar(select(func.count(Vote.id))) == 0
+        ballots = session.scalars(select(SecretBallot)).all()
+        assert len(ballots) == 4
+        all_keys = {b.ballot_key for b in ballots}
+        # The key is a keyed hash: nobody can recompute it from the poll and a member id alone.
+        for member_id in ids:
+            assert hashlib.sha256(f"{poll_id}:{member_id}".encode()).hexdigest() not in all_keys
+            assert ballot_key(coop.bot.config, poll_id, member_id) in all_keys
+        texts = session.scalars(select(OutboxMessage.text).where(OutboxMessage.member_id.is_not(None))).all()
+        assert not any("Your vote" in text for text in texts)
+        closed = session.scalars(select(AuditEntry).where(AuditEntry.action == "poll.closed")).one()
+        assert set(closed.details) == {"poll", "outcome", "turnout", "active"}
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for n in range(4):
+        assert f"M{n}" not in logged
+    for option in ("Monday", "Tuesday", "Sunday"):
+        assert option not in logged
+
+
+def test_without_the_environment_variable_a_private_key_file_is_made_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COOPBOT_SECRET", raising=False)
+    config = Config.model_validate({"database": {"url": f"sqlite:///{tmp_path / 'coop.sqlite3'}"}})
+    first = ballot_secret(config)
+    path = key_file(config)
+    assert path.parent == tmp_path
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert ballot_secret(config) == first
+    assert ballot_key(config, 1, 2) != ballot_key(config, 1, 3)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
