@@ -378,6 +378,8 @@ class Contribution(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     #: job | shift | manual | vote | correction
     source: Mapped[str] = mapped_column(String(20))
+    #: "hour" or "item": what `quantity_milli` counts.
+    unit: Mapped[str] = mapped_column(String(10), default="item")
     #: e.g. "job:12" or "shift:3"; unique so a delivery counts once.
     source_ref: Mapped[str | None] = mapped_column(String(50), unique=True)
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("contribution.id"))

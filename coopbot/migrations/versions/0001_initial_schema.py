@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 19:26:21.739962
+Create Date: 2026-11-23 19:32:45.372916
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def upgrade() -> None:
     sa.Column('created_at', coopbot.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('recipients', sa.Integer(), nullable=False),
     sa.Column('receipt_sent_at', coopbot.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['author_id'], ['member.id'], name=op.f('fk_announcement_author_id_member')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_announcement'))
     )
@@ -120,6 +121,7 @@ def upgrade() -> None:
     sa.Column('points_milli', sa.BigInteger(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('unit', sa.String(length=10), nullable=False),
     sa.Column('source_ref', sa.String(length=50), nullable=True),
     sa.Column('corrects_id', sa.Integer(), nullable=True),
     sa.Column('note', sa.String(length=500), nullable=False),

@@ -1,0 +1,109 @@
+"""`coopbot period close [--dry-run]` and `coopbot export ledger|allocations`.
+
+The scheduler closes periods by itself; this is for the treasurer who wants
+to see the close before it happens, or to close by hand on a server where the
+bot was stopped. Both paths use the same idempotent close, so running it
+while the bot also closes gives one set of allocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, TextIO
+
+from coopbot.app import CoopBot
+from coopbot.config import Config, load_config
+from coopbot.money import plain_amount, plain_milli
+from coopbot.services import exports, periods
+from coopbot.services.period_notices import date_range, figures_text, nothing_text
+from coopbot.services.shares import share_bp
+
+
+def add_period_commands(sub: Any) -> None:
+    period = sub.add_parser("period", help="the co-op's accounting periods").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    close = period.add_parser("close", help="close the periods that have ended and queue every member's share")
+    close.add_argument("--dry-run", action="store_true", help="print what the close would do; change nothing")
+    close.set_defaults(action=cmd_period_close)
+
+
+def add_export_commands(export: Any) -> None:
+    for what, text in (("ledger", "income, expenses and base pay rows"), ("allocations", "each member's share")):
+        parser = export.add_parser(what, help=f"{text}, as CSV for the accountants")
+        parser.add_argument("--period", metavar="LABEL", help="one period, like 2026-11 (default: all)")
+        parser.add_argument("--format", choices=("csv",), default="csv")
+        parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of the screen")
+        parser.set_defaults(action=cmd_export, what=what)
+
+
+def cmd_period_close(args: argparse.Namespace, out: TextIO) -> int:
+    config = load_config(args.config)
+    bot = CoopBot(config)
+    try:
+        now = bot.clock.now()
+        if args.dry_run:
+            with bot.sessions() as session:
+                plan = periods.preview(session, config, now)
+                out.write(report(plan, config, dry_run=True))
+                session.rollback()
+            return 0
+        closed = periods.close_due(bot.sessions, config, now)
+        if not closed:
+            with bot.sessions() as session:
+                current = periods.period_at(session, now)
+                label = current.label if current else "-"
+                ends = current.ends_at.astimezone(config.coop.tz).strftime("%Y-%m-%d %H:%M") if current else "-"
+            out.write(f"nothing to close: period {label} is open until {ends} ({config.coop.timezone})\n")
+        for plan in closed:
+            out.write(report(plan, config, dry_run=False))
+        return 0
+    finally:
+        bot.dispose()
+
+
+def report(plan: periods.Plan, config: Config, *, dry_run: bool) -> str:
+    period, outcome = plan.period, plan.outcome
+    start, end = date_range(period, config)
+    state = "DRY RUN, nothing changed" if dry_run else "closed; messages queued for the running bot to send"
+    lines = [f"period {period.label} ({start} → {end}, {config.coop.timezone}): {state}"]
+    lines.append(figures_text(plan.terms, outcome, "en", config.coop.currency))
+    why = nothing_text(outcome, "en", config.coop.currency)
+    if why:
+        lines.append(why)
+    lines.append("member_id\tname\tpoints\tshare_pct\tdividend\tbase_pay\ttotal")
+    for share in plan.shares:
+        bp = share_bp(share.tally.points, outcome.total_points)
+        lines.append(
+            f"{share.member_id}\t{share.name}\t{plain_milli(share.tally.points)}\t{bp / 100:.2f}\t"
+            f"{plain_amount(share.dividend)}\t{plain_amount(share.base_pay)}\t"
+            f"{plain_amount(share.dividend + share.base_pay)}"
+        )
+    active = sum(1 for share in plan.shares if share.active)
+    lines.append(
+        f"{len(plan.shares)} members, {active} messaged; dividend {plain_amount(outcome.distributed)}"
+        f" of {plain_amount(outcome.buckets.dividend)}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    config = load_config(args.config)
+    bot = CoopBot(config)
+    try:
+        with bot.sessions() as session:
+            exports.periods_named(session, args.period)  # an unknown period fails before any output
+            if args.what == "ledger":
+                header, rows = exports.LEDGER_HEADER, exports.ledger_rows(session, config, args.period)
+            else:
+                header, rows = exports.ALLOCATION_HEADER, exports.allocation_rows(session, config, args.period)
+            if args.output:
+                with Path(args.output).open("w", encoding="utf-8", newline="") as target:
+                    count = exports.write_csv(target, header, rows)
+                out.write(f"{count} rows written to {args.output}\n")
+            else:
+                exports.write_csv(out, header, rows)
+        return 0
+    finally:
+        bot.dispose()

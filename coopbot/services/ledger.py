@@ -1,0 +1,510 @@
+"""The ledger: work as points, money as cents, each in a period.
+
+Deliveries and shifts count by themselves; other work is logged by the
+member and approved by a coordinator who is not that member; income and
+expenses are recorded by coordinators. Rows are appended, never rewritten
+once their period is closed: a mistake found later is corrected by a new
+entry pointing at the old one, settled in the current period. A delivery, a
+shift or a job's price is written once even if the caller retries (unique
+`source_ref`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from coopbot.chat import Outgoing
+from coopbot.config import Config
+from coopbot.db import transaction
+from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
+from coopbot.i18n import t
+from coopbot.models import Contribution, Job, LedgerEntry, Member, Period, Shift
+from coopbot.money import format_milli
+from coopbot.outbox import queue_to_coordinators, queue_to_member
+from coopbot.scheduler import SweepContext, sweep
+from coopbot.services import periods
+from coopbot.services.audit import record
+from coopbot.services.periods import insert_once, rowcount, terms_of
+from coopbot.services.shares import MILLI, Terms, points_for, round_div
+
+Row = TypeVar("Row", Contribution, LedgerEntry)
+
+
+def _existing(session: Session, model: type[Row], source_ref: str) -> Row | None:
+    column: Any = getattr(model, "source_ref")  # noqa: B009
+    found: Row | None = session.scalars(select(model).where(column == source_ref)).first()
+    return found
+
+
+def _once(session: Session, model: type[Row], source_ref: str, make: Callable[[], Row]) -> Row:
+    existing = _existing(session, model, source_ref)
+    if existing is not None:
+        return existing
+    row = make()
+    if insert_once(session, row):
+        return row
+    found = _existing(session, model, source_ref)
+    if found is None:
+        raise RuntimeError(f"{model.__name__} {source_ref} vanished")
+    return found
+
+
+def current_period(session: Session, config: Config, now: datetime) -> Period:
+    """The open period containing `now` (see `periods.current_period`)."""
+    return periods.current_period(session, config, now)
+
+
+# --- deliveries ------------------------------------------------------------------------
+
+
+def record_delivery(session: Session, config: Config, job: Job, now: datetime) -> Contribution | None:
+    """A delivered job: points for its rider, its price as income; both once."""
+    if job.assignee_id is None:
+        return None
+    period = current_period(session, config, now)
+    weight = terms_of(period).weight("delivery")
+    if weight is None:
+        weight = round(config.weights.get("delivery", 1.0) * MILLI)
+    ref = f"job:{job.id}"
+    contribution = _once(
+        session,
+        Contribution,
+        ref,
+        lambda: Contribution(
+            member_id=job.assignee_id,
+            period_id=period.id,
+            kind="delivery",
+            quantity_milli=MILLI,
+            points_milli=points_for(MILLI, weight),
+            status="approved",
+            source="job",
+            source_ref=ref,
+            note=f"J-{job.id}",
+            created_at=now,
+            decided_at=now,
+        ),
+    )
+    if job.price_cents:
+        price = job.price_cents
+        _once(
+            session,
+            LedgerEntry,
+            ref,
+            lambda: LedgerEntry(
+                period_id=period.id,
+                kind="income",
+                amount_cents=price,
+                note=f"J-{job.id}",
+                member_id=job.assignee_id,
+                created_at=now,
+                source_ref=ref,
+            ),
+        )
+    return contribution
+
+
+# --- what people log ----------------------------------------------------------------
+
+#: Kinds the bot records by itself; members log the others with /log.
+AUTOMATIC_KINDS = ("delivery", "shift")
+MAX_HOURS_MILLI = 24 * MILLI
+MAX_ITEMS_MILLI = 1000 * MILLI
+MAX_NOTE = 300
+
+
+def loggable_kinds(terms: Terms) -> list[str]:
+    return sorted(kind for kind in terms.weights if kind not in AUTOMATIC_KINDS)
+
+
+def contribution_code(contribution: Contribution) -> str:
+    return f"C-{contribution.id}"
+
+
+def find_contribution(session: Session, ref: str) -> Contribution:
+    number = ref.strip().upper().removeprefix("C").lstrip("-#")
+    found = session.get(Contribution, int(number)) if number.isdigit() and len(number) < 12 else None
+    if found is None:
+        raise NotFound("ledger.no_such_contribution", ref=ref[:20])
+    return found
+
+
+def _check_quantity(quantity_milli: int, unit: str, *, correction: bool) -> None:
+    limit = MAX_HOURS_MILLI if unit == "hour" else MAX_ITEMS_MILLI
+    if quantity_milli == 0 or (quantity_milli < 0 and not correction):
+        raise UsageError("ledger.quantity_positive")
+    if abs(quantity_milli) > limit:
+        key = "ledger.too_many_hours" if unit == "hour" else "ledger.too_many_items"
+        raise UsageError(key, most=limit // MILLI)
+
+
+def _weight(period: Period, kind: str) -> int:
+    terms = terms_of(period)
+    weight = terms.weight(kind)
+    if weight is None:
+        raise UsageError("ledger.unknown_kind", kind=kind[:30], kinds=", ".join(loggable_kinds(terms)))
+    return weight
+
+
+def log_work(
+    session: Session,
+    config: Config,
+    member: Member,
+    quantity_milli: int,
+    unit: str,
+    kind: str,
+    note: str,
+    now: datetime,
+) -> Contribution:
+    """A manual entry, pending until a coordinator other than the member approves it."""
+    kind = kind.lower()
+    if kind in AUTOMATIC_KINDS:
+        raise UsageError(f"ledger.automatic_{kind}")
+    _check_quantity(quantity_milli, unit, correction=False)
+    period = current_period(session, config, now)
+    contribution = Contribution(
+        member_id=member.id,
+        period_id=period.id,
+        kind=kind,
+        quantity_milli=quantity_milli,
+        points_milli=points_for(quantity_milli, _weight(period, kind)),
+        status="pending",
+        source="manual",
+        unit=unit,
+        note=note[:MAX_NOTE],
+        created_at=now,
+    )
+    session.add(contribution)
+    session.flush()
+    lang = config.coop.default_language
+    queue_to_coordinators(
+        session,
+        config,
+        f"contribution:{contribution.id}:logged",
+        "ledger.logged_notice",
+        now,
+        name=member.name,
+        ref=contribution_code(contribution),
+        what=describe(contribution, lang),
+    )
+    return contribution
+
+
+def log_correction(
+    session: Session,
+    config: Config,
+    actor: Member,
+    original_ref: str,
+    quantity_milli: int,
+    unit: str,
+    kind: str | None,
+    note: str,
+    now: datetime,
+) -> Contribution:
+    """A coordinator's correction: a new, approved entry in the current period
+    pointing at the one it corrects, valued at the weights of the original's
+    period. A closed period is never rewritten; the close settles the difference."""
+    original = find_contribution(session, original_ref)
+    if original.member_id == actor.id:
+        raise NotAllowed("ledger.cannot_correct_own")
+    _check_quantity(quantity_milli, unit, correction=True)
+    kind = (kind or original.kind).lower()
+    weight = _weight(session.get_one(Period, original.period_id), kind)
+    period = current_period(session, config, now)
+    correction = Contribution(
+        member_id=original.member_id,
+        period_id=period.id,
+        kind=kind,
+        quantity_milli=quantity_milli,
+        points_milli=points_for(quantity_milli, weight),
+        status="approved",
+        source="correction",
+        unit=unit,
+        corrects_id=original.id,
+        note=note[:MAX_NOTE],
+        created_at=now,
+        decided_by=actor.id,
+        decided_at=now,
+    )
+    session.add(correction)
+    session.flush()
+    member = session.get_one(Member, original.member_id)
+    record(
+        session,
+        now,
+        "contribution.corrected",
+        actor=actor,
+        subject=member,
+        ref=contribution_code(correction),
+        corrects=contribution_code(original),
+        points_milli=correction.points_milli,
+    )
+    _tell_member(
+        session,
+        config,
+        member,
+        correction,
+        "ledger.corrected_notice",
+        now,
+        original=contribution_code(original),
+        by=actor.name,
+    )
+    return correction
+
+
+def decide(
+    session: Session,
+    config: Config,
+    actor: Member,
+    ref: str,
+    approve: bool,
+    now: datetime,
+    reason: str = "",
+) -> Contribution:
+    """Approve or reject a pending entry: never one's own, never in a closed period."""
+    contribution = find_contribution(session, ref)
+    code = contribution_code(contribution)
+    if contribution.member_id == actor.id:
+        raise NotAllowed("ledger.cannot_decide_own", ref=code)
+    period = session.get_one(Period, contribution.period_id)
+    if contribution.status != "pending":
+        raise Conflict(f"ledger.already_{contribution.status}", ref=code)
+    if period.status != "open":
+        raise Conflict("ledger.decide_closed_period", ref=code, period=period.label)
+    status = "approved" if approve else "rejected"
+    changed = rowcount(
+        session.execute(
+            update(Contribution)
+            .where(Contribution.id == contribution.id, Contribution.status == "pending")
+            .values(status=status, decided_by=actor.id, decided_at=now, reject_reason=reason[:MAX_NOTE] or None)
+            .execution_options(synchronize_session="fetch")
+        )
+    )
+    if changed != 1:
+        raise Conflict("ledger.already_decided", ref=code)
+    session.refresh(contribution)
+    member = session.get_one(Member, contribution.member_id)
+    record(session, now, f"contribution.{status}", actor=actor, subject=member, ref=code, reason=reason[:MAX_NOTE])
+    _tell_member(
+        session, config, member, contribution, f"ledger.{status}_notice", now, by=actor.name, reason=reason[:MAX_NOTE]
+    )
+    return contribution
+
+
+def _tell_member(
+    session: Session,
+    config: Config,
+    member: Member,
+    contribution: Contribution,
+    key: str,
+    now: datetime,
+    **params: str,
+) -> None:
+    lang = member.language or config.coop.default_language
+    text = t(lang, key, ref=contribution_code(contribution), what=describe(contribution, lang), **params)
+    queue_to_member(session, member, f"contribution:{contribution.id}:{key}", Outgoing(text), now)
+
+
+def describe(contribution: Contribution, lang: str) -> str:
+    """'2h admin (2 points): accounting for March' in the reader's language."""
+    quantity = format_milli(contribution.quantity_milli, lang)
+    amount = (quantity + ("\u00a0h" if lang == "fr" else "h")) if contribution.unit == "hour" else quantity
+    key = "ledger.point" if contribution.points_milli == MILLI else "ledger.points"
+    points = t(lang, key, points=format_milli(contribution.points_milli, lang))
+    text = f"{amount} {contribution.kind} ({points})"
+    return f"{text}: {contribution.note}" if contribution.note else text
+
+
+# --- shifts ---------------------------------------------------------------------------
+
+
+def open_shift(session: Session, member: Member) -> Shift | None:
+    return session.scalars(
+        select(Shift).where(Shift.member_id == member.id, Shift.ended_at.is_(None)).order_by(Shift.id.desc())
+    ).first()
+
+
+def max_shift(config: Config) -> timedelta:
+    return timedelta(hours=config.periods.max_shift_hours)
+
+
+def start_shift(session: Session, config: Config, member: Member, now: datetime, at: datetime | None = None) -> Shift:
+    """Clock in now, or at a time a little earlier ("I forgot to start it")."""
+    running = open_shift(session, member)
+    if running is not None:
+        raise Conflict("ledger.shift_already_open", since=local_hm(running.started_at, config))
+    started = at or now
+    if now - started > max_shift(config):
+        raise UsageError("ledger.shift_start_too_early", hours=format_hours(config))
+    shift = Shift(member_id=member.id, started_at=started)
+    session.add(shift)
+    session.flush()
+    return shift
+
+
+def end_shift(
+    session: Session, config: Config, member: Member, now: datetime, at: datetime | None = None
+) -> tuple[Shift, Contribution | None]:
+    """Clock out; or, with a time, correct the shift the bot closed at the limit."""
+    running = open_shift(session, member)
+    if running is None:
+        if at is not None:
+            return _correct_auto_closed(session, config, member, at)
+        raise Conflict("ledger.no_open_shift")
+    ended = at or now
+    if ended <= running.started_at:
+        raise UsageError("ledger.shift_end_before_start", since=local_hm(running.started_at, config))
+    if ended - running.started_at > max_shift(config):
+        raise UsageError("ledger.shift_too_long", hours=format_hours(config))
+    closed = rowcount(
+        session.execute(
+            update(Shift)
+            .where(Shift.id == running.id, Shift.ended_at.is_(None))
+            .values(ended_at=ended)
+            .execution_options(synchronize_session="fetch")
+        )
+    )
+    if closed != 1:
+        raise Conflict("ledger.no_open_shift")
+    session.refresh(running)
+    return running, _shift_contribution(session, config, running, now, status="approved")
+
+
+def shift_minutes(shift: Shift) -> int:
+    if shift.ended_at is None:
+        return 0
+    return int((shift.ended_at - shift.started_at).total_seconds() // 60)
+
+
+def _shift_contribution(
+    session: Session, config: Config, shift: Shift, now: datetime, status: str
+) -> Contribution | None:
+    minutes = shift_minutes(shift)
+    if minutes == 0:
+        return None
+    period = current_period(session, config, now)
+    quantity = round_div(minutes * MILLI, 60)
+    ref = f"shift:{shift.id}"
+    return _once(
+        session,
+        Contribution,
+        ref,
+        lambda: Contribution(
+            member_id=shift.member_id,
+            period_id=period.id,
+            kind="shift",
+            quantity_milli=quantity,
+            points_milli=points_for(quantity, _weight(period, "shift")),
+            status=status,
+            source="shift",
+            unit="hour",
+            source_ref=ref,
+            note="",
+            created_at=now,
+            decided_at=now if status == "approved" else None,
+        ),
+    )
+
+
+def _correct_auto_closed(
+    session: Session, config: Config, member: Member, at: datetime
+) -> tuple[Shift, Contribution | None]:
+    shift = session.scalars(
+        select(Shift).where(Shift.member_id == member.id, Shift.auto_closed.is_(True)).order_by(Shift.id.desc())
+    ).first()
+    contribution = _existing(session, Contribution, f"shift:{shift.id}") if shift else None
+    if shift is None or contribution is None or contribution.status != "pending":
+        raise Conflict("ledger.no_open_shift")
+    owner = session.get_one(Period, contribution.period_id)
+    if owner.status != "open":
+        raise Conflict("ledger.decide_closed_period", ref=contribution_code(contribution), period=owner.label)
+    if at <= shift.started_at or at - shift.started_at > max_shift(config):
+        raise UsageError("ledger.shift_fix_range", since=local_hm(shift.started_at, config), hours=format_hours(config))
+    shift.ended_at = at
+    minutes = shift_minutes(shift)
+    contribution.quantity_milli = round_div(minutes * MILLI, 60)
+    period = session.get_one(Period, contribution.period_id)
+    contribution.points_milli = points_for(contribution.quantity_milli, _weight(period, "shift"))
+    contribution.status = "approved"
+    contribution.decided_at = at
+    contribution.note = "corrected by the rider"
+    session.flush()
+    return shift, contribution
+
+
+def close_overlong_shifts(session: Session, config: Config, now: datetime) -> list[Shift]:
+    """Shifts left open past the limit: closed at the limit, pending, rider asked to fix."""
+    limit = max_shift(config)
+    due = list(
+        session.scalars(
+            select(Shift).where(Shift.ended_at.is_(None), Shift.started_at <= now - limit).order_by(Shift.id)
+        )
+    )
+    closed = []
+    for shift in due:
+        ended = shift.started_at + limit
+        won = rowcount(
+            session.execute(
+                update(Shift)
+                .where(Shift.id == shift.id, Shift.ended_at.is_(None))
+                .values(ended_at=ended, auto_closed=True)
+                .execution_options(synchronize_session="fetch")
+            )
+        )
+        if won != 1:
+            continue
+        session.refresh(shift)
+        _shift_contribution(session, config, shift, now, status="pending")
+        member = session.get_one(Member, shift.member_id)
+        lang = member.language or config.coop.default_language
+        text = t(
+            lang,
+            "ledger.shift_auto_closed",
+            since=local_hm(shift.started_at, config),
+            until=local_hm(ended, config),
+            hours=format_hours(config),
+        )
+        queue_to_member(session, member, f"shift:{shift.id}:auto-closed", Outgoing(text), now)
+        closed.append(shift)
+    return closed
+
+
+@sweep("shift-limit")
+def _shift_limit_sweep(ctx: SweepContext) -> None:
+    with transaction(ctx.sessions) as session:
+        close_overlong_shifts(session, ctx.config, ctx.now)
+
+
+def local_hm(moment: datetime, config: Config) -> str:
+    return moment.astimezone(config.coop.tz).strftime("%H:%M")
+
+
+def format_hours(config: Config) -> str:
+    hours = config.periods.max_shift_hours
+    return f"{hours:g}"
+
+
+# --- money -----------------------------------------------------------------------------
+
+
+def record_money(
+    session: Session, config: Config, actor: Member, kind: str, cents: int, note: str, now: datetime
+) -> LedgerEntry:
+    """Income or an expense of the current period, recorded by a coordinator."""
+    if kind not in ("income", "expense"):
+        raise ValueError(kind)
+    note = " ".join(note.split())[:MAX_NOTE]
+    if not note:
+        raise UsageError(f"ledger.{kind}_note_missing")
+    period = current_period(session, config, now)
+    entry = LedgerEntry(
+        period_id=period.id, kind=kind, amount_cents=cents, note=note, created_by=actor.id, created_at=now
+    )
+    session.add(entry)
+    session.flush()
+    record(session, now, f"ledger.{kind}", actor=actor, amount_cents=cents, note=note, period=period.label)
+    return entry

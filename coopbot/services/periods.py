@@ -1,0 +1,416 @@
+"""Periods: when they start and end, what rules they run under, and their close.
+
+A period is created on demand the first time something happens in it, with
+the governed settings in force at its start frozen into it: the weights and
+percentages a vote changes mid-period apply from the next one. Boundaries
+follow the co-op's own clock (weekly from Monday 00:00, monthly from the 1st
+00:00, or a cron expression for the end) and are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import CursorResult, Result, case, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from coopbot.config import Config
+from coopbot.db import transaction
+from coopbot.models import Allocation, Contribution, LedgerEntry, Member, Period
+from coopbot.scheduler import SweepContext, sweep
+from coopbot.services import period_notices as notices
+from coopbot.services import settings as settings_svc
+from coopbot.services import shares
+from coopbot.services.audit import record
+from coopbot.services.shares import Outcome, Terms
+
+# --- period boundaries -------------------------------------------------------------
+
+
+def period_bounds(schedule: str, tz: ZoneInfo, now: datetime) -> tuple[datetime, datetime, str]:
+    """(start, end, label) of the schedule's period containing `now`, in UTC.
+
+    Weekly periods start on Monday 00:00 and monthly ones on the 1st 00:00,
+    in the co-op's timezone (so a Paris month starts at 23:00 UTC in winter).
+    A cron expression gives the moment each period ends.
+    """
+    local = now.astimezone(tz)
+    if schedule == "monthly":
+        start = datetime(local.year, local.month, 1, tzinfo=tz)
+        end = datetime(local.year + local.month // 12, local.month % 12 + 1, 1, tzinfo=tz)
+        return start.astimezone(UTC), end.astimezone(UTC), f"{local.year}-{local.month:02d}"
+    if schedule == "weekly":
+        monday = (local - timedelta(days=local.weekday())).date()
+        start = datetime(monday.year, monday.month, monday.day, tzinfo=tz)
+        following = monday + timedelta(days=7)
+        end = datetime(following.year, following.month, following.day, tzinfo=tz)
+        year, week, _ = monday.isocalendar()
+        return start.astimezone(UTC), end.astimezone(UTC), f"{year}-W{week:02d}"
+    start, end = cron_bounds(schedule, tz, now)
+    return start, end, cron_label(start.astimezone(tz), end.astimezone(tz))
+
+
+def cron_bounds(expression: str, tz: ZoneInfo, now: datetime) -> tuple[datetime, datetime]:
+    """The last firing at or before `now` and the next one after it."""
+    trigger = cron_trigger(expression, tz)
+
+    def after(moment: datetime) -> datetime:
+        fire: datetime | None = trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
+        if fire is None:
+            raise ValueError(f"the schedule {expression!r} never fires again")
+        return fire.astimezone(UTC)
+
+    end = after(now)
+    for back in (
+        timedelta(hours=1),
+        timedelta(days=1),
+        timedelta(days=8),
+        timedelta(days=32),
+        timedelta(days=367),
+        timedelta(days=5 * 366),
+    ):
+        probe = now - back
+        fire = after(probe - timedelta(microseconds=2))
+        if fire <= now:
+            start = fire
+            while (following := after(start)) <= now:
+                start = following
+            return start, end
+    raise ValueError(f"the schedule {expression!r} fires too rarely to make periods")
+
+
+DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_trigger(expression: str, tz: ZoneInfo) -> Any:
+    """A CronTrigger reading the day of week as cron does (0 or 7 is Sunday).
+
+    APScheduler 3 counts weekdays from Monday = 0, so "0 0 * * 1" would end
+    periods on Tuesdays; numbers are turned into day names first.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    minute, hour, day, month, weekday = expression.split()
+    weekday = re.sub(r"\d+", lambda m: DAY_NAMES[int(m.group(0)) % 8], weekday)
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=tz)
+
+
+def cron_label(start: datetime, end: datetime) -> str:
+    last = end - timedelta(microseconds=1)
+    if start.time() == end.time() == datetime.min.time():
+        return f"{start:%Y-%m-%d}..{last:%Y-%m-%d}"
+    return f"{start:%Y-%m-%dT%H%M}..{end:%m-%dT%H%M}"
+
+
+# --- settings snapshot ----------------------------------------------------------------
+
+
+def settings_snapshot(session: Session, config: Config, now: datetime) -> dict[str, Any]:
+    return settings_svc.snapshot(session, config, now)
+
+
+def terms_of(period: Period) -> Terms:
+    return Terms.from_snapshot(period.settings)
+
+
+# --- the current period -------------------------------------------------------------
+
+
+def period_at(session: Session, now: datetime, *, lock: bool = False) -> Period | None:
+    query = (
+        select(Period).where(Period.starts_at <= now, Period.ends_at > now).order_by(Period.starts_at.desc()).limit(1)
+    )
+    if lock:
+        # Writers hold the period row shared, so a close on PostgreSQL waits
+        # for them and later writers see it closed (SQLite serialises anyway).
+        query = query.with_for_update(read=True)
+    return session.scalars(query).first()
+
+
+def current_period(session: Session, config: Config, now: datetime) -> Period:
+    """The open period containing `now`, created on first use with today's settings."""
+    found = period_at(session, now, lock=True)
+    if found is not None:
+        return found
+    start, end, label = period_bounds(config.periods.schedule, config.coop.tz, now)
+    previous = session.scalars(
+        select(Period).where(Period.ends_at <= now).order_by(Period.ends_at.desc()).limit(1)
+    ).first()
+    if previous is not None and start < previous.ends_at < end:
+        start = previous.ends_at
+    period = Period(
+        label=label,
+        starts_at=start,
+        ends_at=end,
+        status="open",
+        settings=settings_snapshot(session, config, start),
+        totals={},
+    )
+    if insert_once(session, period):
+        return period
+    again = period_at(session, now, lock=True)
+    if again is None:
+        raise RuntimeError(f"period {label} exists but does not contain {now.isoformat()}")
+    return again
+
+
+def insert_once(session: Session, row: object) -> bool:
+    """Add `row` unless a unique key says it exists already (another process won)."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows a conditional UPDATE changed: 1 means we won the race."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def period_by_label(session: Session, label: str) -> Period | None:
+    return session.scalars(select(Period).where(Period.label == label.strip())).first()
+
+
+# --- what the period holds ---------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """One member's approved work in a period."""
+
+    points: int = 0
+    #: Part of `points` that corrects entries of earlier periods.
+    adjustments: int = 0
+    hours: int = 0
+    deliveries: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def tallies(session: Session, period_id: int, member_id: int | None = None) -> dict[int, Tally]:
+    """Approved points per member and kind, for one member's `/contrib`."""
+    query = (
+        select(Contribution.member_id, Contribution.kind, func.sum(Contribution.points_milli))
+        .where(Contribution.period_id == period_id, Contribution.status == "approved")
+        .group_by(Contribution.member_id, Contribution.kind)
+    )
+    if member_id is not None:
+        query = query.where(Contribution.member_id == member_id)
+    result: dict[int, Tally] = {}
+    for member, kind, points in session.execute(query):
+        tally = result.setdefault(member, Tally())
+        tally.points += int(points)
+        tally.by_kind[kind] = int(points)
+    return result
+
+
+def close_tallies(session: Session, period_id: int) -> dict[int, Tally]:
+    """Every member's approved points, shift hours, deliveries and corrections in one
+    pass grouped by member only: the close's one read of the period's work."""
+
+    def only(condition: Any, column: Any) -> Any:
+        return func.sum(case((condition, column), else_=0))
+
+    query = (
+        select(
+            Contribution.member_id,
+            func.sum(Contribution.points_milli),
+            only(Contribution.corrects_id.is_not(None), Contribution.points_milli),
+            only(Contribution.kind == "shift", Contribution.quantity_milli),
+            only(Contribution.kind == "delivery", Contribution.quantity_milli),
+        )
+        .where(Contribution.period_id == period_id, Contribution.status == "approved")
+        .group_by(Contribution.member_id)
+    )
+    return {
+        member: Tally(int(points), int(adjustments), int(hours), int(deliveries))
+        for member, points, adjustments, hours, deliveries in session.execute(query)
+    }
+
+
+def pending_counts(session: Session, period_id: int, member_id: int | None = None) -> dict[int, int]:
+    query = (
+        select(Contribution.member_id, func.count())
+        .where(Contribution.period_id == period_id, Contribution.status == "pending")
+        .group_by(Contribution.member_id)
+    )
+    if member_id is not None:
+        query = query.where(Contribution.member_id == member_id)
+    return {member: int(count) for member, count in session.execute(query)}
+
+
+def money(session: Session, period_id: int) -> dict[str, int]:
+    """Cents per ledger kind: income, expense, base_pay."""
+    rows = session.execute(
+        select(LedgerEntry.kind, func.sum(LedgerEntry.amount_cents))
+        .where(LedgerEntry.period_id == period_id)
+        .group_by(LedgerEntry.kind)
+    )
+    return {kind: int(total) for kind, total in rows}
+
+
+# --- the close --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Share:
+    """What the close gives one member."""
+
+    member_id: int
+    name: str
+    language: str | None
+    active: bool
+    hidden: bool
+    tally: Tally
+    pending: int
+    base_pay: int
+    dividend: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a close decides, computed without writing (also the dry run)."""
+
+    period: Period
+    terms: Terms
+    outcome: Outcome
+    shares: list[Share]
+
+    @property
+    def sharing_members(self) -> int:
+        return sum(1 for share in self.shares if share.dividend > 0)
+
+
+def plan_close(session: Session, config: Config, period: Period) -> Plan:
+    terms = terms_of(period)
+    work = close_tallies(session, period.id)
+    pending = pending_counts(session, period.id)
+    members = session.execute(
+        select(Member.id, Member.name, Member.language, Member.active, Member.hide_in_charts).order_by(Member.id)
+    ).all()
+    people = [m for m in members if m.active or m.id in work]
+    base = {
+        m.id: shares.base_pay(work[m.id].hours, work[m.id].deliveries, terms) if m.id in work else 0 for m in people
+    }
+    figures = money(session, period.id)
+    # Everyone who worked in the period shares in it, including a member who
+    # left mid-period (issue 9: they keep what they earned; nobody messages them).
+    points = {m.id: work[m.id].points if m.id in work else 0 for m in people}
+    outcome = shares.settle(figures.get("income", 0), figures.get("expense", 0), sum(base.values()), points, terms)
+    plan_shares = [
+        Share(
+            member_id=m.id,
+            name=m.name,
+            language=m.language,
+            active=m.active,
+            hidden=m.hide_in_charts,
+            tally=work.get(m.id, Tally()),
+            pending=pending.get(m.id, 0),
+            base_pay=base[m.id],
+            dividend=outcome.dividends.get(m.id, 0),
+        )
+        for m in people
+    ]
+    return Plan(period, terms, outcome, plan_shares)
+
+
+def close_period(sessions: sessionmaker[Session], config: Config, period_id: int, now: datetime) -> Plan | None:
+    """Close one period, once: allocations, base pay and every message in one transaction.
+
+    The conditional UPDATE is the lock: of two closers (two processes, or a
+    retry after a crash) only the one that flips `open` to `closed` goes on;
+    the other returns None and writes nothing.
+    """
+    with transaction(sessions) as session:
+        won = rowcount(
+            session.execute(
+                update(Period)
+                .where(Period.id == period_id, Period.status == "open")
+                .values(status="closed", closed_at=now)
+            )
+        )
+        if won != 1:
+            return None
+        period = session.get_one(Period, period_id)
+        session.refresh(period)
+        plan = plan_close(session, config, period)
+        _write(session, plan, now)
+        notices.queue_close(session, config, plan, now)
+        period.totals = {
+            **plan.outcome.as_totals(),
+            "members": len(plan.shares),
+            "sharing_members": plan.sharing_members,
+        }
+        record(
+            session,
+            now,
+            "period.closed",
+            period=period.label,
+            surplus_cents=plan.outcome.surplus,
+            dividend_cents=plan.outcome.distributed,
+        )
+    return plan
+
+
+def _write(session: Session, plan: Plan, now: datetime) -> None:
+    period = plan.period
+    allocations = [
+        {
+            "period_id": period.id,
+            "member_id": share.member_id,
+            "points_milli": share.tally.points,
+            "dividend_cents": share.dividend,
+            "base_pay_cents": share.base_pay,
+            "paid": False,
+        }
+        for share in plan.shares
+    ]
+    notices.bulk_insert(session, Allocation, allocations)
+    base_rows = [
+        {
+            "period_id": period.id,
+            "kind": "base_pay",
+            "amount_cents": share.base_pay,
+            "note": share.name,
+            "member_id": share.member_id,
+            "created_at": now,
+            "source_ref": f"base_pay:{period.id}:{share.member_id}",
+        }
+        for share in plan.shares
+        if share.base_pay
+    ]
+    notices.bulk_insert(session, LedgerEntry, base_rows)
+
+
+def close_due(sessions: sessionmaker[Session], config: Config, now: datetime) -> list[Plan]:
+    """Close every open period that has ended (a close missed while down runs now)."""
+    with sessions() as session:
+        due = list(
+            session.scalars(
+                select(Period.id).where(Period.status == "open", Period.ends_at <= now).order_by(Period.ends_at)
+            )
+        )
+    closed = [plan for period_id in due if (plan := close_period(sessions, config, period_id, now)) is not None]
+    with transaction(sessions) as session:
+        current_period(session, config, now)
+    return closed
+
+
+@sweep("period-close")
+def _period_close_sweep(ctx: SweepContext) -> None:
+    close_due(ctx.sessions, ctx.config, ctx.now)
+
+
+def preview(session: Session, config: Config, now: datetime) -> Plan:
+    """The close of the due period, or of the current one as if it ended now; writes nothing."""
+    due = session.scalars(
+        select(Period).where(Period.status == "open", Period.ends_at <= now).order_by(Period.ends_at).limit(1)
+    ).first()
+    return plan_close(session, config, due or current_period(session, config, now))
