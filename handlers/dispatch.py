@@ -1,0 +1,248 @@
+"""Jobs in chat: riding or not, posting, taking, moving, and asking why.
+
+Every command here is a thin layer over `coopbot.services.dispatch`: it reads
+the job reference, calls the service, and words the answer. `/why` is worded
+here from the job's events, so what members read is exactly what was stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from coopbot.chat import Outgoing
+from coopbot.errors import UsageError
+from coopbot.models import Job, JobEvent
+from coopbot.money import format_milli
+from coopbot.services import dispatch as svc
+from coopbot.services.jobparse import BadLine, job_code, parse_job_ref, parse_jobs, when
+from coopbot.services.members import find_member
+from handlers.registry import Context, Reply, command
+
+MAX_CANDIDATES_SHOWN = 20
+
+
+def _job_id(ctx: Context, fallback: Callable[[], list[Job]] | None = None) -> int:
+    """The job named in the first word; with no word, the only job that fits, if just one."""
+    if ctx.args:
+        return parse_job_ref(ctx.args[0])
+    if fallback is not None:
+        jobs = fallback()
+        if len(jobs) == 1:
+            return jobs[0].id
+    raise ctx.usage()
+
+
+def _describe(ctx: Context, job: Job) -> str:
+    return svc.describe(job, ctx.config, ctx.lang, ctx.now)
+
+
+# --- availability --------------------------------------------------------------------
+
+
+@command("available", area="dispatch", aliases=("dispo",))
+def available(ctx: Context) -> Reply:
+    ctx.expect_args(0, 0)
+    already, offered = svc.set_available(ctx.session, ctx.config, ctx.me, ctx.now)
+    if already:
+        return ctx.t("dispatch.still_available_ok")
+    text = ctx.t("dispatch.now_available")
+    if offered:
+        text += "\n" + ctx.t("dispatch.waiting_offered", count=offered)
+    return text
+
+
+@command("away", area="dispatch", aliases=("absent",))
+def away(ctx: Context) -> Reply:
+    ctx.expect_args(0, 0)
+    held = svc.set_away(ctx.session, ctx.config, ctx.me, ctx.now)
+    text = ctx.t("dispatch.now_away")
+    if held:
+        text += "\n" + ctx.t("dispatch.still_holding", jobs=", ".join(job_code(j.id) for j in held))
+    return text
+
+
+# --- posting -----------------------------------------------------------------------------
+
+
+@command("newjob", area="dispatch", role="coordinator")
+def newjob(ctx: Context) -> Reply:
+    try:
+        specs = parse_jobs(ctx.rest, ctx.now, ctx.config.coop.tz, ctx.config.coop.currency)
+    except BadLine as err:
+        problem = ctx.t("dispatch.bad_line", line=err.line, problem=ctx.t(err.problem.key, **err.problem.params))
+        raise UsageError("dispatch.newjob_form", problem=problem) from None
+    except UsageError as err:
+        raise UsageError("dispatch.newjob_form", problem=ctx.t(err.key, **err.params)) from None
+    lines = []
+    for job, outcome in svc.post_jobs(ctx.session, ctx.config, ctx.me, specs, ctx.now):
+        if outcome.kind == "rotation":
+            how = ctx.t("dispatch.posted_rotation", name=outcome.names[0])
+        elif outcome.kind == "broadcast":
+            how = ctx.t("dispatch.posted_broadcast", count=len(outcome.names))
+        else:
+            how = ctx.t("dispatch.posted_waiting")
+        lines.append(ctx.t("dispatch.posted", job=_describe(ctx, job), how=how))
+    return "\n".join(lines)
+
+
+# --- taking an offer ------------------------------------------------------------------------
+
+
+@command("accept", area="dispatch")
+def accept(ctx: Context) -> Reply:
+    job_id = _job_id(ctx, lambda: svc.offered_to(ctx.session, ctx.me))
+    job = svc.accept(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
+    return Outgoing(ctx.t("dispatch.yours", job=_describe(ctx, job)), buttons=svc.work_buttons(ctx.lang, job))
+
+
+@command("decline", area="dispatch")
+def decline(ctx: Context) -> Reply:
+    job_id = _job_id(ctx, lambda: svc.offered_to(ctx.session, ctx.me))
+    job = svc.decline(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
+    return ctx.t("dispatch.declined", job=job_code(job.id))
+
+
+# --- moving a job one holds ---------------------------------------------------------------
+
+
+@command("pickup", area="dispatch")
+def pickup(ctx: Context) -> Reply:
+    job_id = _job_id(ctx, lambda: svc.held_jobs(ctx.session, ctx.me))
+    job = svc.pickup(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
+    return Outgoing(ctx.t("dispatch.picked_up", job=_describe(ctx, job)), buttons=svc.work_buttons(ctx.lang, job))
+
+
+@command("deliver", area="dispatch")
+def deliver(ctx: Context) -> Reply:
+    job_id = _job_id(ctx, lambda: svc.held_jobs(ctx.session, ctx.me))
+    job, points = svc.deliver(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
+    return ctx.t("dispatch.delivered", job=job_code(job.id), points=format_milli(points, ctx.lang))
+
+
+@command("release", area="dispatch")
+def release(ctx: Context) -> Reply:
+    job_id = _job_id(ctx, lambda: svc.held_jobs(ctx.session, ctx.me))
+    job, _ = svc.release(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
+    return ctx.t("dispatch.released", job=job_code(job.id))
+
+
+@command("fail", area="dispatch")
+def fail(ctx: Context) -> Reply:
+    if len(ctx.args) < 2:
+        raise ctx.usage()
+    reason = ctx.rest.split(None, 1)[1].strip()
+    job = svc.fail(ctx.session, ctx.config, ctx.me, parse_job_ref(ctx.args[0]), reason, ctx.now)
+    return ctx.t("dispatch.failed", job=job_code(job.id), reason=reason[:300])
+
+
+# --- coordinators -------------------------------------------------------------------------------
+
+
+@command("cancel", area="dispatch", role="coordinator")
+def cancel(ctx: Context) -> Reply:
+    job_id = _job_id(ctx)
+    parts = ctx.rest.split(None, 1)
+    reason = parts[1].strip() if len(parts) > 1 else ""
+    job = svc.cancel(ctx.session, ctx.config, ctx.me, job_id, reason, ctx.now)
+    return ctx.t("dispatch.cancelled", job=job_code(job.id))
+
+
+@command("assign", area="dispatch", role="coordinator")
+def assign(ctx: Context) -> Reply:
+    if len(ctx.args) < 2:
+        raise ctx.usage()
+    job_id = parse_job_ref(ctx.args[0])
+    target = find_member(ctx.session, " ".join(ctx.args[1:]))
+    job = svc.assign(ctx.session, ctx.config, ctx.me, job_id, target, ctx.now)
+    return ctx.t("dispatch.assigned", job=job_code(job.id), name=target.name)
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+@command("jobs", area="dispatch")
+def jobs(ctx: Context) -> Reply:
+    ctx.expect_args(0, 0)
+    me = ctx.me
+    if svc.is_coordinator(me):
+        live = svc.live_jobs(ctx.session)
+        if not live:
+            return ctx.t("dispatch.no_jobs")
+        lines = [ctx.t("dispatch.jobs_all", count=len(live))]
+        lines += [f"• {_describe(ctx, job)} — {_state(ctx, job)}" for job in live]
+        return "\n".join(lines)
+    offered, held = svc.offered_to(ctx.session, me), svc.held_jobs(ctx.session, me)
+    lines = []
+    if offered:
+        lines.append(ctx.t("dispatch.jobs_offered"))
+        lines += [f"• {_describe(ctx, job)}" for job in offered]
+    if held:
+        lines.append(ctx.t("dispatch.jobs_mine"))
+        lines += [f"• {_describe(ctx, job)} — {_state(ctx, job)}" for job in held]
+    if not lines:
+        lines.append(ctx.t("dispatch.no_jobs_for_you"))
+    if not me.available:
+        lines.append(ctx.t("dispatch.you_are_away"))
+    return "\n".join(lines)
+
+
+def _state(ctx: Context, job: Job) -> str:
+    name = svc.member_name(ctx.session, job.assignee_id) if job.assignee_id is not None else ""
+    return ctx.t(f"dispatch.state_{job.status}", name=name)
+
+
+@command("why", area="dispatch", aliases=("pourquoi",))
+def why(ctx: Context) -> Reply:
+    job_id = _job_id(ctx)
+    job, events, names = svc.history(ctx.session, job_id)
+    lines = [ctx.t("dispatch.why_title", job=_describe(ctx, job), state=_state(ctx, job))]
+    lines += [_why_line(ctx, event, names) for event in events]
+    return "\n".join(lines)
+
+
+def _why_line(ctx: Context, event: JobEvent, names: dict[int, str]) -> str:
+    details: dict[str, Any] = event.details or {}
+    params: dict[str, Any] = {
+        "at": when(event.at, ctx.now, ctx.config.coop.tz),
+        "actor": names.get(event.actor_id or 0, ""),
+        "name": names.get(event.member_id or 0, ""),
+        "policy": details.get("policy", ""),
+        "reason": details.get("reason", ""),
+    }
+    kind = event.kind
+    if kind == "offered" and details.get("policy") == "rotation":
+        params["minutes"] = format_milli(int(details.get("timeout", 0)) * 1000 // 60, ctx.lang, 1)
+        params["ranking"] = _ranking(ctx, details.get("candidates", []))
+        return ctx.t("dispatch.why_rotation", **params)
+    if kind in ("offered", "fallback"):
+        people = [c["name"] for c in details.get("candidates", [])]
+        params["count"] = len(people)
+        params["names"] = _names(ctx, people)
+        key = "why_late" if details.get("late") else f"why_{kind}"
+        return ctx.t(f"dispatch.{key}", **params)
+    if kind == "declined" and details.get("reason") in ("away", "idle", "left"):
+        return ctx.t(f"dispatch.why_declined_{details['reason']}", **params)
+    if kind == "unclaimed":
+        params["passed"] = details.get("passed", 0)
+    return ctx.t(f"dispatch.why_{kind}", **params)
+
+
+def _ranking(ctx: Context, candidates: list[dict[str, Any]]) -> str:
+    shown = []
+    for position, c in enumerate(candidates[:MAX_CANDIDATES_SHOWN], start=1):
+        idle = c.get("idle_minutes")
+        shown.append(ctx.t("dispatch.why_candidate", rank=position, name=c["name"],
+                           points=format_milli(int(c["points_milli"]), ctx.lang),
+                           idle="?" if idle is None else idle))
+    text = "; ".join(shown)
+    if len(candidates) > MAX_CANDIDATES_SHOWN:
+        text += " " + ctx.t("dispatch.why_more", count=len(candidates) - MAX_CANDIDATES_SHOWN)
+    return text
+
+
+def _names(ctx: Context, people: list[str]) -> str:
+    text = ", ".join(people[:MAX_CANDIDATES_SHOWN])
+    if len(people) > MAX_CANDIDATES_SHOWN:
+        text += " " + ctx.t("dispatch.why_more", count=len(people) - MAX_CANDIDATES_SHOWN)
+    return text
