@@ -80,9 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(action=cmd_check_config)
 
     # --- period (ledger) ---
+    from coopbot.ledger_cli import add_export_commands, add_period_commands
+
+    add_period_commands(sub)
     export = sub.add_parser("export", help="export data as files").add_subparsers(required=True, metavar="WHAT")
     # --- export ledger/allocations (ledger) ---
+    add_export_commands(export)
     # --- export member (privacy) ---
+    from coopbot.services.privacy import cli_export_member
+
+    member_export = export.add_parser("member", help="everything held about one member, as a zip (JSON + CSV)")
+    member_export.add_argument("member", metavar="MEMBER", help="#number, name or platform id")
+    member_export.add_argument("--out", metavar="FILE", help="where to write it (default: coopbot-data-<id>.zip)")
+    member_export.set_defaults(action=cli_export_member)
     del export
     return parser
 
