@@ -8,12 +8,14 @@ limits raised), start the real process, and register accounts through the
 shared-secret admin API, exactly as an operator's script would.
 
 Start-up costs a few seconds, so callers start one server and share it.
+Who uses it (members' clients and the co-op's bot) is in `members.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import secrets
@@ -23,15 +25,17 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 SERVER_NAME = "localhost"
 START_TIMEOUT = 60.0
+_counter = itertools.count(1)
 GENEROUS = {"per_second": 10000, "burst_count": 10000}
 RATE_LIMITS: dict[str, Any] = {
     "rc_message": GENEROUS,
@@ -71,6 +75,11 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def unique(name: str) -> str:
+    """A fresh account name: tests share one server and never reuse accounts."""
+    return f"{name}{next(_counter)}-{secrets.token_hex(3)}"
 
 
 def synapse_available() -> str | None:
@@ -257,7 +266,7 @@ class SynapseServer:
         """Give one account a message rate limit (the rest of the server keeps raised limits)."""
         self.request(
             "POST",
-            f"/_synapse/admin/v1/users/{urllib.request.quote(user_id)}/override_ratelimit",
+            f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/override_ratelimit",
             {"messages_per_second": per_second, "burst_count": burst_count},
             token=self.admin().access_token,
         )
@@ -265,7 +274,7 @@ class SynapseServer:
     def clear_ratelimit(self, user_id: str) -> None:
         self.request(
             "DELETE",
-            f"/_synapse/admin/v1/users/{urllib.request.quote(user_id)}/override_ratelimit",
+            f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/override_ratelimit",
             token=self.admin().access_token,
         )
 
