@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from coopbot.app import CoopBot
 from coopbot.chat import Outgoing
 from coopbot.clock import FakeClock
-from coopbot.config import Config, CoopSection, DatabaseSection
+from coopbot.config import Config
 from coopbot.db import transaction
 from coopbot.services import members as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
@@ -25,11 +25,20 @@ CODE = re.compile(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}\b")
 
 
 def code_in(replies: list[Outgoing]) -> str:
+    return found_in(replies, CODE)
+
+
+def ref_in(replies: list[Outgoing], prefix: str) -> str:
+    """The first `C-12`-style reference the bot mentioned."""
+    return found_in(replies, re.compile(rf"\b{prefix}-\d+\b"))
+
+
+def found_in(replies: list[Outgoing], pattern: re.Pattern[str]) -> str:
     for reply in replies:
-        found = CODE.search(reply.text)
+        found = pattern.search(reply.text)
         if found:
             return found.group(0)
-    raise RuntimeError("the bot gave no code")
+    raise RuntimeError(f"the bot's reply has no {pattern.pattern}")
 
 
 class Demo:
@@ -58,12 +67,26 @@ class Demo:
         self.console.names[handle] = name
         return handle
 
+    async def later(self, delta: timedelta | None = None, *, until: datetime | None = None) -> None:
+        """Let time pass: the scheduler does what falls due, the outbox delivers it."""
+        if until is not None:
+            self.clock.set(until)
+        if delta is not None:
+            self.clock.advance(delta)
+        shown = self.clock.now().astimezone(self.bot.config.coop.tz)
+        self.out.write(f"  … {shown:%A %d %B, %H:%M} …\n")
+        self.bot.scheduler.run_due()
+        await self.bot.outbox.drain()
+
 
 async def run_demo(out: TextIO, *, lang: str = "en") -> int:
     with tempfile.TemporaryDirectory(prefix="coopbot-demo-") as tmp:
-        config = Config(
-            coop=CoopSection.model_validate({"name": "Coop Vélo Paris", "default_language": lang}),
-            database=DatabaseSection(url=f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"),
+        config = Config.model_validate(
+            {
+                "coop": {"name": "Coop Vélo Paris", "default_language": lang},
+                "database": {"url": f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"},
+                "shares": {"base_pay_per_hour": 12.5, "base_pay_per_delivery": 2, "equity_threshold": 200},
+            }
         )
         clock = FakeClock(datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
         bot = CoopBot(config, clock=clock)
@@ -75,26 +98,100 @@ async def run_demo(out: TextIO, *, lang: str = "en") -> int:
 
 
 async def play(demo: Demo) -> None:
-    out = demo.out
-    out.write("coopbot demo: a small courier co-op, on a throw-away database.\n")
+    demo.out.write("coopbot demo: a small courier co-op's month, on a throw-away database.\n")
     alice = demo.founder("Alice")
     bruno = demo.person("bruno", "Bruno")
     chloe = demo.person("chloe", "Chloé")
-    stranger = demo.person("dan", "Dan")
+    dan = demo.person("dan", "Dan")
+    eve = demo.person("eve", "Eve")
+    await founding(demo, alice, bruno, chloe, dan, eve)
+    await lunch_rush(demo, bruno, chloe, dan)
+    await work_and_money(demo, alice, bruno, chloe)
+    await a_vote(demo, alice, bruno, chloe, dan)
+    await announcements(demo, bruno, dan)
+    await month_end(demo, chloe)
+    await own_data(demo, alice, chloe, eve)
 
-    demo.scene("The founder invites a coordinator and a rider")
+
+async def founding(demo: Demo, alice: str, bruno: str, chloe: str, dan: str, eve: str) -> None:
+    demo.scene("The founder invites a coordinator, who invites riders")
     code = code_in(await demo.say(alice, "/invite coordinator"))
-    await demo.say(stranger, "hello?")
+    await demo.say(dan, "hello?")
     await demo.say(bruno, f"/join {code}")
     code = code_in(await demo.say(bruno, "/invite"))
     await demo.say(chloe, f"/join {code}")
-    await demo.say(stranger, f"/join {code}")
+    await demo.say(dan, f"/join {code}")
+    await demo.say(dan, f"/join {code_in(await demo.say(bruno, '/invite'))}")
+    await demo.say(eve, f"/join {code_in(await demo.say(bruno, '/invite'))}")
 
     demo.scene("Getting around")
     await demo.say(chloe, "/help")
     await demo.say(chloe, "/whoami")
-    await demo.say(chloe, "/lang fr")
-    await demo.say(chloe, "/membres")
+    await demo.say(dan, "/lang fr")
+    await demo.say(dan, "/membres")
     await demo.say(chloe, "/invite")
-    await demo.say(bruno, "/role Chloé admin")
     await demo.say(alice, "/acept")
+
+
+async def lunch_rush(demo: Demo, bruno: str, chloe: str, dan: str) -> None:
+    demo.scene("A lunch rush: one job, two riders, one winner")
+    await demo.say(chloe, "/available")
+    await demo.say(dan, "/available")
+    await demo.say(bruno, "/newjob Boulangerie Martin, 3 rue Paul Bert -> 12 rue Oberkampf by 12:30 price 6.50 note fragile")
+    await demo.say(chloe, "", button="/accept J-1")
+    await demo.say(dan, "/accept J-1")
+    await demo.say(chloe, "", button="/pickup J-1")
+    await demo.later(timedelta(minutes=20))
+    await demo.say(chloe, "/deliver J-1")
+    await demo.say(dan, "/why J-1")
+
+
+async def work_and_money(demo: Demo, alice: str, bruno: str, chloe: str) -> None:
+    demo.scene("Logging work, approving it, recording money")
+    await demo.say(chloe, "/shift start")
+    await demo.later(timedelta(hours=6, minutes=30))
+    await demo.say(chloe, "/shift end")
+    mine = ref_in(await demo.say(chloe, "/log 2h admin accounting for November"), "C")
+    his = ref_in(await demo.say(bruno, "/log 1.5h training new riders"), "C")
+    await demo.say(bruno, f"/approve {mine}")
+    await demo.say(bruno, f"/approve {his}")
+    await demo.say(alice, f"/approve {his}")
+    await demo.say(bruno, "/income 1250.00 restaurant contracts November")
+    await demo.say(bruno, "/expense 89,90 bike repairs")
+    await demo.say(chloe, "/contrib")
+    await demo.say(chloe, "/period")
+
+
+async def a_vote(demo: Demo, alice: str, bruno: str, chloe: str, dan: str) -> None:
+    demo.scene("One member, one vote")
+    poll = ref_in(
+        await demo.say(chloe, "/propose Raise the legal reserve to 20%? --closes 2d --sets legal_reserve_pct=20"), "P"
+    )
+    await demo.say(alice, f"/vote {poll} agree")
+    await demo.say(bruno, "", button=f"/vote {poll} agree")
+    await demo.say(dan, f"/vote {poll} contre")
+    await demo.say(chloe, f"/results {poll}")
+    await demo.later(timedelta(days=2))
+    await demo.say(chloe, f"/results {poll}")
+
+
+async def announcements(demo: Demo, bruno: str, dan: str) -> None:
+    demo.scene("An announcement reaches everyone")
+    await demo.say(dan, "/announce Free pizza")
+    await demo.say(bruno, "/announce Assemblée générale jeudi 19h au local. Venez nombreux !")
+    await demo.later(timedelta(seconds=10))
+
+
+async def month_end(demo: Demo, chloe: str) -> None:
+    demo.scene("The month ends: every member is told their share")
+    await demo.later(until=datetime(2026, 11, 30, 23, 0, 5, tzinfo=UTC))
+    await demo.say(chloe, "/share")
+
+
+async def own_data(demo: Demo, alice: str, chloe: str, eve: str) -> None:
+    demo.scene("Members own their data")
+    await demo.say(chloe, "/mydata")
+    await demo.say(eve, "/leave")
+    await demo.say(eve, "", button="/leave confirm")
+    await demo.later(timedelta(seconds=10))
+    await demo.say(alice, "/audit")

@@ -62,11 +62,14 @@ def create_member(
     *,
     actor: Member | None = None,
     language: str | None = None,
+    audited: bool = True,
 ) -> Member:
+    """Add a member; `audited` is False when the caller records a more precise entry."""
     member = Member(name=clean_name(name), role=check_role(role), joined_at=now, language=language)
     session.add(member)
     session.flush()
-    record(session, now, "member.added", actor=actor, subject=member, role=member.role)
+    if audited:
+        record(session, now, "member.added", actor=actor, subject=member, role=member.role)
     return member
 
 
@@ -206,7 +209,7 @@ def redeem_invite(
         session.execute(update(OutboxMessage).where(OutboxMessage.identity_id == former.id).values(identity_id=None))
         session.delete(former)
         session.flush()
-    member = create_member(session, display_name or "member", role, now)
+    member = create_member(session, display_name or "member", role, now, audited=False)
     add_identity(session, member, platform, external_id, now, display_name)
     session.execute(update(Invite).where(Invite.id == invite_id).values(used_by=member.id))
     record(session, now, "member.joined", actor=member, subject=member, role=role)
