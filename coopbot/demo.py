@@ -137,7 +137,9 @@ async def lunch_rush(demo: Demo, bruno: str, chloe: str, dan: str) -> None:
     demo.scene("A lunch rush: one job, two riders, one winner")
     await demo.say(chloe, "/available")
     await demo.say(dan, "/available")
-    await demo.say(bruno, "/newjob Boulangerie Martin, 3 rue Paul Bert -> 12 rue Oberkampf by 12:30 price 6.50 note fragile")
+    await demo.say(
+        bruno, "/newjob Boulangerie Martin, 3 rue Paul Bert -> 12 rue Oberkampf by 12:30 price 6.50 note fragile"
+    )
     await demo.say(chloe, "", button="/accept J-1")
     await demo.say(dan, "/accept J-1")
     await demo.say(chloe, "", button="/pickup J-1")
