@@ -94,7 +94,7 @@ async def test_injected_failures_become_ptb_exceptions(fake_api: FakeBotApi) -> 
             await app.bot.send_message(cy.id, "hi")
         with pytest.raises(Forbidden, match="initiate"):
             await app.bot.send_message(stranger.id, "hi")
-        with pytest.raises(BadRequest, match="(?i)chat not found"):
+        with pytest.raises(BadRequest, match=r"(?i)chat not found"):
             await app.bot.send_message(999, "hi")
         # Bo was told to wait 3 s: sending sooner is a flood the fake counts
         assert fake_api.violations == []
@@ -117,6 +117,10 @@ async def test_buttons_presses_and_edits(fake_api: FakeBotApi) -> None:
         assert await app.bot.answer_callback_query(query_id, text="taken")
         with pytest.raises(BadRequest, match="too old"):
             await app.bot.answer_callback_query(query_id)
+        await app.bot.edit_message_reply_markup(ana.id, sent.message_id, reply_markup=None)
+        assert "reply_markup" not in fake_api.current(message)
+        with pytest.raises(BadRequest, match="not modified"):
+            await app.bot.edit_message_reply_markup(ana.id, sent.message_id, reply_markup=None)
         await app.bot.edit_message_text("Job J-1: yours", chat_id=ana.id, message_id=sent.message_id)
         with pytest.raises(BadRequest, match="not modified"):
             await app.bot.edit_message_text("Job J-1: yours", chat_id=ana.id, message_id=sent.message_id)

@@ -1,0 +1,103 @@
+"""The transport's own rules: Telegram's errors in the outbox's words, its limits, its syntax."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from coopbot.chat import Address, Button, Outgoing, TransientSendError, UnreachableError
+from coopbot.transports.telegram import TEXT_LIMIT, TelegramTransport, _split, _units, build_application
+from tests.telegram.conftest import telegram_config
+from tests.telegram.fake_bot_api import FakeBotApi
+
+
+@pytest.fixture
+async def transport(fake_api: FakeBotApi, tmp_path: Path) -> AsyncIterator[TelegramTransport]:
+    config = telegram_config(fake_api, tmp_path / "unused.sqlite3")
+    app = build_application(config.telegram, fake_api.token, request_timeout=1.0)
+    async with app:
+        yield TelegramTransport(config, app)
+
+
+def to(user_id: int) -> Address:
+    return Address("telegram", str(user_id), private=True)
+
+
+async def test_telegrams_answers_become_retry_or_unreachable(
+    fake_api: FakeBotApi, transport: TelegramTransport
+) -> None:
+    ana, bo, cy, di, ed = (fake_api.user(10 + n, name, started=True) for n, name in enumerate("ABCDE"))
+    fake_api.fail("sendMessage", rate=1.0, kinds=("429",), retry_after=7)
+    with pytest.raises(TransientSendError) as flood:
+        await transport.send(to(ana.id), Outgoing("hi"), "k1")
+    assert (flood.value.retry_after, flood.value.scope) == (7.0, "chat")
+    fake_api.fail("sendMessage", rate=1.0, kinds=("500",))
+    with pytest.raises(TransientSendError) as server_error:
+        await transport.send(to(bo.id), Outgoing("hi"), "k2")
+    assert server_error.value.retry_after is None
+    fake_api.fail("sendMessage", rate=0.0)
+    fake_api.hang("sendMessage")
+    with pytest.raises(TransientSendError):
+        await transport.send(to(cy.id), Outgoing("hi"), "k3")
+    fake_api.block(di.id)
+    with pytest.raises(UnreachableError):
+        await transport.send(to(di.id), Outgoing("hi"), "k4")
+    with pytest.raises(UnreachableError):
+        await transport.send(to(999), Outgoing("hi"), "k5")
+    assert await transport.send(to(ed.id), Outgoing("hi"), "k6") == f"{ed.id}:1"
+
+
+async def test_a_long_message_is_split_and_a_retry_sends_only_the_rest(
+    fake_api: FakeBotApi, transport: TelegramTransport
+) -> None:
+    ana = fake_api.user(10, "Ana", started=True)
+    lines = [f"line {n}: " + "é" * 60 for n in range(150)]  # about 10,000 characters
+    message = Outgoing("\n".join(lines), buttons=(Button("OK", "/start"),))
+    fake_api.limits.private_burst = 100
+    original = fake_api.failures
+    fake_api.hang("sendMessage")  # the first part's request hangs…
+    with pytest.raises(TransientSendError):
+        await transport.send(to(ana.id), message, "long")
+    assert fake_api.sent_to(ana.id) == [] and original is fake_api.failures
+    ref = await transport.send(to(ana.id), message, "long")
+    parts = fake_api.sent_to(ana.id)
+    assert len(parts) == 3 and ref == f"{ana.id}:{parts[-1]['message_id']}"
+    assert "\n".join(p["text"] for p in parts) == message.text
+    assert [("reply_markup" in p) for p in parts] == [False, False, True]
+
+
+def test_splitting_counts_what_telegram_counts() -> None:
+    text = ("😀" * 3000 + "\n") * 2  # an emoji is two UTF-16 units
+    pieces = _split(text, TEXT_LIMIT)
+    assert all(_units(p) <= TEXT_LIMIT for p in pieces)
+    assert "".join(pieces) == text.replace("\n", "")
+    assert _split("short\n\n", TEXT_LIMIT) == ["short"]
+
+
+async def test_attachments_go_as_photo_or_document(fake_api: FakeBotApi, transport: TelegramTransport) -> None:
+    ana = fake_api.user(10, "Ana", started=True)
+    fake_api.limits.private_burst = 10
+    chart = Outgoing("Your share <3", attachment=("share.png", b"\x89PNG fake", "image/png"))
+    await transport.send(to(ana.id), chart, "p")
+    export = Outgoing("Your data", attachment=("mydata.zip", b"PK fake", "application/zip"))
+    await transport.send(to(ana.id), export, "d")
+    photo, document = fake_api.sent_to(ana.id)
+    assert photo["caption"] == "Your share <3" and photo["photo"][0]["file_size"] == 9
+    assert document["document"]["file_name"] == "mydata.zip" and document["caption"] == "Your data"
+
+
+async def test_commands_for_this_bot_only(transport: TelegramTransport) -> None:
+    transport._username = "coopbot_test_bot"
+    assert transport._strip_botname("/whoami@CoopBot_Test_Bot") == "/whoami"
+    assert transport._strip_botname("!vote@coopbot_test_bot P-3 agree") == "!vote P-3 agree"
+    assert transport._strip_botname("/start@other_bot") is None
+    assert transport._strip_botname("mail me at a@b.org") == "mail me at a@b.org"
+
+
+def test_pacing_stays_under_the_configured_limits(transport: TelegramTransport) -> None:
+    pacing = transport.pacing()
+    assert 25 <= pacing.per_second < 30
+    assert 1.0 < pacing.private_chat_interval <= 1.2
+    assert 16 <= pacing.group_per_minute < 20
