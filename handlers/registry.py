@@ -13,12 +13,13 @@ import logging
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from coopbot.chat import Incoming, Outgoing
 from coopbot.clock import Clock
@@ -26,12 +27,13 @@ from coopbot.config import Config
 from coopbot.errors import CoopError, NotAllowed, UsageError
 from coopbot.i18n import normalise_language, t
 from coopbot.models import Identity, Member, SeenEvent
-from coopbot.services.members import ROLE_RANK, identity_of
+from coopbot.services.members import ROLE_RANK
 
 log = logging.getLogger(__name__)
 
 PREFIXES = ("/", "!")
 MAX_TEXT = 4000
+TOUCH_EVERY = timedelta(minutes=1)
 
 Reply = Outgoing | str | list[Outgoing] | None
 HandlerFn = Callable[["Context"], Reply]
@@ -60,6 +62,16 @@ class Command:
         if self.role is None:
             return True
         return member is not None and ROLE_RANK[member.role] >= ROLE_RANK[self.role]
+
+
+class Refused(Exception):
+    """A handler's refusal, carried out of its transaction so that it rolls back whole."""
+
+    def __init__(self, error: CoopError, lang: str, command: Command) -> None:
+        super().__init__(error.key)
+        self.error = error
+        self.lang = lang
+        self.command = command
 
 
 COMMANDS: dict[str, Command] = {}
@@ -171,13 +183,24 @@ class Router:
         """Answer one message; never raises, never half-writes."""
         lang: str = self.config.coop.default_language
         try:
-            with self.sessions() as session, session.begin():
-                if not self._first_time(session, incoming):
-                    return []
-                identity = identity_of(session, incoming.platform, incoming.user_id)
-                member = identity.member if identity and identity.member.active else None
-                lang = self._language(member, incoming)
-                return self._answer(session, incoming, identity if member else None, member, lang)
+            with self.sessions() as session:
+                try:
+                    with session.begin():
+                        if not self._first_time(session, incoming):
+                            return []
+                        identity, member = self._who(session, incoming)
+                        lang = self._language(member, incoming)
+                        return self._answer(session, incoming, identity, member, lang)
+                except Refused as refused:
+                    # The handler's writes are rolled back; the visit itself still counts.
+                    with session.begin():
+                        self._first_time(session, incoming)
+                        identity, member = self._who(session, incoming)
+                        if identity is not None:
+                            self._touch(identity, member)
+                    error = refused.error
+                    answer = Outgoing(t(refused.lang, error.key, **error.params))
+                    return self._shape(incoming, refused.command, [answer])
         except Exception:
             # Never the text: it may be a secret vote, and the log must not link it to anyone.
             parsed = parse(incoming.command_text[:MAX_TEXT])
@@ -189,23 +212,31 @@ class Router:
 
     def language_of(self, incoming: Incoming) -> str:
         with self.sessions() as session:
-            identity = identity_of(session, incoming.platform, incoming.user_id)
-            member = identity.member if identity and identity.member.active else None
-            return self._language(member, incoming)
+            return self._language(self._who(session, incoming)[1], incoming)
+
+    @staticmethod
+    def _who(session: Session, incoming: Incoming) -> tuple[Identity | None, Member | None]:
+        """The account and the active member behind a message; (None, None) for strangers."""
+        identity = session.scalars(
+            select(Identity)
+            .options(joinedload(Identity.member))
+            .where(Identity.platform == incoming.platform, Identity.external_id == incoming.user_id)
+        ).one_or_none()
+        if identity is None or not identity.member.active:
+            return None, None
+        return identity, identity.member
 
     def _first_time(self, session: Session, incoming: Incoming) -> bool:
+        """Record the update's id; False if it was handled before (a replay after a restart)."""
         if incoming.event_id is None:
             return True
-        try:
-            with session.begin_nested():
-                session.execute(
-                    insert(SeenEvent).values(
-                        platform=incoming.platform, event_id=incoming.event_id, at=self.clock.now()
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+        statement = (
+            insert(SeenEvent)
+            .values(platform=incoming.platform, event_id=incoming.event_id, at=self.clock.now())
+            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+        )
+        return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
     def _language(self, member: Member | None, incoming: Incoming) -> str:
         if member is not None and member.language:
@@ -242,10 +273,14 @@ class Router:
             session, self.config, self.clock, incoming, member, identity, lang, name, rest, split_args(rest)
         )
         try:
-            with session.begin_nested():
-                replies = as_list(cmd.fn(ctx))
+            replies = as_list(cmd.fn(ctx))
         except CoopError as err:
-            replies = [Outgoing(t(ctx.lang, err.key, **err.params))]
+            raise Refused(err, ctx.lang, cmd) from err
+        return self._shape(incoming, cmd, replies)
+
+    @staticmethod
+    def _shape(incoming: Incoming, cmd: Command, replies: list[Outgoing]) -> list[Outgoing]:
+        """Private commands answer privately; a button press answers on its own message."""
         if cmd.private:
             replies = [Outgoing(r.text, r.buttons, True, r.edit, r.attachment) for r in replies]
         if incoming.button is not None and replies and not replies[0].private:
@@ -259,7 +294,11 @@ class Router:
             identity.reachable = True
             identity.unreachable_since = None
         if member is not None:
-            member.last_seen_at = self.clock.now()
+            now = self.clock.now()
+            seen = member.last_seen_at
+            # Dispatch's idle check needs minutes, not every message: spare the write.
+            if seen is None or member.idle_asked_at is not None or now - seen >= TOUCH_EVERY:
+                member.last_seen_at = now
 
     def _unknown(self, name: str, member: Member | None, lang: str) -> str:
         usable = [n for n, c in COMMANDS.items() if c.allowed(member)]

@@ -52,3 +52,28 @@ async def test_a_button_press_edits_the_message_it_came_from(coop: Coop) -> None
     assert answer.edit
     [typed] = await coop.replies(alice, "/whoami")
     assert not typed.edit
+
+
+async def test_a_refusal_leaves_nothing_half_written_but_still_counts_as_a_visit(coop: Coop) -> None:
+    from sqlalchemy import func, select, update
+
+    from coopbot.errors import UsageError
+    from coopbot.models import Identity, Member
+    from coopbot.services.members import create_member
+    from handlers.registry import COMMANDS, Context, command
+
+    @command("halfway", area="members")
+    def halfway(ctx: Context) -> str:
+        create_member(ctx.session, "Ghost", "member", ctx.now)
+        raise UsageError("members.lang_usage")
+
+    try:
+        alice = coop.member("Alice")
+        with coop.session() as session:
+            session.execute(update(Identity).values(reachable=False))
+        assert "Type /lang fr" in await coop.say(alice, "/halfway")
+    finally:
+        del COMMANDS["halfway"]
+    with coop.session() as session:
+        assert session.scalar(select(func.count(Member.id)).where(Member.name == "Ghost")) == 0
+        assert session.scalars(select(Identity.reachable)).one() is True
