@@ -21,3 +21,13 @@ def test_the_readme_starts_with_the_two_commands() -> None:
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert any(line.startswith(readme_commands()[1] + " ||") for line in ci)
+
+
+def test_every_command_is_documented() -> None:
+    from handlers import load_all
+    from handlers.registry import COMMANDS
+
+    load_all()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in COMMANDS if f"/{name}" not in readme]
+    assert missing == []

@@ -1,0 +1,243 @@
+"""Announcements from coordinators, and how each member wants to receive them.
+
+`/announce` reads the whole message, not the router's shortened copy: an
+announcement is the one command where the text itself is the point, and
+cutting it silently would be worse than refusing it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from coopbot.errors import UsageError
+from coopbot.models import Announcement
+from coopbot.services import announce as svc
+from handlers.registry import Context, Reply, command, parse
+
+URGENT_WORDS = {"urgent", "urgente", "urgence"}
+TO_WORDS = {"to", "à", "aux", "pour"}
+#: Words that may stand between "to" and the group: "to all coordinators", "à tous les membres".
+FILLERS = {"all", "the", "tous", "toutes", "les", "tout", "le"}
+STATUS_WORDS = {"status", "statut", "état", "etat"}
+#: A word after "to" naming who receives it; "" means everyone (the default).
+ROLE_WORDS = {
+    "everyone": "",
+    "everybody": "",
+    "monde": "",
+    "member": "member",
+    "members": "member",
+    "membre": "member",
+    "membres": "member",
+    "coordinator": "coordinator",
+    "coordinators": "coordinator",
+    "coordinateur": "coordinator",
+    "coordinateurs": "coordinator",
+    "coordinatrice": "coordinator",
+    "coordinatrices": "coordinator",
+    "coordination": "coordinator",
+    "admin": "admin",
+    "admins": "admin",
+    "administrateur": "admin",
+    "administrateurs": "admin",
+    "administratrice": "admin",
+    "administratrices": "admin",
+}
+ON_WORDS = {"on", "oui", "yes", "1", "true", "activer"}
+OFF_WORDS = {"off", "non", "no", "0", "false", "désactiver", "desactiver"}
+NOTIFY_WORDS = {
+    "telegram": "telegram",
+    "matrix": "matrix",
+    "element": "matrix",
+    "both": "both",
+    "all": "both",
+    "les deux": "both",
+    "deux": "both",
+    "tous": "both",
+}
+LEADING_WORD = re.compile(r"(\S+)(?:\s+|$)")
+SNIPPET = 80
+
+
+def full_rest(ctx: Context) -> str:
+    """The text after the command, as the member typed it (newlines kept, not truncated)."""
+    parsed = parse(ctx.incoming.command_text)
+    return parsed[1] if parsed else ctx.rest
+
+
+def read_options(rest: str) -> tuple[str, str | None, bool]:
+    """`urgent to coordinators TEXT` → (TEXT, "coordinator", True); options in any order."""
+    target: str | None = None
+    chosen = urgent = False
+    while True:
+        first = LEADING_WORD.match(rest)
+        if first is None:
+            break
+        word = first.group(1).lower().rstrip(":,")
+        if word in URGENT_WORDS and not urgent:
+            urgent, rest = True, rest[first.end() :]
+            continue
+        if word in TO_WORDS and not chosen:
+            group = _group_after(rest, first.end())
+            if group is not None:
+                target, chosen, rest = group[0], True, rest[group[1] :]
+                continue
+        break
+    return re.sub(r"^[:,–—-]\s*", "", rest).strip(), target, urgent
+
+
+def _group_after(rest: str, at: int) -> tuple[str | None, int] | None:
+    """The group named after "to" (and where the text resumes), or None if none is."""
+    fillers = []
+    while (match := LEADING_WORD.match(rest, at)) is not None:
+        word = match.group(1).lower().rstrip(":,")
+        if word in ROLE_WORDS:
+            return ROLE_WORDS[word] or None, match.end()
+        if word not in FILLERS:
+            break
+        fillers.append(word)
+        at = match.end()
+    if fillers and fillers[-1] in ("all", "tous", "toutes"):
+        return None, at  # "to all: ...", "à tous : ..."
+    return None
+
+
+def members_count(ctx: Context, count: int) -> str:
+    return svc.members_count(ctx.lang, count)
+
+
+def when(ctx: Context, announcement: Announcement) -> str:
+    return announcement.created_at.astimezone(ctx.config.coop.tz).strftime("%d/%m %H:%M")
+
+
+def target_label(ctx: Context, announcement: Announcement) -> str:
+    return ctx.t(f"announce.target_{announcement.target_role or 'all'}")
+
+
+def snippet(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= SNIPPET else line[: SNIPPET - 1].rstrip() + "…"
+
+
+@command("announce", area="announce", role="coordinator", aliases=("annonce", "annoncer"))
+def announce(ctx: Context) -> Reply:
+    rest = full_rest(ctx)
+    words = rest.split()
+    if not words:
+        raise ctx.usage()
+    if len(words) <= 2 and words[0].lower() in STATUS_WORDS:
+        if len(words) == 1:
+            raise ctx.usage()  # never broadcast the lone word "status" to everyone
+        return status(ctx, words[1])
+    text, target, urgent = read_options(rest)
+    if not text:
+        raise UsageError("announce.empty")
+    queued = svc.announce(ctx.session, ctx.config, ctx.me, text, ctx.now, target_role=target, urgent=urgent)
+    ref = svc.ref(queued.announcement.id)
+    lines = [ctx.t("announce.queued", ref=ref, members=members_count(ctx, queued.members))]
+    if queued.rooms:
+        lines.append(ctx.t("announce.queued_rooms", rooms=queued.rooms))
+    if queued.muted:
+        lines.append(ctx.t("announce.queued_muted", muted=queued.muted))
+    if queued.unreachable:
+        names = svc.names(ctx.session, queued.unreachable)
+        lines.append(ctx.t("announce.queued_unreachable", count=len(queued.unreachable), names=names))
+    lines.append(ctx.t("announce.queued_receipt", ref=ref))
+    return "\n".join(lines)
+
+
+def status(ctx: Context, ref_text: str) -> Reply:
+    announcement = svc.get(ctx.session, ref_text)
+    done = svc.delivery(ctx.session, announcement)
+    author = svc.author_name(ctx.session, announcement)
+    lines = [
+        ctx.t(
+            "announce.status_head",
+            ref=svc.ref(announcement.id),
+            name=author,
+            when=when(ctx, announcement),
+            target=target_label(ctx, announcement),
+        )
+        + (" " + ctx.t("announce.urgent_mark") if announcement.urgent else ""),
+        f"“{snippet(announcement.text)}”",
+        ctx.t(
+            "announce.status_counts",
+            delivered=done.delivered,
+            pending=done.pending,
+            unreachable=done.unreachable,
+            muted=done.muted,
+        ),
+    ]
+    if done.unreachable:
+        lines.append(ctx.t("announce.status_unreachable", names=svc.names(ctx.session, done.unreachable_ids)))
+    if done.rooms:
+        lines.append(ctx.t("announce.status_rooms", sent=done.rooms_sent, rooms=done.rooms))
+    if announcement.receipt_sent_at is not None:
+        finished = announcement.receipt_sent_at.astimezone(ctx.config.coop.tz).strftime("%d/%m %H:%M")
+        lines.append(ctx.t("announce.status_done", when=finished))
+    else:
+        lines.append(ctx.t("announce.status_running"))
+    return "\n".join(lines)
+
+
+@command("announcements", area="announce", aliases=("annonces",))
+def announcements(ctx: Context) -> Reply:
+    """Coordinators see every announcement with its counts; a member re-reads theirs."""
+    me = ctx.me
+    coordinating = me.role in ("coordinator", "admin")
+    if ctx.args:
+        announcement = svc.get(ctx.session, ctx.expect_args(1, 1)[0], None if coordinating else me)
+        author = svc.author_name(ctx.session, announcement)
+        return "\n\n".join(
+            [
+                ctx.t("announce.read_head", ref=svc.ref(announcement.id), name=author, when=when(ctx, announcement)),
+                announcement.text,
+            ]
+        )
+    found = svc.recent(ctx.session, me, everything=coordinating)
+    if not found:
+        return ctx.t("announce.list_empty")
+    counts = svc.deliveries(ctx.session, found) if coordinating else {}
+    authors = svc.author_names(ctx.session, found)
+    lines = [ctx.t("announce.list_title")]
+    for item in found:
+        head = f"{svc.ref(item.id)} · {when(ctx, item)} · {authors.get(item.id, '?')} · {target_label(ctx, item)}"
+        if item.urgent:
+            head += " · " + ctx.t("announce.urgent_mark")
+        if coordinating:
+            done = counts[item.id]
+            head += " — " + ctx.t(
+                "announce.list_counts",
+                delivered=done.delivered,
+                total=done.delivered + done.pending + done.unreachable,
+                unreachable=done.unreachable,
+                pending=done.pending,
+            )
+        lines.append(head)
+        lines.append(f"   “{snippet(item.text)}”")
+    lines.append(ctx.t("announce.list_footer", ref=svc.ref(found[0].id)))
+    return "\n".join(lines)
+
+
+@command("notify", area="announce", aliases=("notifier", "notifications"))
+def notify(ctx: Context) -> Reply:
+    me = ctx.me
+    if not ctx.args:
+        return ctx.t("announce.notify_current", where=ctx.t(f"announce.notify_where_{me.notify}"))
+    choice = NOTIFY_WORDS.get(" ".join(ctx.args).lower())
+    if choice is None:
+        raise UsageError("announce.notify_usage")
+    svc.set_notify(me, choice)
+    return ctx.t("announce.notify_set", where=ctx.t(f"announce.notify_where_{choice}"))
+
+
+@command("mute", area="announce", aliases=("sourdine",))
+def mute(ctx: Context) -> Reply:
+    me = ctx.me
+    if not ctx.args:
+        return ctx.t("announce.mute_state_on" if me.mute_announcements else "announce.mute_state_off")
+    word = ctx.expect_args(1, 1)[0].lower()
+    if word not in ON_WORDS | OFF_WORDS:
+        raise UsageError("announce.mute_usage")
+    muted = word in ON_WORDS
+    svc.set_mute(ctx.session, me, muted, ctx.now)
+    return ctx.t("announce.muted" if muted else "announce.unmuted")
