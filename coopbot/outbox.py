@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,7 +27,15 @@ from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import Identity, Member, OutboxMessage
+from coopbot.outbox_rows import Notice, Reach, Recipient, as_notified, outbox_row, recipients, store_new
 from coopbot.services.members import coordinators
+
+#: The queueing API; the row mechanics it rests on are in `coopbot.outbox_rows`.
+__all__ = [
+    "LEAVE_PREFIX", "Notice", "Outbox", "Pacer", "Reach", "Recipient", "backoff", "message_of", "outbox_row",
+    "queue", "queue_many", "queue_to_coordinators", "queue_to_member", "queue_to_rooms", "reachable_identities",
+    "recipients", "room_addresses", "store_new",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,11 @@ BASE_BACKOFF = 0.5
 
 
 # --- queueing (inside the caller's transaction) ------------------------------------
+
+
+def reachable_identities(member: Member) -> list[Identity]:
+    """Where a member's private notices go, honouring `/notify`."""
+    return list(as_notified(member.notify, [identity for identity in member.identities if identity.reachable]))
 
 
 def queue(
@@ -51,39 +65,27 @@ def queue(
     announcement_id: int | None = None,
 ) -> bool:
     """Store one message unless a message with this key exists; True if stored."""
-    if session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
-        return False
-    name, data, mime = message.attachment or (None, None, None)
-    session.add(
-        OutboxMessage(
-            key=key,
-            platform=address.platform,
-            chat_id=address.chat_id,
-            private=address.private,
-            member_id=member_id,
-            identity_id=identity_id,
-            text=message.text,
-            buttons=[[b.label, b.command, b.emoji] for b in message.buttons],
-            attachment_name=name,
-            attachment=data,
-            attachment_mime=mime,
-            next_attempt_at=now,
-            created_at=now,
-            announcement_id=announcement_id,
-        )
-    )
-    session.flush()
-    return True
+    return store_new(session, [outbox_row(key, address, message, now, member_id, identity_id, announcement_id)]) == 1
 
 
-def reachable_identities(member: Member) -> list[Identity]:
-    """Where a member's private notices go, honouring `/notify`."""
-    reachable = [identity for identity in member.identities if identity.reachable]
-    if member.notify in ("telegram", "matrix"):
-        preferred = [identity for identity in reachable if identity.platform == member.notify]
-        if preferred:
-            return preferred
-    return reachable
+def queue_many(
+    session: Session, notices: Iterable[Notice], now: datetime, *, announcement_id: int | None = None
+) -> int:
+    """Queue private messages for many members at once; returns how many rows were stored.
+
+    Each goes to every account `/notify` allows, keyed `{key}:{platform}`;
+    members who left get nothing; keys already queued are skipped.
+    """
+    rows = []
+    for who, key, message in notices:
+        if not who.active:
+            continue
+        recipient = who if isinstance(who, Recipient) else Recipient.of(who)
+        for identity_id, platform, external_id in recipient.targets():
+            address = Address(platform, external_id, private=True)
+            rows.append(outbox_row(f"{key}:{platform}", address, message, now, recipient.member_id, identity_id,
+                                   announcement_id))
+    return store_new(session, rows)
 
 
 def queue_to_member(
@@ -96,21 +98,7 @@ def queue_to_member(
     announcement_id: int | None = None,
 ) -> int:
     """Queue a private message on each platform the member is reached on."""
-    if not member.active:
-        return 0
-    stored = 0
-    for identity in reachable_identities(member):
-        stored += queue(
-            session,
-            key=f"{key}:{identity.platform}",
-            address=Address(identity.platform, identity.external_id, private=True),
-            message=message,
-            now=now,
-            member_id=member.id,
-            identity_id=identity.id,
-            announcement_id=announcement_id,
-        )
-    return stored
+    return queue_many(session, [(member, key, message)], now, announcement_id=announcement_id)
 
 
 def room_addresses(config: Config, *, coordinators_only: bool = False) -> list[Address]:
@@ -137,35 +125,27 @@ def queue_to_rooms(
     coordinators_only: bool = False,
     announcement_id: int | None = None,
 ) -> int:
-    stored = 0
-    for address in room_addresses(config, coordinators_only=coordinators_only):
-        stored += queue(
-            session,
-            key=f"{key}:{address.platform}:{address.chat_id}",
-            address=address,
-            message=message,
-            now=now,
-            announcement_id=announcement_id,
-        )
-    return stored
+    rows = [
+        outbox_row(f"{key}:{address.platform}:{address.chat_id}", address, message, now, None, None, announcement_id)
+        for address in room_addresses(config, coordinators_only=coordinators_only)
+    ]
+    return store_new(session, rows)
 
 
 def queue_to_coordinators(
     session: Session, config: Config, key: str, text_key: str, now: datetime, **params: object
 ) -> int:
     """A notice for the coordinators: their rooms if configured, else each one privately."""
-    stored = 0
-    rooms = room_addresses(config, coordinators_only=True)
     default = config.coop.default_language
-    if rooms:
-        stored += queue_to_rooms(
+    if room_addresses(config, coordinators_only=True):
+        return queue_to_rooms(
             session, config, key, Outgoing(t(default, text_key, **params)), now, coordinators_only=True
         )
-    else:
-        for member in coordinators(session):
-            text = t(member.language or default, text_key, **params)
-            stored += queue_to_member(session, member, f"{key}:m{member.id}", Outgoing(text), now)
-    return stored
+    notices: list[Notice] = [
+        (member, f"{key}:m{member.id}", Outgoing(t(member.language or default, text_key, **params)))
+        for member in coordinators(session)
+    ]
+    return queue_many(session, notices, now)
 
 
 # --- delivery ----------------------------------------------------------------

@@ -7,10 +7,19 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import select
 
-from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing, TransientSendError, UnreachableError
-from coopbot.models import Identity, OutboxMessage
-from coopbot.outbox import Pacer, queue, queue_to_member
-from coopbot.services.members import member_of
+from coopbot.chat import (
+    Address,
+    Button,
+    Incoming,
+    IncomingHandler,
+    Outgoing,
+    Pacing,
+    TransientSendError,
+    UnreachableError,
+)
+from coopbot.models import Identity, Member, OutboxMessage
+from coopbot.outbox import Notice, Pacer, queue, queue_many, queue_to_member, recipients
+from coopbot.services.members import add_identity, member_of
 from tests.conftest import Coop
 
 
@@ -146,3 +155,90 @@ async def test_a_chats_messages_arrive_in_the_order_they_were_queued(coop: Coop)
         await coop.bot.outbox.drain()
         coop.clock.advance(seconds=60)
     assert [text for _, text in transport.delivered] == [f"notice {n}" for n in range(4)]
+
+
+#: (name, /notify choice, Telegram account: None, "reachable" or "blocked", still a member)
+CREW = [
+    ("Ana", "both", "reachable", True),
+    ("Bea", "telegram", "reachable", True),
+    ("Cy", "telegram", "blocked", True),
+    ("Dan", "matrix", None, True),
+    ("Eve", "both", "reachable", False),
+]
+#: Where each one's private notices go.
+EXPECTED = {"Ana": {"console", "telegram"}, "Bea": {"telegram"}, "Cy": {"console"}, "Dan": {"console"}, "Eve": set()}
+
+
+def crew(coop: Coop, teams: int) -> None:
+    """`teams` copies of CREW (Ana0, Bea0, ... Ana1, ...), enough rows for PostgreSQL's COPY."""
+    for team in range(teams):
+        for name, notify, telegram, active in CREW:
+            handle = coop.member(f"{name}{team}")
+            with coop.session() as session:
+                member = member_of(session, "console", handle)
+                assert member is not None
+                member.notify, member.active = notify, active
+                if telegram is not None:
+                    account = add_identity(session, member, "telegram", f"tg-{handle}", coop.clock.now())
+                    account.reachable = telegram == "reachable"
+
+
+def queued(coop: Coop, prefix: str) -> dict[str, set[str]]:
+    """Who got a row under `prefix`, on which platforms, checking each row on the way."""
+    found: dict[str, set[str]] = {}
+    with coop.session() as session:
+        for row in session.scalars(select(OutboxMessage).where(OutboxMessage.key.startswith(prefix))):
+            member = session.get_one(Member, row.member_id)
+            identity = session.get_one(Identity, row.identity_id)
+            assert row.key == f"{prefix}{member.name}:{row.platform}"
+            assert (identity.member_id, identity.platform, identity.external_id) == (member.id, row.platform,
+                                                                                     row.chat_id)
+            assert (row.private, row.status, row.attempts, row.next_attempt_at) == (True, "pending", 0,
+                                                                                    coop.clock.now())
+            assert (row.text, row.buttons) == (f"Hello {member.name}", [["Yes", "/yes", "✅"]])
+            found.setdefault(member.name[:-1], set()).add(row.platform)
+    return found
+
+
+def hello(who: Member) -> Outgoing:
+    return Outgoing(f"Hello {who.name}", buttons=(Button("Yes", "/yes", "✅"),))
+
+
+async def test_queueing_many_follows_each_members_notify_choice_and_skips_who_left(any_coop: Coop) -> None:
+    crew(any_coop, 5)
+    with any_coop.session() as session:
+        everyone = list(session.scalars(select(Member).order_by(Member.id)))
+        notices: list[Notice] = [(m, f"many:{m.name}", hello(m)) for m in everyone]
+        assert queue_many(session, notices, any_coop.clock.now()) == 5 * 5
+    assert queued(any_coop, "many:") == {name: platforms for name, platforms in EXPECTED.items() if platforms}
+    await any_coop.bot.outbox.drain()
+    assert [m.text for m in any_coop.inbox("ana0")] == ["Hello Ana0"]
+    assert [m.buttons for m in any_coop.inbox("cy3")] == [(Button("Yes", "/yes", "✅"),)]
+    assert any_coop.inbox("bea0") == [] and any_coop.inbox("eve0") == []
+
+
+async def test_members_read_as_plain_rows_are_queued_like_members(any_coop: Coop) -> None:
+    crew(any_coop, 5)
+    with any_coop.session() as session:
+        told = recipients(session, Member.id.is_not(None))
+        assert {r.member_id for r in told.values()} == set(session.scalars(select(Member.id).where(Member.active)))
+        members = {m.id: m for m in session.scalars(select(Member))}
+        notices: list[Notice] = [(r, f"rows:{members[r.member_id].name}", hello(members[r.member_id]))
+                                 for r in told.values()]
+        assert queue_many(session, notices, any_coop.clock.now()) == 5 * 5
+    assert queued(any_coop, "rows:") == {name: platforms for name, platforms in EXPECTED.items() if platforms}
+
+
+async def test_a_batch_skips_keys_already_queued_and_repeated_keys(any_coop: Coop) -> None:
+    crew(any_coop, 5)
+    now = any_coop.clock.now()
+    with any_coop.session() as session:
+        everyone = list(session.scalars(select(Member).order_by(Member.id)))
+        ana = everyone[0]
+        assert queue_to_member(session, ana, f"again:{ana.name}", hello(ana), now) == 2
+    with any_coop.session() as session:
+        everyone = list(session.scalars(select(Member).order_by(Member.id)))
+        notices: list[Notice] = [(m, f"again:{m.name}", hello(m)) for m in everyone]
+        assert queue_many(session, notices + notices, now) == 5 * 5 - 2
+        assert queue_many(session, notices, now) == 0
+    assert queued(any_coop, "again:") == {name: platforms for name, platforms in EXPECTED.items() if platforms}

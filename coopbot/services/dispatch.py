@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Dialect, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from coopbot.chat import Button, Outgoing
@@ -153,8 +153,32 @@ def accept(session: Session, config: Config, member: Member, job_id: int, now: d
 
 
 def _state(connection: Connection, mine: dict[str, int]) -> State | None:
-    row = connection.execute(WHY_NOT, mine).first()
+    """The job as this member's tap sees it, read on the driver's own cursor.
+
+    Every tap of a race runs this read and most stop after it. SQLAlchemy's
+    per-statement bookkeeping costs about as much as the query itself, so
+    the statement is compiled once per dialect and runs on the DBAPI cursor
+    of the same connection, inside the caller's transaction.
+    """
+    sql, order = _compiled_read(connection.dialect)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, mine if order is None else tuple(mine[name] for name in order))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
     return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+_READS: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _compiled_read(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """WHY_NOT in the dialect's SQL, with its parameters' order when they are positional."""
+    if dialect.name not in _READS:
+        compiled = WHY_NOT.compile(dialect=dialect)
+        _READS[dialect.name] = (str(compiled), tuple(compiled.positiontup or ()) if dialect.positional else None)
+    return _READS[dialect.name]
 
 
 def _claimable(state: State | None) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, insert, select, update
+from sqlalchemy import CursorResult, Table, func, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.dml import Update
 
@@ -27,9 +27,9 @@ from coopbot.config import Config
 from coopbot.db import transaction
 from coopbot.errors import NotFound
 from coopbot.i18n import t
-from coopbot.models import Contribution, Identity, Job, JobEvent, Member, Offer, OutboxMessage
+from coopbot.models import Contribution, Job, JobEvent, Member, Offer
 from coopbot.money import format_money
-from coopbot.outbox import queue_to_coordinators, queue_to_member, reachable_identities
+from coopbot.outbox import Notice, queue_many, queue_to_coordinators, queue_to_member, recipients
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services import periods
 from coopbot.services import settings as settings_svc
@@ -46,12 +46,6 @@ EXPIRY_BATCH = 200
 JOB = cast(Table, Job.__table__)
 OFFER = cast(Table, Offer.__table__)
 MEMBER = cast(Table, Member.__table__)
-OUTBOX = cast(Table, OutboxMessage.__table__)
-IDENTITY = cast(Table, Identity.__table__)
-#: A platform account to write to: (identity id, platform, external id).
-Reach = tuple[int, str, str]
-#: A private message to queue: (member, idempotency key, message).
-Notice = tuple[Member, str, Outgoing]
 
 
 @dataclass(frozen=True)
@@ -214,38 +208,6 @@ def _open_offer(session: Session, config: Config, job: Job, rows: dict[int, Offe
     return member, key, Outgoing(text, buttons=offer_buttons(lang, job))
 
 
-def queue_private(session: Session, notices: Sequence[Notice], now: datetime) -> None:
-    """Queue many private messages at once, as `outbox.queue_to_member` would one by one."""
-    _insert_new(session, [
-        _outbox_row(member.id, (identity.id, identity.platform, identity.external_id), key, message, now)
-        for member, key, message in notices if member.active
-        for identity in reachable_identities(member)
-    ])
-
-
-def _outbox_row(member_id: int, reach: Reach, key: str, message: Outgoing, now: datetime) -> dict[str, Any]:
-    identity_id, platform, external_id = reach
-    return {"key": f"{key}:{platform}", "platform": platform, "chat_id": external_id, "private": True,
-            "member_id": member_id, "identity_id": identity_id, "text": message.text,
-            "buttons": [[b.label, b.command, b.emoji] for b in message.buttons],
-            "next_attempt_at": now, "created_at": now}
-
-
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
-    """The outbox's rows and keys, in two statements instead of two per message.
-
-    The winner of a race closes every other rider's offer in its own
-    transaction; one round trip per notice would make that tap the slowest
-    part of dispatch. Keys stay idempotent: existing ones are skipped.
-    """
-    if not rows:
-        return
-    existing = set(session.scalars(select(OUTBOX.c.key).where(OUTBOX.c.key.in_([r["key"] for r in rows]))))
-    fresh = [row for row in rows if row["key"] not in existing]
-    if fresh:
-        session.execute(insert(OUTBOX), fresh)
-
-
 def _minutes(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     return str(seconds // 60) if seconds % 60 == 0 else f"{seconds / 60:.1f}"
@@ -268,7 +230,7 @@ def offer_step(session: Session, config: Config, job: Job, now: datetime, *, qui
         chosen = ranked[0].member
         timeout = offer_timeout(session, config, now)
         notice = _open_offer(session, config, job, rows, chosen, now, now + timeout, **ranked[0].detail(now))
-        queue_private(session, [notice], now)
+        queue_many(session, [notice], now)
         job.status = "offered"
         record_event(session, job, now, "offered", member=chosen, policy="rotation", round=job.round,
                      timeout=int(timeout.total_seconds()), candidates=[c.detail(now) for c in ranked])
@@ -286,8 +248,8 @@ def offer_step(session: Session, config: Config, job: Job, now: datetime, *, qui
             note(session, config, event, now, "dispatch.note_unclaimed", job=job_code(job.id), passed=passed)
         return Outcome("waiting")
     fallback = job.policy == "rotation"
-    queue_private(session, [_open_offer(session, config, job, rows, member, now, None, fallback=fallback)
-                            for member in targets], now)
+    queue_many(session, [_open_offer(session, config, job, rows, member, now, None, fallback=fallback)
+                         for member in targets], now)
     job.status = "offered"
     names = tuple(m.name for m in targets)
     event = record_event(session, job, now, "fallback" if fallback else "offered", policy="broadcast",
@@ -301,32 +263,20 @@ def close_offers(session: Session, config: Config, job: Job, now: datetime, text
                  **params: Any) -> None:
     """Close every open offer of the job and tell those workers why, in a few statements.
 
-    Reads plain rows rather than members, and picks each one's accounts the
-    way `outbox.reachable_identities` does (their `/notify` choice, else all).
+    The workers are read as plain rows (`outbox.recipients`), not members:
+    the winner of a race pays for telling the 200 others.
     """
     still_open = (OFFER.c.job_id == job.id) & (OFFER.c.status == "open")
-    found = session.execute(
-        select(MEMBER.c.id, MEMBER.c.language, MEMBER.c.notify, IDENTITY.c.id, IDENTITY.c.platform,
-               IDENTITY.c.external_id)
-        .select_from(OFFER.join(MEMBER, MEMBER.c.id == OFFER.c.member_id)
-                     .join(IDENTITY, IDENTITY.c.member_id == MEMBER.c.id))
-        .where(still_open, MEMBER.c.active.is_(True), IDENTITY.c.reachable.is_(True))
-        .order_by(MEMBER.c.id, IDENTITY.c.id)).all()
+    told = recipients(session, MEMBER.c.id.in_(select(OFFER.c.member_id).where(still_open)))
     session.execute(update(OFFER).where(still_open).values(status="closed"))
-    accounts: dict[int, tuple[str, str, list[Reach]]] = {}
-    for member_id, language, notify, identity_id, platform, external_id in found:
-        lang = language or config.coop.default_language
-        accounts.setdefault(member_id, (lang, notify, []))[2].append((identity_id, platform, external_id))
     texts: dict[str, Outgoing] = {}
-    rows = []
-    for member_id, (lang, notify, reach) in accounts.items():
+    notices: list[Notice] = []
+    for recipient in told.values():
+        lang = recipient.language or config.coop.default_language
         if lang not in texts:
             texts[lang] = Outgoing(t(lang, text_key, job=job_code(job.id), **params))
-        preferred = [r for r in reach if r[1] == notify]
-        for account in preferred or reach:
-            rows.append(_outbox_row(member_id, account, f"job:{job.id}:closed:m{member_id}:{job.round}",
-                                    texts[lang], now))
-    _insert_new(session, rows)
+        notices.append((recipient, f"job:{job.id}:closed:m{recipient.member_id}:{job.round}", texts[lang]))
+    queue_many(session, notices, now)
 
 
 def pass_offer(session: Session, config: Config, job: Job, offer: Offer, member: Member, now: datetime,
@@ -363,7 +313,7 @@ def set_available(session: Session, config: Config, member: Member, now: datetim
                 offered += 1
         elif status in (None, "closed") and _broadcasting(session, job):
             notice = _open_offer(session, config, job, offers_of(session, job), member, now, None, late=True)
-            queue_private(session, [notice], now)
+            queue_many(session, [notice], now)
             record_event(session, job, now, "offered", member=member, policy="broadcast", round=job.round,
                          candidates=[{"id": member.id, "name": member.name}], late=True)
             offered += 1

@@ -3,54 +3,29 @@ and the chart for the co-op's rooms.
 
 The messages are queued in the close's own transaction, so a crash either
 loses the whole close (it runs again) or keeps every message (each one is
-delivered once, by key). Member messages are inserted in one batch: for a
-10,000-member co-op a per-message round trip would dominate the close.
+delivered once, by key). Member messages go through `outbox.queue_many`
+in one batch: for a 10,000-member co-op a per-message round trip would
+dominate the close.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, Table, insert, select
 from sqlalchemy.orm import Session
 
 from coopbot.charts import Bar, shares_png
 from coopbot.chat import Outgoing
 from coopbot.config import Config
 from coopbot.i18n import t
-from coopbot.models import Base, Identity, Member, OutboxMessage, Period
+from coopbot.models import Member, Period
 from coopbot.money import format_milli, format_money, format_pct
-from coopbot.outbox import queue_to_rooms
+from coopbot.outbox import Notice, queue_many, queue_to_rooms, recipients
 from coopbot.services.shares import Outcome, Terms, share_bp
 
 if TYPE_CHECKING:
     from coopbot.services.periods import Plan, Share
-
-
-def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    """Insert many rows in the session's transaction, as fast as the database allows.
-
-    A 10,000-member close writes three rows per member. On PostgreSQL, COPY
-    is several times faster than batched INSERTs; elsewhere a plain
-    executemany skips the ORM's per-row work. Same transaction either way.
-    """
-    if not rows:
-        return
-    table = cast(Table, model.__table__)
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    columns = list(rows[0])
-    as_json = {name for name in columns if isinstance(table.c[name].type, JSON)}
-    names = ", ".join(f'"{name}"' for name in columns)
-    raw: Any = connection.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([json.dumps(row[c]) if c in as_json else row[c] for c in columns])
 
 
 def date_range(period: Period, config: Config) -> tuple[str, str]:
@@ -200,65 +175,19 @@ def queue_close(session: Session, config: Config, plan: Plan, now: datetime) -> 
         return words[lang]
 
     key = f"period:{plan.period.id}"
-    addresses = private_addresses(session, [share.member_id for share in plan.shares if share.active])
-    rows: list[dict[str, Any]] = []
-    keys: set[str] = set()
-    for share in plan.shares:
-        targets = addresses.get(share.member_id)
-        if not share.active or not targets:
-            continue
-        text = member_text(words_in(share.language or default), plan.outcome, share)
-        for identity_id, platform, external_id in targets:
-            row_key = f"{key}:share:m{share.member_id}:{platform}"
-            if row_key in keys:
-                continue
-            keys.add(row_key)
-            rows.append(
-                {
-                    "key": row_key,
-                    "platform": platform,
-                    "chat_id": external_id,
-                    "private": True,
-                    "member_id": share.member_id,
-                    "identity_id": identity_id,
-                    "text": text,
-                    "buttons": [],
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-            )
-    bulk_insert(session, OutboxMessage, rows)
+    told = recipients(session, Member.active.is_(True))
+    notices: list[Notice] = [
+        (
+            told[share.member_id],
+            f"{key}:share:m{share.member_id}",
+            Outgoing(member_text(words_in(share.language or default), plan.outcome, share)),
+        )
+        for share in plan.shares
+        if share.active and share.member_id in told
+    ]
+    stored = queue_many(session, notices, now)
     room_words = words_in(default)
     png = chart(plan, room_words)
     attachment = (f"shares-{plan.period.label}.png", png, "image/png") if png else None
     summary = Outgoing(summary_text(room_words, plan), attachment=attachment)
-    return len(rows) + queue_to_rooms(session, config, f"{key}:summary", summary, now)
-
-
-def private_addresses(session: Session, member_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
-    """(identity id, platform, chat id) for each member's private notices, as
-    `outbox.reachable_identities` decides, read in two queries instead of one per member."""
-    wanted = set(member_ids)
-    notify = {
-        member_id: choice
-        for member_id, choice in session.execute(select(Member.id, Member.notify).where(Member.active.is_(True)))
-        if member_id in wanted
-    }
-    found: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    rows = session.execute(
-        select(Identity.id, Identity.member_id, Identity.platform, Identity.external_id)
-        .where(Identity.reachable.is_(True))
-        .order_by(Identity.id)
-    )
-    for identity_id, member_id, platform, external_id in rows:
-        if member_id in wanted:
-            found[member_id].append((identity_id, platform, external_id))
-    result: dict[int, list[tuple[int, str, str]]] = {}
-    for member_id, identities in found.items():
-        choice = notify.get(member_id, "both")
-        preferred = [row for row in identities if row[1] == choice]
-        chosen = preferred if choice in ("telegram", "matrix") and preferred else identities
-        result[member_id] = chosen
-    return result
+    return stored + queue_to_rooms(session, config, f"{key}:summary", summary, now)

