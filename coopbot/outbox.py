@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,6 +44,7 @@ MAX_BACKOFF = 300.0
 #: Keys of the messages a leaving member is still owed (coopbot.services.privacy).
 LEAVE_PREFIX = "leave:"
 BASE_BACKOFF = 0.5
+MAX_IN_FLIGHT = 8
 
 
 # --- queueing (inside the caller's transaction) ------------------------------------
@@ -164,6 +166,11 @@ class Pacer:
     next_global: float = 0.0
     paused_until: float = 0.0
     chat_ready: dict[str, float] = field(default_factory=dict)
+    #: When sends really started. A slot can start late (a busy event loop, a database
+    #: lock) and late slots bunch up, so `gate` checks the limits on real start times too.
+    started: deque[float] = field(default_factory=deque)
+    chat_started: dict[str, float] = field(default_factory=dict)
+    chat_hold: dict[str, float] = field(default_factory=dict)
 
     def interval(self, private: bool) -> float:
         if private:
@@ -181,6 +188,26 @@ class Pacer:
 
     def hold_chat(self, chat_id: str, until: float) -> None:
         self.chat_ready[chat_id] = max(self.chat_ready.get(chat_id, 0.0), until)
+        self.chat_hold[chat_id] = max(self.chat_hold.get(chat_id, 0.0), until)
+
+    async def gate(self, chat_id: str, private: bool) -> None:
+        """Wait until starting a send now keeps every limit, counted on real start times."""
+        limit = max(1, int(self.pacing.per_second))
+        while True:
+            now = time.monotonic()
+            while self.started and self.started[0] <= now - 1.0:
+                self.started.popleft()
+            wait = max(
+                self.started[0] + 1.0 - now if len(self.started) >= limit else 0.0,
+                self.chat_started.get(chat_id, -1e9) + self.interval(private) - now,
+                self.chat_hold.get(chat_id, 0.0) - now,
+                self.paused_until - now,
+            )
+            if wait <= 0:
+                self.started.append(now)
+                self.chat_started[chat_id] = now
+                return
+            await asyncio.sleep(wait)
 
     def pause(self, until: float) -> None:
         self.paused_until = max(self.paused_until, until)
@@ -223,6 +250,14 @@ class Outbox:
         self._busy_chats: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+
+    def _in_flight(self, platform: str) -> asyncio.Semaphore:
+        """At most MAX_IN_FLIGHT sends await a platform's answer: beyond that the HTTP
+        client only queues them, and its connection pool slows down as the queue grows."""
+        if platform not in self._semaphores:
+            self._semaphores[platform] = asyncio.Semaphore(MAX_IN_FLIGHT)
+        return self._semaphores[platform]
 
     def pacer(self, platform: str) -> Pacer:
         if platform not in self._pacers:
@@ -278,7 +313,7 @@ class Outbox:
             self._inflight.add(row_id)
             self._busy_chats.add(chat)
             held.add(chat)
-            task = asyncio.create_task(self._send_at(row_id, slot, chat))
+            task = asyncio.create_task(self._send_at(row_id, slot, chat, private))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             started += 1
@@ -308,14 +343,17 @@ class Outbox:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
 
-    async def _send_at(self, row_id: int, slot: float, chat: tuple[str, str]) -> None:
+    async def _send_at(self, row_id: int, slot: float, chat: tuple[str, str], private: bool) -> None:
+        platform, chat_id = chat
         try:
             delay = slot - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            row = await asyncio.to_thread(self._load, row_id)
-            if row is not None:
-                await self._send(row)
+            async with self._in_flight(platform):
+                await self.pacer(platform).gate(chat_id, private)
+                row = await asyncio.to_thread(self._load, row_id)
+                if row is not None:
+                    await self._send(row)
         finally:
             self._inflight.discard(row_id)
             self._busy_chats.discard(chat)

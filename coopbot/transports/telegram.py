@@ -59,7 +59,7 @@ REPLY_ATTEMPTS = 3
 REPLY_MAX_WAIT = 30.0
 #: Telegram's words for a chat that is gone for good.
 GONE = ("chat not found", "user is deactivated", "bot was kicked")
-PACING_MARGIN = 0.1
+PACING_MARGIN = 0.05
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 
