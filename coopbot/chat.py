@@ -9,7 +9,7 @@ same everywhere.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 PLATFORMS = ("telegram", "matrix", "console")
@@ -139,4 +139,3 @@ class Pacing:
     per_second: float = 30.0
     private_chat_interval: float = 1.0
     group_per_minute: int = 20
-    extra: dict[str, float] = field(default_factory=dict)

@@ -37,9 +37,3 @@ class FakeClock:
     def set(self, when: datetime) -> None:
         self._now = when
 
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were stored as UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

@@ -157,6 +157,3 @@ async def any_coop(db_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
     yield Coop(bot, clock)
     bot.dispose()
 
-
-def ago(clock: FakeClock, **kwargs: float) -> datetime:
-    return clock.now() - timedelta(**kwargs)
