@@ -9,6 +9,11 @@ SQLite, at most 3x the floor, growing linearly with the members.
     python bench/period_close.py --members 1000 --db sqlite
     COOPBOT_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test python bench/period_close.py
 
+The close writes the allocations and one outbox row per member; each share
+message is written when the outbox sends it. So the run also prints what
+writing one message costs at delivery, next to the 33 ms a message waits
+anyway at Telegram's 30 messages a second.
+
 Not a test: timings depend on the machine.
 """
 
@@ -28,12 +33,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, select, text
 
 from coopbot.app import CoopBot
 from coopbot.clock import FakeClock
 from coopbot.config import Config, DatabaseSection
-from coopbot.models import Contribution, Identity, LedgerEntry, Member
+from coopbot.models import Contribution, Identity, LedgerEntry, Member, OutboxMessage
+from coopbot.outbox import render_message
 from coopbot.services import periods
 
 KINDS = ("delivery", "shift", "admin", "training", "meeting")
@@ -131,7 +137,7 @@ def seed(bot: CoopBot, config: Config, clock: FakeClock, members: int, per_membe
             ],
         )
     if bot.engine.dialect.name == "sqlite":
-        with bot.engine.connect() as connection:
+        with bot.engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
     else:
         with bot.engine.connect() as connection:
@@ -148,6 +154,18 @@ def floor(bot: CoopBot, period_id: int, repeats: int = 3) -> float:
             times.append(time.perf_counter() - started)
         assert rows
     return statistics.median(times)
+
+
+def render_time(bot: CoopBot, config: Config, sample: int = 200) -> float:
+    """Seconds to write one queued share message, as the outbox does when it sends it."""
+    with bot.sessions() as session:
+        rows = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.render.is_not(None)).order_by(OutboxMessage.id).limit(sample)
+        ).all()
+        started = time.perf_counter()
+        for row in rows:
+            assert render_message(session, config, row).text
+        return (time.perf_counter() - started) / len(rows)
 
 
 def run(kind: str, members: int, per_member: int, pg_url: str) -> tuple[float, float]:
@@ -168,10 +186,12 @@ def run(kind: str, members: int, per_member: int, pg_url: str) -> tuple[float, f
             plan = periods.close_period(bot.sessions, config, period_id, clock.now())
             closing = time.perf_counter() - started
             assert plan is not None
+            per_message = render_time(bot, config)
             print(
                 f"{kind:10} {members:>6} members × {per_member} contributions: "
                 f"close {closing:7.3f} s | floor GROUP BY {base:7.3f} s | ratio {closing / base:5.1f}x "
-                f"| {closing / members * 1e6:6.0f} µs/member (seeded in {seeding:.1f} s)",
+                f"| {closing / members * 1e6:6.0f} µs/member | {per_message * 1e3:4.1f} ms to write a share "
+                f"when sent (seeded in {seeding:.1f} s)",
                 flush=True,
             )
             return closing, base

@@ -30,7 +30,8 @@ def add_period_commands(sub: Any) -> None:
 
 
 def add_export_commands(export: Any) -> None:
-    for what, text in (("ledger", "income, expenses and base pay rows"), ("allocations", "each member's share")):
+    kinds = (("ledger", "income, expenses and each member's base pay"), ("allocations", "each member's share"))
+    for what, text in kinds:
         parser = export.add_parser(what, help=f"{text}, as CSV for the accountants")
         parser.add_argument("--period", metavar="LABEL", help="one period, like 2026-11 (default: all)")
         parser.add_argument("--format", choices=("csv",), default="csv")
@@ -74,9 +75,9 @@ def report(plan: periods.Plan, config: Config, *, dry_run: bool) -> str:
         lines.append(why)
     lines.append("member_id\tname\tpoints\tshare_pct\tdividend\tbase_pay\ttotal")
     for share in plan.shares:
-        bp = share_bp(share.tally.points, outcome.total_points)
+        bp = share_bp(share.points, outcome.total_points)
         lines.append(
-            f"{share.member_id}\t{share.name}\t{plain_milli(share.tally.points)}\t{bp / 100:.2f}\t"
+            f"{share.member_id}\t{share.name}\t{plain_milli(share.points)}\t{bp / 100:.2f}\t"
             f"{plain_amount(share.dividend)}\t{plain_amount(share.base_pay)}\t"
             f"{plain_amount(share.dividend + share.base_pay)}"
         )

@@ -218,6 +218,9 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     sent_ref: Mapped[str | None] = mapped_column(String(255))
     announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcement.id"), index=True)
+    #: "name:argument" of a renderer that writes the message when it is sent
+    #: (`coopbot.outbox.renderer`); `text` is then empty.
+    render: Mapped[str | None] = mapped_column(String(100))
 
 
 # --- dispatch ------------------------------------------------------------------
@@ -367,9 +370,12 @@ class Contribution(Base):
     """A member's work, in points; never edited after its period closes."""
 
     __tablename__ = "contribution"
+    #: A member's own entries in one period (their share message, /contrib), found
+    #: without walking the whole period's.
+    __table_args__ = (Index("ix_contribution_member_period", "member_id", "period_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
     period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
     kind: Mapped[str] = mapped_column(String(30))
     quantity_milli: Mapped[int] = mapped_column(BigInteger)
@@ -391,13 +397,14 @@ class Contribution(Base):
 
 
 class LedgerEntry(Base):
-    """Money in or out of a period, in cents."""
+    """Money in or out of a period, in cents, as coordinators record it. Each
+    member's base pay is kept in their allocation (the ledger export lists it)."""
 
     __tablename__ = "ledger_entry"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
-    #: income | expense | base_pay | adjustment
+    #: income | expense
     kind: Mapped[str] = mapped_column(String(20))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str] = mapped_column(String(500), default="")
@@ -409,10 +416,11 @@ class LedgerEntry(Base):
 
 class Allocation(Base):
     __tablename__ = "allocation"
+    #: Also the index a period's allocations are read by.
     __table_args__ = (UniqueConstraint("period_id", "member_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
     points_milli: Mapped[int] = mapped_column(BigInteger)
     dividend_cents: Mapped[int] = mapped_column(BigInteger)

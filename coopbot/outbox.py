@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,14 +28,25 @@ from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import Identity, Member, OutboxMessage
-from coopbot.outbox_rows import Notice, Reach, Recipient, as_notified, outbox_row, recipients, store_new
+from coopbot.outbox_rows import (
+    Notice,
+    Reach,
+    Recipient,
+    as_notified,
+    outbox_row,
+    queue_rendered,
+    recipients,
+    store_new,
+)
+from coopbot.services import load_services
 from coopbot.services.members import coordinators
 
 #: The queueing API; the row mechanics it rests on are in `coopbot.outbox_rows`.
 __all__ = [
-    "LEAVE_PREFIX", "Notice", "Outbox", "Pacer", "Reach", "Recipient", "backoff", "message_of", "outbox_row",
-    "queue", "queue_many", "queue_to_coordinators", "queue_to_member", "queue_to_rooms", "reachable_identities",
-    "recipients", "room_addresses", "store_new",
+    "LEAVE_PREFIX", "Notice", "Outbox", "Pacer", "Reach", "Recipient", "Renderer", "backoff", "message_of",
+    "outbox_row", "queue", "queue_many", "queue_rendered", "queue_to_coordinators", "queue_to_member",
+    "queue_to_rooms", "reachable_identities", "recipients", "render_message", "renderer", "room_addresses",
+    "store_new",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,9 +137,12 @@ def queue_to_rooms(
     *,
     coordinators_only: bool = False,
     announcement_id: int | None = None,
+    render: str | None = None,
 ) -> int:
+    """Queue a message to each of the co-op's rooms (or written at delivery by `render`)."""
     rows = [
-        outbox_row(f"{key}:{address.platform}:{address.chat_id}", address, message, now, None, None, announcement_id)
+        outbox_row(f"{key}:{address.platform}:{address.chat_id}", address, message, now, None, None, announcement_id,
+                   render)
         for address in room_addresses(config, coordinators_only=coordinators_only)
     ]
     return store_new(session, rows)
@@ -148,6 +162,33 @@ def queue_to_coordinators(
         for member in coordinators(session)
     ]
     return queue_many(session, notices, now)
+
+
+# --- messages written when sent ------------------------------------------------
+
+#: Writes a message at delivery: (session, config, argument, row) -> the message.
+Renderer = Callable[[Session, Config, str, OutboxMessage], Outgoing]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def renderer(name: str) -> Callable[[Renderer], Renderer]:
+    """Register how rows queued with `render="name:argument"` are written."""
+
+    def register(fn: Renderer) -> Renderer:
+        RENDERERS[name] = fn
+        return fn
+
+    return register
+
+
+def render_message(session: Session, config: Config, row: OutboxMessage) -> Outgoing:
+    """The row's message: stored, or written now by its renderer."""
+    if row.render is None:
+        return message_of(row)
+    name, _, argument = row.render.partition(":")
+    if name not in RENDERERS:
+        load_services()
+    return RENDERERS[name](session, config, argument, row)
 
 
 # --- delivery ----------------------------------------------------------------
@@ -351,20 +392,20 @@ class Outbox:
                 await asyncio.sleep(delay)
             async with self._in_flight(platform):
                 await self.pacer(platform).gate(chat_id, private)
-                row = await asyncio.to_thread(self._load, row_id)
-                if row is not None:
-                    await self._send(row)
+                loaded = await asyncio.to_thread(self._load, row_id)
+                if loaded is not None:
+                    await self._send(*loaded)
         finally:
             self._inflight.discard(row_id)
             self._busy_chats.discard(chat)
             self.poke()
 
-    async def _send(self, row: OutboxMessage) -> None:
+    async def _send(self, row: OutboxMessage, message: Outgoing) -> None:
         row_id = row.id
         transport = self.transports[row.platform]
         address = Address(row.platform, row.chat_id, row.private)
         try:
-            ref = await transport.send(address, message_of(row), row.key)
+            ref = await transport.send(address, message, row.key)
         except TransientSendError as exc:
             self._hold(row, exc)
             await asyncio.to_thread(self._retry_later, row_id, str(exc), exc.retry_after)
@@ -386,7 +427,8 @@ class Outbox:
         else:
             pacer.hold_chat(row.chat_id, until)
 
-    def _load(self, row_id: int) -> OutboxMessage | None:
+    def _load(self, row_id: int) -> tuple[OutboxMessage, Outgoing] | None:
+        """The row and its message, if it is still to be sent."""
         with self.sessions() as session, session.begin():
             row = session.get(OutboxMessage, row_id)
             if row is None or row.status != "pending":
@@ -395,8 +437,16 @@ class Outbox:
                 row.status = "dead"
                 row.last_error = "the member has left the co-op"
                 return None
+            try:
+                message = render_message(session, self.config, row)
+            except Exception as exc:  # a renderer bug must not lose the message either
+                log.exception("writing outbox message %s failed", row_id)
+                row.attempts += 1
+                row.next_attempt_at = self.clock.now() + timedelta(seconds=backoff(row.attempts))
+                row.last_error = repr(exc)[:1000]
+                return None
             session.expunge(row)
-            return row
+            return row, message
 
     @staticmethod
     def _member_left(session: Session, row: OutboxMessage) -> bool:

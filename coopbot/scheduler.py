@@ -11,9 +11,7 @@ Tests call `run_due()` with a fake clock instead of waiting.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.clock import Clock
 from coopbot.config import Config
+from coopbot.services import load_services
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +46,6 @@ def sweep(name: str) -> Callable[[SweepFn], SweepFn]:
     return register
 
 
-def load_sweeps() -> None:
-    """Import every service module so their sweeps register themselves."""
-    from coopbot import services
-
-    for module in pkgutil.iter_modules(services.__path__):
-        importlib.import_module(f"{services.__name__}.{module.name}")
-
-
 class Scheduler:
     def __init__(
         self,
@@ -65,7 +56,7 @@ class Scheduler:
         on_queued: Callable[[], None] = lambda: None,
         tick_seconds: float = TICK_SECONDS,
     ) -> None:
-        load_sweeps()
+        load_services()
         self.sessions = sessions
         self.config = config
         self.clock = clock

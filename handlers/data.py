@@ -18,7 +18,7 @@ from coopbot.i18n import catalogue, placeholders
 from coopbot.models import ROLES, AuditEntry, Member
 from coopbot.money import format_money
 from coopbot.services import privacy
-from coopbot.services.members import find_member
+from coopbot.services.members import find_member, shown_name
 from handlers.registry import Context, Reply, command
 
 AUDIT_LINES = 20
@@ -80,12 +80,12 @@ def audit(ctx: Context) -> Reply:
         who = privacy.member_by_ref(ctx.session, ctx.rest)
         query = query.where(or_(AuditEntry.actor_id == who.id, AuditEntry.subject_id == who.id))
     entries = list(ctx.session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(AUDIT_LINES)))
-    shown = privacy.shown_name(who, ctx.lang) if who is not None else ""
+    shown = shown_name(who, ctx.lang) if who is not None else ""
     if not entries:
         return ctx.t("data.audit_empty_member", name=shown) if who else ctx.t("data.audit_empty")
     ids = {i for e in entries for i in (e.actor_id, e.subject_id) if i is not None}
     named = ctx.session.scalars(select(Member).where(Member.id.in_(ids)))
-    people = {m.id: privacy.shown_name(m, ctx.lang) for m in named}
+    people = {m.id: shown_name(m, ctx.lang) for m in named}
     title = ctx.t("data.audit_title_member", name=shown) if who else ctx.t("data.audit_title")
     return "\n".join([title, *(audit_line(ctx, entry, people) for entry in reversed(entries))])
 

@@ -22,8 +22,9 @@ from coopbot.money import format_milli, format_money, format_pct, parse_amount, 
 from coopbot.services import ledger as svc
 from coopbot.services import periods
 from coopbot.services.members import ROLE_RANK
-from coopbot.services.period_notices import date_range, figures_text, nothing_text
-from coopbot.services.shares import Outcome, share_bp
+from coopbot.services.period_notices import nothing_text, share_text
+from coopbot.services.shares import share_bp
+from coopbot.services.work import tally_of
 from handlers.registry import Context, Reply, command
 
 MAX_PENDING_SHOWN = 20
@@ -253,7 +254,7 @@ def contrib(ctx: Context) -> Reply:
     ctx.expect_args(0, 0)
     me = ctx.me
     period = svc.current_period(ctx.session, ctx.config, ctx.now)
-    tally = periods.tallies(ctx.session, period.id, me.id).get(me.id, periods.Tally())
+    tally = tally_of(ctx.session, period.id, me.id)
     entries = list(
         ctx.session.scalars(
             select(Contribution)
@@ -335,7 +336,7 @@ def period(ctx: Context) -> Reply:
         ctx.t(
             "ledger.period_points",
             total=points(ctx, outcome.total_points),
-            members=sum(1 for s in plan.shares if s.tally.points > 0),
+            members=sum(1 for s in plan.shares if s.points > 0),
             pending=points(ctx, pending_points),
         ),
     ]
@@ -344,8 +345,8 @@ def period(ctx: Context) -> Reply:
         lines.append(
             ctx.t(
                 "ledger.period_yours",
-                points=points(ctx, mine.tally.points),
-                share=format_pct(share_bp(mine.tally.points, outcome.total_points), ctx.lang),
+                points=points(ctx, mine.points),
+                share=format_pct(share_bp(mine.points, outcome.total_points), ctx.lang),
                 dividend=money(ctx, mine.dividend),
                 base_pay=money(ctx, mine.base_pay),
             )
@@ -399,18 +400,7 @@ def _one_share(ctx: Context, label: str) -> Reply:
     ).first()
     if allocation is None:
         return ctx.t("ledger.share_not_in", period=closed.label)
-    outcome = Outcome.from_totals(closed.totals)
-    terms = periods.terms_of(closed)
-    start, end = date_range(closed, ctx.config)
-    lines = [
-        ctx.t("ledger.close_title", period=closed.label, start=start, end=end),
-        _share_line(ctx, allocation, closed),
-    ]
-    why = nothing_text(outcome, ctx.lang, ctx.config.coop.currency)
-    if why:
-        lines.append(why)
-    lines.append(figures_text(terms, outcome, ctx.lang, ctx.config.coop.currency))
-    return "\n".join(lines)
+    return share_text(ctx.session, ctx.config, closed, allocation, ctx.lang)
 
 
 @command("hide", area="ledger", aliases=("masquer",))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
-from coopbot.db import make_engine, upgrade
+from coopbot.db import alembic_config, make_engine, upgrade
 from coopbot.models import Base
 
 
@@ -17,3 +19,31 @@ def test_migrations_match_the_models(db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_an_installed_database_keeps_its_messages_and_money_through_an_upgrade(db_url: str) -> None:
+    """A co-op running the first schema upgrades with its outbox queue and ledger intact;
+    only the base pay lines its closes wrote go, as they are now read from the allocations."""
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    when = "'2026-11-01 09:00:00'"
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+        for statement in (
+            "INSERT INTO outbox (key, platform, chat_id, private, text, buttons, status, attempts, next_attempt_at, "
+            f"created_at) VALUES ('queued-before', 'console', 'ana', true, 'Hello', '[]', 'pending', 0, {when}, "
+            f"{when})",
+            "INSERT INTO period (id, label, starts_at, ends_at, status, settings, totals) VALUES "
+            f"(1, '2026-10', {when}, {when}, 'closed', '{{}}', '{{}}')",
+            "INSERT INTO ledger_entry (period_id, kind, amount_cents, note, created_at, source_ref) VALUES "
+            f"(1, 'income', 50000, 'contracts', {when}, NULL), (1, 'base_pay', 9325, '', {when}, 'base_pay:1:1')",
+        ):
+            connection.execute(text(statement))
+    upgrade(engine)
+    with engine.connect() as connection:
+        outbox = connection.execute(text("SELECT key, text, render FROM outbox")).all()
+        ledger = connection.execute(text("SELECT kind, amount_cents FROM ledger_entry")).all()
+    engine.dispose()
+    assert [tuple(row) for row in outbox] == [("queued-before", "Hello", None)]
+    assert [tuple(row) for row in ledger] == [("income", 50000)]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from coopbot.chat import (
     Address,
@@ -17,8 +18,9 @@ from coopbot.chat import (
     TransientSendError,
     UnreachableError,
 )
+from coopbot.config import Config
 from coopbot.models import Identity, Member, OutboxMessage
-from coopbot.outbox import Notice, Pacer, queue, queue_many, queue_to_member, recipients
+from coopbot.outbox import Notice, Pacer, queue, queue_many, queue_rendered, queue_to_member, recipients, renderer
 from coopbot.services.members import add_identity, member_of
 from tests.conftest import Coop
 
@@ -242,3 +244,62 @@ async def test_a_batch_skips_keys_already_queued_and_repeated_keys(any_coop: Coo
         assert queue_many(session, notices + notices, now) == 5 * 5 - 2
         assert queue_many(session, notices, now) == 0
     assert queued(any_coop, "again:") == {name: platforms for name, platforms in EXPECTED.items() if platforms}
+
+
+#: How many more times the "flaky-hello" renderer fails.
+RENDER_FAILURES = [0]
+
+
+@renderer("hello")
+def _hello_when_sent(session: Session, config: Config, argument: str, row: OutboxMessage) -> Outgoing:
+    return Outgoing(f"{argument} {session.get_one(Member, row.member_id).name}")
+
+
+@renderer("flaky-hello")
+def _flaky_hello(session: Session, config: Config, argument: str, row: OutboxMessage) -> Outgoing:
+    if RENDER_FAILURES[0] > 0:
+        RENDER_FAILURES[0] -= 1
+        raise RuntimeError("the renderer hit a bug")
+    return _hello_when_sent(session, config, argument, row)
+
+
+def addressed(coop: Coop, prefix: str) -> set[tuple[int | None, int | None, str, str]]:
+    with coop.session() as session:
+        rows = session.execute(
+            select(OutboxMessage.member_id, OutboxMessage.identity_id, OutboxMessage.platform, OutboxMessage.chat_id)
+            .where(OutboxMessage.key.startswith(prefix))
+        )
+        return {tuple(row) for row in rows}
+
+
+async def test_messages_written_when_sent_go_where_notify_says_like_the_others(any_coop: Coop) -> None:
+    crew(any_coop, 5)
+    now = any_coop.clock.now()
+    with any_coop.session() as session:
+        everyone = list(session.scalars(select(Member).order_by(Member.id)))
+        queue_many(session, [(m, f"stored:m{m.id}", hello(m)) for m in everyone], now)
+        assert queue_rendered(session, select(Member.id), "drawn", "hello:Hi", now) == 5 * 5
+        assert queue_rendered(session, select(Member.id), "drawn", "hello:Hi", now) == 0  # once per key
+    assert addressed(any_coop, "drawn:") == addressed(any_coop, "stored:")
+    await any_coop.bot.outbox.drain()
+    assert [m.text for m in any_coop.inbox("ana0")] == ["Hello Ana0", "Hi Ana0"]
+    assert any_coop.inbox("eve0") == []
+
+
+async def test_a_renderer_that_fails_means_a_retry_not_a_loss(coop: Coop) -> None:
+    transport = FlakyTransport()
+    coop.bot.add_transport(transport)
+    flaky_member(coop, "Bob", "b1")
+    RENDER_FAILURES[0] = 2
+    with coop.session() as session:
+        assert queue_rendered(session, select(Member.id), "hi", "flaky-hello:Hello", coop.clock.now()) == 2
+    for _ in range(3):
+        await coop.bot.outbox.drain()
+        coop.clock.advance(seconds=60)
+    assert transport.delivered == [("b1", "Hello Bob")]
+    assert [m.text for m in coop.inbox("bob")] == ["Hello Bob"]
+    with coop.session() as session:
+        rows = session.scalars(select(OutboxMessage)).all()
+        assert {row.status for row in rows} == {"sent"}
+        assert sum(row.attempts for row in rows) == 2 + 2  # two failed writes, two sends
+        assert "RuntimeError('the renderer hit a bug')" in {row.last_error for row in rows}

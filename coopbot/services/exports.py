@@ -60,10 +60,11 @@ def periods_named(session: Session, label: str | None) -> list[Period]:
 
 
 def ledger_rows(session: Session, config: Config, label: str | None = None) -> Iterator[tuple[str, ...]]:
-    chosen = periods_named(session, label)
+    """The money recorded in each period, then, once it is closed, each member's
+    base pay as an expense line (kept in their allocation, listed here)."""
     tz = config.coop.tz
     recorder = aliased(Member)
-    for period in chosen:
+    for period in periods_named(session, label):
         rows = session.execute(
             select(LedgerEntry, Member.name, recorder.name)
             .outerjoin(Member, Member.id == LedgerEntry.member_id)
@@ -85,6 +86,33 @@ def ledger_rows(session: Session, config: Config, label: str | None = None) -> I
                 entry.source_ref or "",
                 recorder_name or "",
             )
+        yield from base_pay_rows(session, config, period)
+
+
+def base_pay_rows(session: Session, config: Config, period: Period) -> Iterator[tuple[str, ...]]:
+    if period.closed_at is None:
+        return
+    closed = period.closed_at.astimezone(config.coop.tz).isoformat(timespec="seconds")
+    rows = session.execute(
+        select(Allocation.member_id, Allocation.base_pay_cents, Member.name)
+        .join(Member, Member.id == Allocation.member_id)
+        .where(Allocation.period_id == period.id, Allocation.base_pay_cents != 0)
+        .order_by(Allocation.member_id)
+    )
+    for member_id, cents, name in rows:
+        yield (
+            period.label,
+            "",
+            closed,
+            "base_pay",
+            plain_amount(cents),
+            config.coop.currency,
+            str(member_id),
+            name,
+            "",
+            f"base_pay:{period.id}:{member_id}",
+            "",
+        )
 
 
 def allocation_rows(session: Session, config: Config, label: str | None = None) -> Iterator[tuple[str, ...]]:

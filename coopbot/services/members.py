@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
+from coopbot.i18n import t
 from coopbot.models import ROLES, Identity, Invite, LinkCode, Member, OutboxMessage
 from coopbot.services.audit import record
 
@@ -24,6 +25,23 @@ LINK_TTL = timedelta(minutes=15)
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 ROLE_RANK = {"member": 1, "coordinator": 2, "admin": 3}
 MAX_NAME = 60
+
+
+#: What a former member is called once their data is erased (coopbot.services.privacy).
+PSEUDONYM_PREFIX = "former member #"
+
+
+def pseudonym(number: int) -> str:
+    return f"{PSEUDONYM_PREFIX}{number}"
+
+
+def is_erased(member: Member) -> bool:
+    return member.name == pseudonym(member.id)
+
+
+def shown_name(member: Member, lang: str) -> str:
+    """A member's name as a reader sees it; a former member's pseudonym in the reader's language."""
+    return t(lang, "data.former_member", number=member.id) if is_erased(member) else member.name
 
 
 def hash_code(code: str) -> str:

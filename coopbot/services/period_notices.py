@@ -1,11 +1,12 @@
 """What the close says: each member's share in their language, the summary
 and the chart for the co-op's rooms.
 
-The messages are queued in the close's own transaction, so a crash either
+The close only queues the rows, in its own transaction, so a crash either
 loses the whole close (it runs again) or keeps every message (each one is
-delivered once, by key). Member messages go through `outbox.queue_many`
-in one batch: for a 10,000-member co-op a per-message round trip would
-dominate the close.
+delivered once, by key). Each text is written when it is sent, by the
+renderers below, from the rows the close stored: a 10,000-member close
+then formats nothing, and a member who switched language since reads
+their share in the new one. `/share PERIOD` shows the same words.
 """
 
 from __future__ import annotations
@@ -13,19 +14,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coopbot.charts import Bar, shares_png
 from coopbot.chat import Outgoing
 from coopbot.config import Config
 from coopbot.i18n import t
-from coopbot.models import Member, Period
+from coopbot.models import Allocation, Member, OutboxMessage, Period
 from coopbot.money import format_milli, format_money, format_pct
-from coopbot.outbox import Notice, queue_many, queue_to_rooms, recipients
+from coopbot.outbox import queue_rendered, queue_to_rooms, renderer
+from coopbot.services.members import shown_name
 from coopbot.services.shares import Outcome, Terms, share_bp
+from coopbot.services.work import pending_counts, tally_of
 
 if TYPE_CHECKING:
-    from coopbot.services.periods import Plan, Share
+    from coopbot.services.periods import Plan
+
+SHARE = "period_share"
+SUMMARY = "period_summary"
 
 
 def date_range(period: Period, config: Config) -> tuple[str, str]:
@@ -35,10 +42,12 @@ def date_range(period: Period, config: Config) -> tuple[str, str]:
 
 
 class Words:
-    """The co-op's figures, formatted once per language for thousands of messages."""
+    """A closed period's figures in one language, from what its close stored."""
 
-    def __init__(self, config: Config, period: Period, terms: Terms, outcome: Outcome, lang: str) -> None:
+    def __init__(self, config: Config, period: Period, lang: str) -> None:
+        terms, outcome = Terms.from_snapshot(period.settings), Outcome.from_totals(period.totals)
         self.lang = lang
+        self.outcome = outcome
         self.currency = config.coop.currency
         start, end = date_range(period, config)
         self.title = t(lang, "ledger.close_title", period=period.label, start=start, end=end)
@@ -86,50 +95,55 @@ def nothing_text(outcome: Outcome, lang: str, currency: str) -> str:
     )
 
 
-def member_text(words: Words, outcome: Outcome, share: Share) -> str:
-    lang = words.lang
-    tally = share.tally
+def share_text(session: Session, config: Config, period: Period, allocation: Allocation, lang: str) -> str:
+    """A member's share of a closed period with the whole calculation: the close's
+    message to them, and `/share PERIOD` later (the same words, from the same rows)."""
+    words = Words(config, period, lang)
+    tally = tally_of(session, period.id, allocation.member_id)
+    pending = pending_counts(session, period.id, allocation.member_id).get(allocation.member_id, 0)
+    dividend, base_pay = allocation.dividend_cents, allocation.base_pay_cents
     lines = [
         words.title,
         t(
             lang,
             "ledger.close_points",
-            points=format_milli(tally.points, lang),
+            points=format_milli(allocation.points_milli, lang),
             total=words.total_points,
-            share=format_pct(share_bp(tally.points, outcome.total_points), lang),
+            share=format_pct(share_bp(allocation.points_milli, words.outcome.total_points), lang),
         ),
     ]
     if tally.adjustments:
         lines.append(t(lang, "ledger.close_adjustments", points=format_milli(tally.adjustments, lang)))
-    lines.append(t(lang, "ledger.close_dividend", amount=words.money(share.dividend)))
-    if share.base_pay:
+    lines.append(t(lang, "ledger.close_dividend", amount=words.money(dividend)))
+    if base_pay:
         lines.append(
             t(
                 lang,
                 "ledger.close_base_pay",
-                amount=words.money(share.base_pay),
+                amount=words.money(base_pay),
                 hours=format_milli(tally.hours, lang, places=2),
                 deliveries=format_milli(tally.deliveries, lang),
             )
         )
-        lines.append(t(lang, "ledger.close_total", amount=words.money(share.base_pay + share.dividend)))
-    if share.pending:
-        lines.append(t(lang, "ledger.close_pending", count=share.pending))
+        lines.append(t(lang, "ledger.close_total", amount=words.money(base_pay + dividend)))
+    if pending:
+        lines.append(t(lang, "ledger.close_pending", count=pending))
     if words.nothing:
         lines.append(words.nothing)
     lines.append(words.figures)
     return "\n".join(lines)
 
 
-def summary_text(words: Words, plan: Plan) -> str:
+def summary_text(words: Words, period: Period) -> str:
     lines = [words.title]
-    if plan.outcome.distributed:
+    distributed = int(period.totals.get("distributed", 0))
+    if distributed:
         lines.append(
             t(
                 words.lang,
                 "ledger.close_summary_members",
-                count=plan.sharing_members,
-                dividend=words.money(plan.outcome.distributed),
+                count=int(period.totals.get("sharing_members", 0)),
+                dividend=words.money(distributed),
                 total=words.total_points,
             )
         )
@@ -140,24 +154,28 @@ def summary_text(words: Words, plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def chart(plan: Plan, words: Words) -> bytes | None:
+def chart(session: Session, period: Period, words: Words) -> bytes | None:
     """The shares of the points, without the members who asked to be hidden."""
-    total = plan.outcome.total_points
+    total = words.outcome.total_points
     if total <= 0:
         return None
-    sharing = [share for share in plan.shares if share.tally.points > 0]
-    hidden = sum(1 for share in sharing if share.hidden)
+    sharing = session.execute(
+        select(Allocation.points_milli, Allocation.dividend_cents, Member)
+        .join(Member, Member.id == Allocation.member_id)
+        .where(Allocation.period_id == period.id, Allocation.points_milli > 0)
+    ).all()
+    lang = words.lang
     bars = [
-        Bar(share.name, share_bp(share.tally.points, total), words.money(share.dividend) if share.dividend else "")
-        for share in sharing
-        if not share.hidden
+        Bar(shown_name(member, lang), share_bp(points, total), words.money(dividend) if dividend else "")
+        for points, dividend, member in sharing
+        if not member.hide_in_charts
     ]
     if not bars:
         return None
-    lang = words.lang
+    hidden = len(sharing) - len(bars)
     return shares_png(
         bars,
-        title=t(lang, "ledger.chart_title", period=plan.period.label),
+        title=t(lang, "ledger.chart_title", period=period.label),
         ylabel=t(lang, "ledger.chart_ylabel"),
         others_label=lambda count: t(lang, "ledger.chart_others", count=count),
         footnote=t(lang, "ledger.chart_hidden", count=hidden) if hidden else "",
@@ -165,29 +183,35 @@ def chart(plan: Plan, words: Words) -> bytes | None:
 
 
 def queue_close(session: Session, config: Config, plan: Plan, now: datetime) -> int:
-    """Queue every member's message and the rooms' summary; returns how many rows."""
-    default = config.coop.default_language
-    words: dict[str, Words] = {}
+    """Queue every active member's share message and the rooms' summary; returns how many rows.
 
-    def words_in(lang: str) -> Words:
-        if lang not in words:
-            words[lang] = Words(config, plan.period, plan.terms, plan.outcome, lang)
-        return words[lang]
+    Only the rows are written here, in the close's transaction: each text (and
+    the chart) is written when it is sent, from the allocations this same
+    transaction stores, so a 10,000-member close formats nothing.
+    """
+    period_id = plan.period.id
+    key = f"period:{period_id}"
+    allocated = select(Allocation.member_id).where(Allocation.period_id == period_id)
+    stored = queue_rendered(session, allocated, f"{key}:share", f"{SHARE}:{period_id}", now)
+    return stored + queue_to_rooms(
+        session, config, f"{key}:summary", Outgoing(""), now, render=f"{SUMMARY}:{period_id}"
+    )
 
-    key = f"period:{plan.period.id}"
-    told = recipients(session, Member.active.is_(True))
-    notices: list[Notice] = [
-        (
-            told[share.member_id],
-            f"{key}:share:m{share.member_id}",
-            Outgoing(member_text(words_in(share.language or default), plan.outcome, share)),
-        )
-        for share in plan.shares
-        if share.active and share.member_id in told
-    ]
-    stored = queue_many(session, notices, now)
-    room_words = words_in(default)
-    png = chart(plan, room_words)
-    attachment = (f"shares-{plan.period.label}.png", png, "image/png") if png else None
-    summary = Outgoing(summary_text(room_words, plan), attachment=attachment)
-    return stored + queue_to_rooms(session, config, f"{key}:summary", summary, now)
+
+@renderer(SHARE)
+def _share_message(session: Session, config: Config, argument: str, row: OutboxMessage) -> Outgoing:
+    period = session.get_one(Period, int(argument))
+    allocation = session.scalars(
+        select(Allocation).where(Allocation.period_id == period.id, Allocation.member_id == row.member_id)
+    ).one()
+    member = session.get_one(Member, allocation.member_id)
+    return Outgoing(share_text(session, config, period, allocation, member.language or config.coop.default_language))
+
+
+@renderer(SUMMARY)
+def _summary_message(session: Session, config: Config, argument: str, row: OutboxMessage) -> Outgoing:
+    period = session.get_one(Period, int(argument))
+    words = Words(config, period, config.coop.default_language)
+    png = chart(session, period, words)
+    attachment = (f"shares-{period.label}.png", png, "image/png") if png else None
+    return Outgoing(summary_text(words, period), attachment=attachment)

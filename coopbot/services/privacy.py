@@ -72,27 +72,13 @@ from coopbot.outbox import queue, queue_to_coordinators, reachable_identities
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services import dispatch, ledger
 from coopbot.services.audit import record
-from coopbot.services.members import active_members, find_member
+from coopbot.services.members import PSEUDONYM_PREFIX, active_members, find_member, is_erased, pseudonym
 from coopbot.services.settings import register_action
 
-PSEUDONYM_PREFIX = "former member #"
 ZIP_MIME = "application/zip"
 LEAVE_KEY = "leave:{member}:"
 EXPORT_GRACE = timedelta(days=1)
 MIN_NEEDLE = 2
-
-
-def pseudonym(number: int) -> str:
-    return f"{PSEUDONYM_PREFIX}{number}"
-
-
-def is_erased(member: Member) -> bool:
-    return member.name == pseudonym(member.id)
-
-
-def shown_name(member: Member, lang: str) -> str:
-    """A member's name as a reader sees it; a former member's pseudonym in the reader's language."""
-    return t(lang, "data.former_member", number=member.id) if is_erased(member) else member.name
 
 
 def member_by_ref(session: Session, ref: str) -> Member:

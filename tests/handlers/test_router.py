@@ -92,7 +92,7 @@ def fuzz_coop(coop: Coop) -> Iterator[Coop]:
 @given(
     user=st.sampled_from(["alice", "bob", "stranger", "🙂", "x" * 300]),
     command=st.sampled_from(["", "/", "!"]).flatmap(
-        lambda prefix: st.sampled_from(sorted(COMMANDS) + ["nope", "HELP"]).map(lambda c: prefix + c)
+        lambda prefix: st.sampled_from([*sorted(COMMANDS), "nope", "HELP"]).map(lambda c: prefix + c)
     ),
     argument=st.text(max_size=300),
     private=st.booleans(),

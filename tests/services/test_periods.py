@@ -16,7 +16,7 @@ from coopbot.charts import Bar
 from coopbot.clock import FakeClock
 from coopbot.config import Config
 from coopbot.models import Allocation, Contribution, Job, LedgerEntry, Member, OutboxMessage, Period
-from coopbot.services import ledger, period_notices, periods
+from coopbot.services import exports, ledger, period_notices, periods
 from coopbot.services import settings as settings_svc
 from coopbot.services.members import add_identity
 from coopbot.services.shares import MILLI, Terms, split_buckets
@@ -120,8 +120,11 @@ async def test_base_pay_is_an_expense_shown_next_to_the_dividend(coop: Coop) -> 
     base = 6 * 12_50 + 6_25 + 4 * 3_00  # 93.25
     assert allocations(coop, "2026-11")["Chloé"][2] == base
     with coop.session() as session:
-        rows = session.execute(select(LedgerEntry.kind, LedgerEntry.amount_cents, LedgerEntry.source_ref)).all()
-    assert ("base_pay", base, f"base_pay:1:{coop.member_id('chloé')}") in [tuple(r) for r in rows]
+        lines = [(r[3], r[4], r[7], r[9]) for r in exports.ledger_rows(session, coop.bot.config, "2026-11")]
+    assert lines == [
+        ("income", "500.00", "", ""),
+        ("base_pay", "93.25", "Chloé", f"base_pay:1:{coop.member_id('chloé')}"),  # an expense in the ledger
+    ]
     (message,) = share_messages(coop, "chloé")
     assert "Your base pay: €93.25 (6.5 h of shifts, 4 deliveries)" in message
     assert "base pay €93.25, so a net of €406.75" in message
@@ -206,6 +209,21 @@ async def test_a_correction_is_settled_in_the_next_period_never_in_the_closed_on
     with coop.session() as session:
         closed = session.scalars(select(Contribution).where(Contribution.id == first)).one()
         assert closed.quantity_milli == 4000 and closed.status == "approved"
+
+
+async def test_the_share_is_written_when_sent_in_the_language_the_member_reads_then(coop: Coop) -> None:
+    coop.member("Chloé")
+    work(coop, "chloé", "admin", 1500)
+    money(coop, "income", 100_00)
+    coop.clock.set(NOVEMBER_ENDS)
+    coop.bot.scheduler.run_due()  # the close queues the message; nothing is sent yet
+    with coop.session() as session:
+        (row,) = session.scalars(select(OutboxMessage).where(OutboxMessage.key.like("period:%:share:%")))
+        assert (row.text, row.render) == ("", "period_share:1")
+    assert "en français" in await coop.say("chloé", "/lang fr")
+    await coop.bot.outbox.drain()
+    (message,) = [m.text for m in coop.inbox("chloé") if "est close" in m.text]
+    assert "Vos points : 1,5 sur 1,5 (100\u202f%)" in message
 
 
 async def test_members_who_hide_are_not_drawn(coop: Coop, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -375,7 +375,7 @@ async def test_leaving_mid_period_keeps_what_she_earned(coop: Coop) -> None:
     with coop.session() as s:
         plan = periods.plan_close(s, coop.bot.config, s.get_one(Period, cast.open_period))
     shares = {share.member_id: share for share in plan.shares}
-    assert shares[cast.zoe].tally.points == 1500
+    assert shares[cast.zoe].points == 1500
     # 1500 of the 2000 approved points this period: three quarters of the dividend.
     dividend = plan.outcome.buckets.dividend
     assert dividend > 0
