@@ -1,18 +1,22 @@
 """How long a member waits for the bot on Telegram, next to the fastest bot possible.
 
-Through the fake Bot API of the tests (a real HTTP server on 127.0.0.1, in its
-own thread), a member types `/whoami` to the real co-op bot (python-telegram-bot
-polling, the transport, the router, SQLite), and presses a button whose command
-is `/whoami`. The time runs from the moment getUpdates hands the update to the
-bot to the moment the bot's answer (sendMessage, or editMessageText for the
-press) reaches the server. In the same run, on the same server, a bare
-python-telegram-bot echo bot answers the same updates (it echoes the text, and
-answers and edits on a press), so what is left is the cost of coopbot itself.
-The echo bot runs before and after ours, half of its rounds each time, so a
-drift of the machine hits both. Printed: p50 and p99 of each and the ratio of
-the p50s. Target: ours at most 1.5x the echo bot's.
+Through the fake Bot API of the tests (a real HTTP server on 127.0.0.1, run
+here), a member types `/whoami` to the real co-op bot (`coopbot run`:
+python-telegram-bot polling, the transport, the router, SQLite), and presses a
+button whose command is `/whoami`. The time runs from the moment getUpdates
+hands the update to the bot to the moment the bot's answer (sendMessage, or
+editMessageText for the press) reaches the server. In the same run, on the
+same server, a bare python-telegram-bot echo bot answers the same updates (it
+echoes the text, and answers and edits on a press), so what is left is the
+cost of coopbot itself. The echo bot runs before and after ours, half of its
+rounds each time, so a drift of the machine hits both. Printed: p50 and p99 of
+each and the ratio of the p50s. Target: ours at most 1.5x the echo bot's.
 
-    /tmp/venv/bin/python bench/telegram_roundtrip.py --rounds 200
+Each bot runs in a process of its own, as it does in production, where the
+Bot API is another machine: sharing this process's interpreter lock with the
+server would charge the server's own work to whichever bot runs threads.
+
+    python bench/telegram_roundtrip.py --rounds 200
 """
 
 from __future__ import annotations
@@ -21,27 +25,28 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 
 from coopbot.app import CoopBot
-from coopbot.chat import Address, Button, Outgoing
-from coopbot.config import Config
+from coopbot.config import Config, load_config
 from coopbot.db import transaction
 from coopbot.services import members as members_svc
-from coopbot.transports.telegram import TelegramTransport, build_telegram_transport
 from tests.telegram.fake_bot_api import FakeBotApi, FakeUser, FloodLimits
 
+ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.5
+#: Rounds each bot answers before the measured ones (connections opened, caches warm).
+WARM_UP = 5
 TOKEN_ENV = "COOPBOT_BENCH_TELEGRAM_TOKEN"
 Round = Callable[[], Awaitable[float]]
 
@@ -71,94 +76,103 @@ async def press_round(api: FakeBotApi, member: FakeUser, post: Callable[[], Awai
     return edit.at - api.handed_at[update_id]
 
 
-class EchoBot:
-    """The baseline: says back what it reads; on a press, answers and edits the message."""
+ECHO_BOT = """
+import sys
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, MessageHandler, filters
 
-    def __init__(self, api: FakeBotApi) -> None:
-        self.app: Application[Any, Any, Any, Any, Any, Any] = (
-            ApplicationBuilder().token(api.token).base_url(api.base_url).build()
-        )
-        self.app.add_handler(MessageHandler(filters.TEXT, self.echo))
-        self.app.add_handler(CallbackQueryHandler(self.pressed))
+async def echo(update, context):
+    await update.message.reply_text(str(update.message.text))
 
-    @staticmethod
-    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        assert update.message is not None
-        await update.message.reply_text(str(update.message.text))
+async def pressed(update, context):
+    query = update.callback_query
+    await query.answer()
+    await query.edit_message_text(f"pressed {query.data}")
 
-    @staticmethod
-    async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        query = update.callback_query
-        assert query is not None
-        await query.answer()
-        await query.edit_message_text(f"pressed {query.data}")
+app = ApplicationBuilder().token(sys.argv[1]).base_url(sys.argv[2]).build()
+app.add_handler(MessageHandler(filters.TEXT, echo))
+app.add_handler(CallbackQueryHandler(pressed))
+app.run_polling(timeout=10)
+"""
 
-    async def run(self, rounds: int, one_round: Round) -> list[float]:
-        assert self.app.updater is not None
-        await self.app.start()
-        await self.app.updater.start_polling(timeout=10)
+
+class BotProcess:
+    """A bot running in a process of its own, as in production, polling the fake server."""
+
+    def __init__(self, api: FakeBotApi, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.api, self.command, self.env, self.log = api, command, env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def __aenter__(self) -> BotProcess:
+        polls = self.api.count("getUpdates")
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            return [await one_round() for _ in range(rounds)]
-        finally:
-            await self.app.updater.stop()
-            await self.app.stop()
+            await self.api.wait_for(lambda: self.api.count("getUpdates") > polls + 1, timeout=60)
+        except Exception:
+            raise SystemExit(f"the bot did not start polling; its output:\n{self.log.read_text()}") from None
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        await asyncio.to_thread(self.process.wait, 30)
+
+
+async def run_rounds(bot: BotProcess, rounds: int, one_round: Round) -> list[float]:
+    async with bot:
+        for _ in range(WARM_UP):
+            await one_round()
+        return [await one_round() for _ in range(rounds)]
 
 
 async def measure(rounds: int, workdir: Path) -> dict[str, dict[str, list[float]]]:
     api = FakeBotApi()
     api.limits = FloodLimits(per_second=10**9, private_burst=10**9, group_per_minute=10**9)
     await api.start()
-    os.environ[TOKEN_ENV] = api.token
     member = api.user(4242, "Bo", started=True)
-    config = Config.model_validate(
-        {
-            "database": {"url": f"sqlite:///{workdir / 'bench.sqlite3'}"},
-            "telegram": {"enabled": True, "token_env": TOKEN_ENV, "api_base_url": api.base_url},
-        }
+    config_file = workdir / "coopbot.toml"
+    config_file.write_text(
+        f'[database]\nurl = "sqlite:///{workdir / "bench.sqlite3"}"\n'
+        f'[telegram]\nenabled = true\ntoken_env = "{TOKEN_ENV}"\napi_base_url = "{api.base_url}"\n',
+        encoding="utf-8",
     )
-    results: dict[str, dict[str, list[float]]] = {"coopbot": {}, "echo": {}}
-    echo = EchoBot(api)
+    add_member(load_config(config_file), member)
+    env = {**os.environ, TOKEN_ENV: api.token, "PYTHONPATH": str(ROOT)}
+    log = workdir / "bots.log"
+    ours = BotProcess(api, [sys.executable, "-m", "coopbot", "--config", str(config_file), "run"], env, log)
+    echo = BotProcess(api, [sys.executable, "-c", ECHO_BOT, api.token, api.base_url], env, log)
+    poster = Bot(api.token, base_url=api.base_url)
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Me", callback_data="/whoami")]])
 
-    async def echo_post() -> None:
-        await echo.app.bot.send_message(member.id, "Tap", reply_markup=keyboard)
+    async def post() -> None:
+        await poster.send_message(member.id, "Tap", reply_markup=keyboard)
 
-    async with echo.app:
+    def whoami() -> Awaitable[float]:
+        return text_round(api, member, "/whoami")
+
+    def press() -> Awaitable[float]:
+        return press_round(api, member, post)
+
+    results: dict[str, dict[str, list[float]]] = {"coopbot": {}, "echo": {}}
+    async with poster:
         half = rounds // 2
-        first_text = await echo.run(half, lambda: text_round(api, member, "/whoami"))
-        first_press = await echo.run(half, lambda: press_round(api, member, echo_post))
-
-        bot = CoopBot(config)
-        transport = build_telegram_transport(config, bot)
-        bot.add_transport(transport)
-        with transaction(bot.sessions) as session:
-            bo = members_svc.create_member(session, "Bo", "member", bot.clock.now())
-            members_svc.add_identity(session, bo, "telegram", str(member.id), bot.clock.now(), "Bo")
-        await bot.start()
-        try:
-
-            async def ours_post() -> None:
-                await post_button(transport, member)
-
-            results["coopbot"]["/whoami"] = [await text_round(api, member, "/whoami") for _ in range(rounds)]
-            results["coopbot"]["press"] = [await press_round(api, member, ours_post) for _ in range(rounds)]
-        finally:
-            await bot.stop()
-            bot.dispose()
-
-        results["echo"]["/whoami"] = first_text + await echo.run(
-            rounds - half, lambda: text_round(api, member, "/whoami")
-        )
-        results["echo"]["press"] = first_press + await echo.run(
-            rounds - half, lambda: press_round(api, member, echo_post)
-        )
+        first = {"/whoami": await run_rounds(echo, half, whoami), "press": await run_rounds(echo, half, press)}
+        results["coopbot"]["/whoami"] = await run_rounds(ours, rounds, whoami)
+        results["coopbot"]["press"] = await run_rounds(ours, rounds, press)
+        results["echo"]["/whoami"] = first["/whoami"] + await run_rounds(echo, rounds - half, whoami)
+        results["echo"]["press"] = first["press"] + await run_rounds(echo, rounds - half, press)
     await api.stop()
     return results
 
 
-async def post_button(transport: TelegramTransport, member: FakeUser) -> None:
-    message = Outgoing("Tap", buttons=(Button("Me", "/whoami"),))
-    await transport.send(Address("telegram", str(member.id), private=True), message, "bench")
+def add_member(config: Config, member: FakeUser) -> None:
+    bot = CoopBot(config)
+    try:
+        with transaction(bot.sessions) as session:
+            bo = members_svc.create_member(session, member.first_name, "member", bot.clock.now())
+            members_svc.add_identity(session, bo, "telegram", str(member.id), bot.clock.now(), member.first_name)
+    finally:
+        bot.dispose()
 
 
 def report(results: dict[str, dict[str, list[float]]]) -> bool:

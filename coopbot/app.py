@@ -1,9 +1,15 @@
 """The running co-op bot: the database, the router, the outbox, the scheduler
 and the transports, wired together once.
 
-Handlers are synchronous (they hold a database transaction); they run in a
-worker thread so that Telegram, Matrix and the outbox share one event loop
-without blocking each other.
+Handlers are synchronous (they hold a database transaction). Telegram, Matrix
+and the outbox share one event loop, which a handler must never stall: on
+PostgreSQL, whose every query is a network round trip and may wait for a row
+lock, handlers run in a worker thread. On SQLite a handler's transaction takes
+about a millisecond, less than handing it to a thread and back (which also
+competes with the loop for the interpreter lock), so it runs in the loop on a
+connection that does not wait: if another writer (a sweep, the outbox, a
+second process) holds the lock, nothing is written and the message goes to a
+worker thread to wait its turn.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from coopbot.i18n import t
 from coopbot.outbox import Outbox
 from coopbot.scheduler import Scheduler
 from handlers import load_all
-from handlers.registry import Router
+from handlers.registry import Busy, Router
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +49,14 @@ class CoopBot:
         if migrate:
             upgrade(self.engine)
         self.sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
+        self._unwaiting: Engine | None = None
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            self._unwaiting = make_engine(self.engine.url.render_as_string(hide_password=False), busy_timeout=0)
+        self._in_loop = make_sessionmaker(self._unwaiting) if self._unwaiting is not None else None
         self.clock: Clock = clock or SystemClock()
-        self.router = Router(self.sessions, config, self.clock)
         self.transports: dict[str, Transport] = {}
         self.outbox = Outbox(self.sessions, self.clock, config, self.transports)
+        self.router = Router(self.sessions, config, self.clock, on_queued=self.outbox.poke)
         self.scheduler = Scheduler(self.sessions, config, self.clock, on_queued=self.outbox.poke)
         self._stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
@@ -55,9 +65,10 @@ class CoopBot:
         self.transports[transport.platform] = transport
 
     async def handle(self, incoming: Incoming) -> list[Outgoing]:
-        replies = await asyncio.to_thread(self.router.handle, incoming)
-        self.outbox.poke()
-        return replies
+        if self._in_loop is not None:
+            with contextlib.suppress(Busy):
+                return self.router.handle(incoming, sessions=self._in_loop)
+        return await asyncio.to_thread(self.router.handle, incoming)
 
     async def on_incoming(self, incoming: Incoming) -> None:
         """Answer in the chat it came from; private answers never land in a group."""
@@ -104,3 +115,5 @@ class CoopBot:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._unwaiting is not None:
+            self._unwaiting.dispose()

@@ -37,6 +37,7 @@ from coopbot.outbox_rows import (
     queue_rendered,
     recipients,
     store_new,
+    took_queued,
 )
 from coopbot.services import load_services
 from coopbot.services.members import coordinators
@@ -46,7 +47,7 @@ __all__ = [
     "LEAVE_PREFIX", "Notice", "Outbox", "Pacer", "Reach", "Recipient", "Renderer", "backoff", "message_of",
     "outbox_row", "queue", "queue_many", "queue_rendered", "queue_to_coordinators", "queue_to_member",
     "queue_to_rooms", "reachable_identities", "recipients", "render_message", "renderer", "room_addresses",
-    "store_new",
+    "store_new", "took_queued",
 ]
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,7 @@ class Outbox:
         self._busy_chats: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphores: dict[str, asyncio.Semaphore] = {}
 
     def _in_flight(self, platform: str) -> asyncio.Semaphore:
@@ -306,8 +308,12 @@ class Outbox:
         return self._pacers[platform]
 
     def poke(self) -> None:
-        """Something was queued: look now rather than at the next tick."""
-        self._wake.set()
+        """Something was queued: look now rather than at the next tick. Safe from any
+        thread (handlers and sweeps run in worker threads)."""
+        if self._loop is None or self._loop.is_closed():
+            self._wake.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def _pending_rows(self) -> list[tuple[int, str, str, bool, bool]]:
         """Pending rows in queue order, with whether each is due yet."""
@@ -373,6 +379,7 @@ class Outbox:
                 await asyncio.sleep(0)
 
     async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:
+        self._loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
                 await self.deliver_due()

@@ -174,6 +174,16 @@ def _button_rows(buttons: tuple[Button, ...]) -> tuple[tuple[str, str, str], ...
     return tuple((b.label, b.command, b.emoji) for b in buttons)
 
 
+#: Set in `Session.info` when a transaction queues a message, so whoever commits it
+#: wakes the delivery loop only then (`took_queued`), not after every command.
+QUEUED = "coopbot.outbox.queued"
+
+
+def took_queued(session: Session) -> bool:
+    """Whether the session queued messages since the last call (and forget it)."""
+    return bool(session.info.pop(QUEUED, False))
+
+
 def store_new(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     """Insert the rows whose key is not stored yet (the first of a repeated key wins).
 
@@ -191,6 +201,7 @@ def store_new(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     for key in stored_keys(session, list(fresh)):
         del fresh[key]
     insert_rows(session, OUTBOX, list(fresh.values()))
+    session.info[QUEUED] = True
     return len(fresh)
 
 
@@ -239,6 +250,7 @@ def queue_rendered(session: Session, member_ids: Select[Any], key: str, render: 
         .execution_options(preserve_rowcount=True)  # SQLAlchemy drops an INSERT's count otherwise
     )
     session.flush()
+    session.info[QUEUED] = True
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from coopbot.chat import Incoming, Outgoing
@@ -27,6 +28,7 @@ from coopbot.config import Config
 from coopbot.errors import CoopError, NotAllowed, UsageError
 from coopbot.i18n import normalise_language, t
 from coopbot.models import Identity, Member, SeenEvent
+from coopbot.outbox_rows import took_queued
 from coopbot.services.members import ROLE_RANK
 
 log = logging.getLogger(__name__)
@@ -173,26 +175,68 @@ def as_list(reply: Reply) -> list[Outgoing]:
     return list(reply)
 
 
+class Busy(Exception):
+    """Another connection holds SQLite's write lock; nothing was written."""
+
+
+def is_busy(exc: OperationalError) -> bool:
+    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
+
+
+#: Built once: every update runs these two, and building a statement costs more than running it.
+#: The member's accounts come in the same query (`/whoami`, replies and notices all use them).
+WHO = (
+    select(Identity)
+    .options(joinedload(Identity.member).joinedload(Member.identities))
+    .where(Identity.platform == bindparam("platform"), Identity.external_id == bindparam("user"))
+)
+FIRST_TIME = {
+    name: insert(SeenEvent)
+    .values(platform=bindparam("platform"), event_id=bindparam("event_id"), at=bindparam("at"))
+    .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+    .execution_options(preserve_rowcount=True)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+
+
 class Router:
-    def __init__(self, sessions: sessionmaker[Session], config: Config, clock: Clock) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        clock: Clock,
+        *,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
         self.sessions = sessions
         self.config = config
         self.clock = clock
+        #: Called once a command's transaction has committed messages to the outbox.
+        self.on_queued = on_queued
 
-    def handle(self, incoming: Incoming) -> list[Outgoing]:
-        """Answer one message; never raises, never half-writes."""
+    def handle(self, incoming: Incoming, *, sessions: sessionmaker[Session] | None = None) -> list[Outgoing]:
+        """Answer one message; never half-writes, and never raises but `Busy`.
+
+        `sessions` may be a factory whose SQLite connections do not wait for the
+        write lock: then a held lock raises `Busy`, with nothing written, for the
+        caller to answer where waiting blocks nobody.
+        """
         lang: str = self.config.coop.default_language
         try:
-            with self.sessions() as session:
+            with (sessions or self.sessions)() as session:
                 try:
                     with session.begin():
                         if not self._first_time(session, incoming):
                             return []
                         identity, member = self._who(session, incoming)
                         lang = self._language(member, incoming)
-                        return self._answer(session, incoming, identity, member, lang)
+                        replies = self._answer(session, incoming, identity, member, lang)
+                    if took_queued(session):
+                        self.on_queued()
+                    return replies
                 except Refused as refused:
                     # The handler's writes are rolled back; the visit itself still counts.
+                    took_queued(session)
                     with session.begin():
                         self._first_time(session, incoming)
                         identity, member = self._who(session, incoming)
@@ -201,14 +245,22 @@ class Router:
                     error = refused.error
                     answer = Outgoing(t(refused.lang, error.key, **error.params))
                     return self._shape(incoming, refused.command, [answer])
+        except OperationalError as exc:
+            if sessions is not None and is_busy(exc):
+                raise Busy from exc
+            return self._failed(incoming, lang)
         except Exception:
-            # Never the text: it may be a secret vote, and the log must not link it to anyone.
-            parsed = parse(incoming.command_text[:MAX_TEXT])
-            log.exception(
-                "unexpected error handling %s event %s (command %s)",
-                incoming.platform, incoming.event_id, parsed[0] if parsed else "-",
-            )
-            return [Outgoing(t(lang, "registry.internal_error"))]
+            return self._failed(incoming, lang)
+
+    @staticmethod
+    def _failed(incoming: Incoming, lang: str) -> list[Outgoing]:
+        # Never the text: it may be a secret vote, and the log must not link it to anyone.
+        parsed = parse(incoming.command_text[:MAX_TEXT])
+        log.exception(
+            "unexpected error handling %s event %s (command %s)",
+            incoming.platform, incoming.event_id, parsed[0] if parsed else "-",
+        )
+        return [Outgoing(t(lang, "registry.internal_error"))]
 
     def language_of(self, incoming: Incoming) -> str:
         with self.sessions() as session:
@@ -217,11 +269,9 @@ class Router:
     @staticmethod
     def _who(session: Session, incoming: Incoming) -> tuple[Identity | None, Member | None]:
         """The account and the active member behind a message; (None, None) for strangers."""
-        identity = session.scalars(
-            select(Identity)
-            .options(joinedload(Identity.member))
-            .where(Identity.platform == incoming.platform, Identity.external_id == incoming.user_id)
-        ).one_or_none()
+        identity = (
+            session.scalars(WHO, {"platform": incoming.platform, "user": incoming.user_id}).unique().one_or_none()
+        )
         if identity is None or not identity.member.active:
             return None, None
         return identity, identity.member
@@ -230,13 +280,9 @@ class Router:
         """Record the update's id; False if it was handled before (a replay after a restart)."""
         if incoming.event_id is None:
             return True
-        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
-        statement = (
-            insert(SeenEvent)
-            .values(platform=incoming.platform, event_id=incoming.event_id, at=self.clock.now())
-            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-        )
-        return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+        statement = FIRST_TIME[session.get_bind().dialect.name]
+        params = {"platform": incoming.platform, "event_id": incoming.event_id, "at": self.clock.now()}
+        return session.connection().execute(statement, params).rowcount == 1
 
     def _language(self, member: Member | None, incoming: Incoming) -> str:
         if member is not None and member.language:

@@ -3,9 +3,15 @@ button press answers on the message that carried it."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from dataclasses import dataclass, field
 
+import pytest
+from sqlalchemy import func, select
+
 from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing, UnreachableError
+from coopbot.models import SeenEvent
 from coopbot.services.members import add_identity, member_of
 from tests.conftest import Coop
 
@@ -77,3 +83,34 @@ async def test_a_refusal_leaves_nothing_half_written_but_still_counts_as_a_visit
     with coop.session() as session:
         assert session.scalar(select(func.count(Member.id)).where(Member.name == "Ghost")) == 0
         assert session.scalars(select(Identity.reachable)).one() is True
+
+
+async def test_a_message_waits_for_a_held_database_without_stalling_the_other_chats(coop: Coop) -> None:
+    """On SQLite a command runs in the event loop only while nobody else writes: with the
+    write lock held elsewhere (a sweep, a second process) it waits in a worker thread,
+    and the loop keeps serving Telegram, Matrix and the outbox meanwhile."""
+    alice = coop.member("Alice", "admin")
+    url = coop.bot.config.database.url.removeprefix("sqlite:///")
+    other = sqlite3.connect(url, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    answer = asyncio.create_task(coop.say(alice, "/whoami"))
+    ticks = 0
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not answer.done() and ticks == 20  # waiting, and the loop ran all along
+    other.execute("COMMIT")
+    other.close()
+    assert "Alice" in await asyncio.wait_for(answer, timeout=10)
+    with coop.session() as session:
+        assert session.scalar(select(func.count()).select_from(SeenEvent)) == 1  # handled once
+
+
+async def test_a_free_database_answers_in_the_loop(coop: Coop, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_threads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a free database needs no worker thread")
+
+    alice = coop.member("Alice", "admin")
+    monkeypatch.setattr(asyncio, "to_thread", no_threads)
+    [answer] = await coop.bot.handle(Incoming("console", alice, alice, True, "/whoami", event_id="e1"))
+    assert "Alice" in answer.text
