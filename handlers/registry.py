@@ -159,6 +159,8 @@ def parse(text: str) -> tuple[str, str] | None:
 
 
 def split_args(rest: str) -> list[str]:
+    if not rest:
+        return []
     try:
         return shlex.split(rest)
     except ValueError:
