@@ -19,7 +19,7 @@ from coopbot.chat import Outgoing
 from coopbot.clock import FakeClock
 from coopbot.config import Config, DatabaseSection
 from coopbot.db import transaction
-from coopbot.models import Member
+from coopbot.models import Job, Member
 from coopbot.services import members as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
 
@@ -134,6 +134,24 @@ class Coop:
 
     def room(self, name: str = "coop") -> list[Outgoing]:
         return [d.message for d in self.console.log if not d.private and d.chat_id == name]
+
+    def delivered_job(self, rider: int, price: int | None = 1250) -> Job:
+        """A job `rider` has delivered, stored and detached (the ledger counts it from there)."""
+        now = self.clock.now()
+        with self.session() as session:
+            job = Job(
+                pickup="Boulangerie Louise",
+                dropoff="12 rue des Lilas",
+                price_cents=price,
+                status="delivered",
+                assignee_id=rider,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(job)
+            session.flush()
+            session.expunge(job)
+            return job
 
     async def tick(self, delta: timedelta | None = None, **kwargs: float) -> None:
         """Let time pass, run what the scheduler would run, deliver what was queued."""

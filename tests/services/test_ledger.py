@@ -7,29 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from coopbot.models import Contribution, Job, LedgerEntry, Period
+from coopbot.models import Contribution, LedgerEntry, Period
 from coopbot.money import parse_quantity
 from coopbot.services import ledger, periods
 from coopbot.services import settings as settings_svc
 from tests.conftest import Coop
-
-
-def delivered_job(coop: Coop, rider: int, price: int | None = 1250) -> Job:
-    now = coop.clock.now()
-    with coop.session() as session:
-        job = Job(
-            pickup="Boulangerie Louise",
-            dropoff="12 rue des Lilas",
-            price_cents=price,
-            status="delivered",
-            assignee_id=rider,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(job)
-        session.flush()
-        session.expunge(job)
-        return job
 
 
 async def test_the_month_opens_on_first_use_in_paris_time(coop: Coop) -> None:
@@ -47,7 +29,7 @@ async def test_the_month_opens_on_first_use_in_paris_time(coop: Coop) -> None:
 
 async def test_a_delivery_counts_once_and_its_price_is_income(coop: Coop) -> None:
     rider = coop.member_id(coop.member("Chloé"))
-    job = delivered_job(coop, rider)
+    job = coop.delivered_job(rider)
     for _ in range(2):
         with coop.session() as session:
             ledger.record_delivery(session, coop.bot.config, job, coop.clock.now())
@@ -67,10 +49,10 @@ async def test_a_vote_mid_period_changes_the_next_period_only(coop: Coop) -> Non
         settings_svc.apply(session, config, "weight.delivery", "2", coop.clock.now())
     rider = coop.member_id(coop.member("Chloé"))
     with coop.session() as session:
-        first = ledger.record_delivery(session, config, delivered_job(coop, rider), coop.clock.now())
+        first = ledger.record_delivery(session, config, coop.delivered_job(rider), coop.clock.now())
     coop.clock.set(datetime(2026, 12, 3, 10, 0, tzinfo=UTC))
     with coop.session() as session:
-        second = ledger.record_delivery(session, config, delivered_job(coop, rider), coop.clock.now())
+        second = ledger.record_delivery(session, config, coop.delivered_job(rider), coop.clock.now())
         december = session.get_one(Period, second.period_id) if second else None
         count = session.scalar(select(func.count()).select_from(Period))
     assert first is not None and second is not None and december is not None

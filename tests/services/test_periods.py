@@ -15,7 +15,7 @@ from coopbot.app import CoopBot
 from coopbot.charts import Bar
 from coopbot.clock import FakeClock
 from coopbot.config import Config
-from coopbot.models import Allocation, Contribution, Job, LedgerEntry, Member, OutboxMessage, Period
+from coopbot.models import Allocation, Contribution, LedgerEntry, Member, OutboxMessage, Period
 from coopbot.services import exports, ledger, period_notices, periods
 from coopbot.services import settings as settings_svc
 from coopbot.services.members import add_identity
@@ -36,20 +36,9 @@ def work(coop: Coop, handle: str, kind: str, quantity: int, *, unit: str = "hour
 
 
 def deliver(coop: Coop, rider: int, price: int) -> None:
-    now = coop.clock.now()
+    job = coop.delivered_job(rider, price)
     with coop.session() as session:
-        job = Job(
-            pickup="Boulangerie",
-            dropoff="Rue des Lilas",
-            price_cents=price,
-            status="delivered",
-            assignee_id=rider,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(job)
-        session.flush()
-        ledger.record_delivery(session, coop.bot.config, job, now)
+        ledger.record_delivery(session, coop.bot.config, job, coop.clock.now())
 
 
 def money(coop: Coop, kind: str, cents: int) -> None:
