@@ -448,9 +448,7 @@ class Outbox:
                 message = render_message(session, self.config, row)
             except Exception as exc:  # a renderer bug must not lose the message either
                 log.exception("writing outbox message %s failed", row_id)
-                row.attempts += 1
-                row.next_attempt_at = self.clock.now() + timedelta(seconds=backoff(row.attempts))
-                row.last_error = repr(exc)[:1000]
+                self._postpone(row, repr(exc), None)
                 return None
             session.expunge(row)
             return row, message
@@ -478,11 +476,14 @@ class Outbox:
 
     def _retry_later(self, row_id: int, error: str, retry_after: float | None) -> None:
         with self.sessions() as session, session.begin():
-            row = session.get_one(OutboxMessage, row_id)
-            row.attempts += 1
-            wait = retry_after if retry_after is not None else backoff(row.attempts)
-            row.next_attempt_at = self.clock.now() + timedelta(seconds=wait)
-            row.last_error = error[:1000]
+            self._postpone(session.get_one(OutboxMessage, row_id), error, retry_after)
+
+    def _postpone(self, row: OutboxMessage, error: str, retry_after: float | None) -> None:
+        """Count a failed attempt; try again when the platform said, or after a backoff."""
+        row.attempts += 1
+        wait = retry_after if retry_after is not None else backoff(row.attempts)
+        row.next_attempt_at = self.clock.now() + timedelta(seconds=wait)
+        row.last_error = error[:1000]
 
     def _give_up(self, row_id: int, error: str) -> None:
         """The person cannot be reached: stop, mark the account, tell coordinators once."""
