@@ -5,11 +5,12 @@ Handlers are synchronous (they hold a database transaction). Telegram, Matrix
 and the outbox share one event loop, which a handler must never stall: on
 PostgreSQL, whose every query is a network round trip and may wait for a row
 lock, handlers run in a worker thread. On SQLite a handler's transaction takes
-about a millisecond, less than handing it to a thread and back (which also
-competes with the loop for the interpreter lock), so it runs in the loop on a
-connection that does not wait: if another writer (a sweep, the outbox, a
-second process) holds the lock, nothing is written and the message goes to a
-worker thread to wait its turn.
+well under a millisecond, less than handing it to a thread and back (which
+also competes with the loop for the interpreter lock), so it runs in the loop,
+in `LoopSessions`: a connection that does not wait (if another writer holds
+the lock, nothing is written and the message goes to a worker thread to wait
+its turn), and that keeps the members it loaded while the database does not
+change.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from coopbot.clock import Clock, SystemClock
 from coopbot.config import Config
 from coopbot.db import make_engine, make_sessionmaker, upgrade
 from coopbot.i18n import t
+from coopbot.loop_sessions import LoopSessions
 from coopbot.outbox import Outbox
 from coopbot.scheduler import Scheduler
 from handlers import load_all
@@ -49,10 +51,9 @@ class CoopBot:
         if migrate:
             upgrade(self.engine)
         self.sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
-        self._unwaiting: Engine | None = None
+        self.loop_sessions: LoopSessions | None = None
         if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
-            self._unwaiting = make_engine(self.engine.url.render_as_string(hide_password=False), busy_timeout=0)
-        self._in_loop = make_sessionmaker(self._unwaiting) if self._unwaiting is not None else None
+            self.loop_sessions = LoopSessions(self.engine.url.render_as_string(hide_password=False))
         self.clock: Clock = clock or SystemClock()
         self.transports: dict[str, Transport] = {}
         self.outbox = Outbox(self.sessions, self.clock, config, self.transports)
@@ -65,9 +66,9 @@ class CoopBot:
         self.transports[transport.platform] = transport
 
     async def handle(self, incoming: Incoming) -> list[Outgoing]:
-        if self._in_loop is not None:
+        if self.loop_sessions is not None:
             with contextlib.suppress(Busy):
-                return self.router.handle(incoming, sessions=self._in_loop)
+                return self.router.handle(incoming, sessions=self.loop_sessions)
         return await asyncio.to_thread(self.router.handle, incoming)
 
     async def on_incoming(self, incoming: Incoming) -> None:
@@ -115,5 +116,5 @@ class CoopBot:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._unwaiting is not None:
-            self._unwaiting.dispose()
+        if self.loop_sessions is not None:
+            self.loop_sessions.close()

@@ -12,13 +12,13 @@ import difflib
 import logging
 import shlex
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
@@ -27,6 +27,7 @@ from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.errors import CoopError, NotAllowed, UsageError
 from coopbot.i18n import normalise_language, t
+from coopbot.loop_sessions import KNOWN_MEMBERS
 from coopbot.models import Identity, Member, SeenEvent
 from coopbot.outbox_rows import took_queued
 from coopbot.services.members import ROLE_RANK
@@ -38,6 +39,7 @@ MAX_TEXT = 4000
 TOUCH_EVERY = timedelta(minutes=1)
 
 Reply = Outgoing | str | list[Outgoing] | None
+Sessions = Callable[[], AbstractContextManager[Session]]
 HandlerFn = Callable[["Context"], Reply]
 
 
@@ -186,18 +188,24 @@ def is_busy(exc: OperationalError) -> bool:
 
 
 #: Built once: every update runs these two, and building a statement costs more than running it.
-#: The member's accounts come in the same query (`/whoami`, replies and notices all use them).
+#: The member comes with all their accounts (`/whoami`, replies and notices use them); the one
+#: that wrote is picked from those, which costs less than loading it as a row of its own.
 WHO = (
-    select(Identity)
-    .options(joinedload(Identity.member).joinedload(Member.identities))
-    .where(Identity.platform == bindparam("platform"), Identity.external_id == bindparam("user"))
+    select(Member)
+    .where(
+        Member.id
+        == select(Identity.member_id)
+        .where(Identity.platform == bindparam("platform"), Identity.external_id == bindparam("user"))
+        .scalar_subquery()
+    )
+    .options(joinedload(Member.identities))
 )
-FIRST_TIME = {
-    name: insert(SeenEvent)
-    .values(platform=bindparam("platform"), event_id=bindparam("event_id"), at=bindparam("at"))
-    .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-    .execution_options(preserve_rowcount=True)
-    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+#: The exactly-once receipt in the driver's own words: through SQLAlchemy's compiler this one
+#: INSERT, run for every update, cost twice as much. `at` is written by the column's own type.
+RECEIPT = "INSERT INTO seen_event (platform, event_id, at) VALUES ({}) ON CONFLICT (platform, event_id) DO NOTHING"
+RECEIPT_SQL = {
+    "sqlite": RECEIPT.format(":platform, :event_id, :at"),
+    "postgresql": RECEIPT.format("%(platform)s, %(event_id)s, %(at)s"),
 }
 
 
@@ -215,13 +223,14 @@ class Router:
         self.clock = clock
         #: Called once a command's transaction has committed messages to the outbox.
         self.on_queued = on_queued
+        self._stamps: dict[str, Callable[[Any], Any]] = {}
 
-    def handle(self, incoming: Incoming, *, sessions: sessionmaker[Session] | None = None) -> list[Outgoing]:
+    def handle(self, incoming: Incoming, *, sessions: Sessions | None = None) -> list[Outgoing]:
         """Answer one message; never half-writes, and never raises but `Busy`.
 
-        `sessions` may be a factory whose SQLite connections do not wait for the
-        write lock: then a held lock raises `Busy`, with nothing written, for the
-        caller to answer where waiting blocks nobody.
+        `sessions` may be a factory whose SQLite connection does not wait for the
+        write lock (`LoopSessions`): then a held lock raises `Busy`, with nothing
+        written, for the caller to answer where waiting blocks nobody.
         """
         lang: str = self.config.coop.default_language
         try:
@@ -271,20 +280,34 @@ class Router:
     @staticmethod
     def _who(session: Session, incoming: Incoming) -> tuple[Identity | None, Member | None]:
         """The account and the active member behind a message; (None, None) for strangers."""
-        identity = (
-            session.scalars(WHO, {"platform": incoming.platform, "user": incoming.user_id}).unique().one_or_none()
-        )
-        if identity is None or not identity.member.active:
+        known: dict[tuple[str, str], Member] | None = session.info.get(KNOWN_MEMBERS)
+        key = (incoming.platform, incoming.user_id)
+        member = known.get(key) if known is not None else None
+        if member is None:
+            member = session.scalars(WHO, {"platform": key[0], "user": key[1]}).unique().one_or_none()
+            if member is not None and known is not None:
+                known[key] = member
+        if member is None or not member.active:
             return None, None
-        return identity, identity.member
+        identity = next(
+            i for i in member.identities if i.platform == incoming.platform and i.external_id == incoming.user_id
+        )
+        return identity, member
 
     def _first_time(self, session: Session, incoming: Incoming) -> bool:
         """Record the update's id; False if it was handled before (a replay after a restart)."""
         if incoming.event_id is None:
             return True
-        statement = FIRST_TIME[session.get_bind().dialect.name]
-        params = {"platform": incoming.platform, "event_id": incoming.event_id, "at": self.clock.now()}
-        return session.connection().execute(statement, params).rowcount == 1
+        connection = session.connection()
+        at = self._stored_time(connection.dialect, self.clock.now())
+        params = {"platform": incoming.platform, "event_id": incoming.event_id, "at": at}
+        return connection.exec_driver_sql(RECEIPT_SQL[connection.dialect.name], params).rowcount == 1
+
+    def _stored_time(self, dialect: Dialect, now: datetime) -> Any:
+        """`now` as SQLAlchemy itself would hand it to this database's driver."""
+        if dialect.name not in self._stamps:
+            self._stamps[dialect.name] = SeenEvent.__table__.c.at.type.bind_processor(dialect) or (lambda v: v)
+        return self._stamps[dialect.name](now)
 
     def _language(self, member: Member | None, incoming: Incoming) -> str:
         if member is not None and member.language:

@@ -1,0 +1,113 @@
+"""Members kept from one message to the next (SQLite, in the event loop) are never
+older than the database: whoever changed it, the next message sees the change."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event, text, update
+
+from coopbot.chat import Incoming
+from coopbot.loop_sessions import LoopSessions
+from coopbot.models import Member
+from handlers.registry import COMMANDS, Context, command
+from tests.conftest import Coop
+
+
+@pytest.fixture
+def loop_sessions(coop: Coop) -> LoopSessions:
+    assert coop.bot.loop_sessions is not None, "a file SQLite database runs commands in the loop"
+    return coop.bot.loop_sessions
+
+
+@pytest.fixture
+def member_loads(loop_sessions: LoopSessions) -> list[str]:
+    """Every statement the loop's connection sent that reads the member table."""
+    seen: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "FROM member" in statement:
+            seen.append(statement)
+
+    event.listen(loop_sessions.engine, "before_cursor_execute", note)
+    return seen
+
+
+@pytest.fixture
+def raw_promotion() -> Iterator[None]:
+    """/promote_raw: a command that writes past the ORM, as a bulk statement would."""
+
+    @command("promote_raw", area="members")
+    def promote_raw(ctx: Context) -> str:
+        ctx.session.execute(text("UPDATE member SET role = 'admin'"))
+        return "done"
+
+    yield
+    del COMMANDS["promote_raw"]
+
+
+async def kept(coop: Coop, who: str, member_loads: list[str]) -> None:
+    """Two messages: the first visit writes when the member was last seen (which drops what
+    was kept); the second loads them and keeps them."""
+    for _ in range(2):
+        assert "(#" in await coop.say(who, "/whoami")
+    member_loads.clear()
+
+
+async def test_a_member_who_writes_again_is_not_loaded_again(coop: Coop, member_loads: list[str]) -> None:
+    alice = coop.member("Alice")
+    await kept(coop, alice, member_loads)
+    for _ in range(3):
+        assert "Alice" in await coop.say(alice, "/whoami")
+    assert member_loads == []
+
+
+async def test_a_change_committed_elsewhere_is_seen_at_the_next_message(coop: Coop, member_loads: list[str]) -> None:
+    alice = coop.member("Alice")
+    await kept(coop, alice, member_loads)
+    with coop.session() as session:  # another connection: the CLI, the scheduler, the outbox
+        session.execute(update(Member).values(role="coordinator"))
+    assert "Alice (#1), coordinator" in await coop.say(alice, "/whoami")
+    assert len(member_loads) == 1
+
+
+async def test_a_member_removed_elsewhere_is_a_stranger_at_once(coop: Coop, member_loads: list[str]) -> None:
+    alice = coop.member("Alice")
+    await kept(coop, alice, member_loads)
+    with coop.session() as session:
+        session.execute(update(Member).values(active=False))
+    assert "Alice" not in await coop.say(alice, "/whoami")
+
+
+async def test_a_message_that_wrote_drops_what_was_kept(
+    coop: Coop, member_loads: list[str], raw_promotion: None
+) -> None:
+    alice = coop.member("Alice")
+    await kept(coop, alice, member_loads)
+    assert "done" in await coop.say(alice, "/promote_raw")
+    assert "Alice (#1), admin" in await coop.say(alice, "/whoami")
+
+
+async def test_after_a_held_lock_the_next_message_runs_in_the_loop_again(
+    coop: Coop, member_loads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = coop.member("Alice")
+    await kept(coop, alice, member_loads)
+    other = sqlite3.connect(coop.bot.config.database.url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    waiting = asyncio.create_task(coop.say(alice, "/lang fr"))
+    await asyncio.sleep(0.05)
+    other.execute("UPDATE member SET name = 'Alicia'")
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(waiting, timeout=10)
+
+    def no_threads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a free database needs no worker thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_threads)
+    [answer] = await coop.bot.handle(Incoming("console", alice, alice, True, "/whoami", event_id="after"))
+    assert "Alicia (n°1), membre. Langue : fr." in answer.text
