@@ -29,10 +29,11 @@ from coopbot.models import Member
 
 #: Where the router finds the members kept: `session.info[KNOWN_MEMBERS][(platform, user id)]`.
 KNOWN_MEMBERS = "known_members"
+#: Where the router counts the receipts (`seen_event` rows) it wrote: the only rows a message may
+#: write and still leave what was kept in place.
+RECEIPTS = "receipts"
 #: Past this many members kept, the next message starts afresh (a bound on memory).
 MOST_KEPT = 1000
-#: Rows a message writes without touching anything kept: its receipt (`seen_event`).
-RECEIPT_ROWS = 1
 
 
 class LoopSessions:
@@ -49,13 +50,17 @@ class LoopSessions:
 
     @contextmanager
     def __call__(self) -> Iterator[Session]:
+        """Each message starts as a new session would, but for the members kept."""
+        info = self.session.info
+        info.clear()
+        info.update({KNOWN_MEMBERS: self.known, RECEIPTS: 0})
         changes = self._driver().total_changes
         try:
             yield self.session
         except BaseException:
             self.forget()
             raise
-        if self._driver().total_changes - changes > RECEIPT_ROWS:
+        if self._driver().total_changes - changes > info[RECEIPTS]:
             self.forget()
 
     def forget(self) -> None:

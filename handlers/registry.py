@@ -27,7 +27,7 @@ from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.errors import CoopError, NotAllowed, UsageError
 from coopbot.i18n import normalise_language, t
-from coopbot.loop_sessions import KNOWN_MEMBERS
+from coopbot.loop_sessions import KNOWN_MEMBERS, RECEIPTS
 from coopbot.models import Identity, Member, SeenEvent
 from coopbot.outbox_rows import took_queued
 from coopbot.services.members import ROLE_RANK
@@ -295,13 +295,20 @@ class Router:
         return identity, member
 
     def _first_time(self, session: Session, incoming: Incoming) -> bool:
-        """Record the update's id; False if it was handled before (a replay after a restart)."""
+        """Record the update's id; False if it was handled before (a replay after a restart).
+
+        This starts the transaction, before anything is read: `LoopSessions` checks then
+        whether the members it kept are still what the database holds.
+        """
+        connection = session.connection()
         if incoming.event_id is None:
             return True
-        connection = session.connection()
         at = self._stored_time(connection.dialect, self.clock.now())
         params = {"platform": incoming.platform, "event_id": incoming.event_id, "at": at}
-        return connection.exec_driver_sql(RECEIPT_SQL[connection.dialect.name], params).rowcount == 1
+        if connection.exec_driver_sql(RECEIPT_SQL[connection.dialect.name], params).rowcount != 1:
+            return False
+        session.info[RECEIPTS] = session.info.get(RECEIPTS, 0) + 1
+        return True
 
     def _stored_time(self, dialect: Dialect, now: datetime) -> Any:
         """`now` as SQLAlchemy itself would hand it to this database's driver."""

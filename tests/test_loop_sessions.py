@@ -82,13 +82,26 @@ async def test_a_member_removed_elsewhere_is_a_stranger_at_once(coop: Coop, memb
     assert "Alice" not in await coop.say(alice, "/whoami")
 
 
+@pytest.mark.parametrize("update_id", ["u1", None], ids=["with an update id", "without one"])
 async def test_a_message_that_wrote_drops_what_was_kept(
-    coop: Coop, member_loads: list[str], raw_promotion: None
+    coop: Coop, member_loads: list[str], raw_promotion: None, update_id: str | None
 ) -> None:
     alice = coop.member("Alice")
     await kept(coop, alice, member_loads)
-    assert "done" in await coop.say(alice, "/promote_raw")
+    [done] = await coop.bot.handle(Incoming("console", alice, alice, True, "/promote_raw", event_id=update_id))
+    assert done.text == "done"
     assert "Alice (#1), admin" in await coop.say(alice, "/whoami")
+
+
+async def test_a_message_without_an_update_id_sees_changes_made_elsewhere(
+    coop: Coop, member_loads: list[str]
+) -> None:
+    alice = coop.member("Alice")
+    await kept(coop, alice, member_loads)
+    with coop.session() as session:
+        session.execute(update(Member).values(role="coordinator"))
+    [answer] = await coop.bot.handle(Incoming("console", alice, alice, True, "/whoami"))
+    assert "Alice (#1), coordinator" in answer.text
 
 
 async def test_after_a_held_lock_the_next_message_runs_in_the_loop_again(
