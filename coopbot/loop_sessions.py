@@ -44,7 +44,6 @@ class LoopSessions:
         self._connection = self.engine.connect()
         self.session = Session(self._connection, expire_on_commit=False)
         self.known: dict[tuple[str, str], Member] = {}
-        self.session.info[KNOWN_MEMBERS] = self.known
         self._version: int | None = None
         event.listen(self.session, "after_begin", self._after_begin)
 

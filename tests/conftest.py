@@ -3,6 +3,7 @@ a console conversation to talk to it as its members."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -76,6 +77,15 @@ def sqlite_url(tmp_path: Path) -> str:
 def clock() -> FakeClock:
     # A Monday morning in Paris, early in the month.
     return FakeClock(datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+
+
+def forbid_worker_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, handing anything to a worker thread fails the test."""
+
+    def no_threads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a free database needs no worker thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_threads)
 
 
 def make_config(url: str, **sections: object) -> Config:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing, UnreachableError
 from coopbot.models import SeenEvent
 from coopbot.services.members import add_identity, member_of
-from tests.conftest import Coop
+from tests.conftest import Coop, forbid_worker_threads
 
 
 @dataclass
@@ -107,10 +107,7 @@ async def test_a_message_waits_for_a_held_database_without_stalling_the_other_ch
 
 
 async def test_a_free_database_answers_in_the_loop(coop: Coop, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_threads(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a free database needs no worker thread")
-
     alice = coop.member("Alice", "admin")
-    monkeypatch.setattr(asyncio, "to_thread", no_threads)
+    forbid_worker_threads(monkeypatch)
     [answer] = await coop.bot.handle(Incoming("console", alice, alice, True, "/whoami", event_id="e1"))
     assert "Alice" in answer.text

@@ -14,7 +14,7 @@ from coopbot.chat import Incoming
 from coopbot.loop_sessions import LoopSessions
 from coopbot.models import Member
 from handlers.registry import COMMANDS, Context, command
-from tests.conftest import Coop
+from tests.conftest import Coop, forbid_worker_threads
 
 
 @pytest.fixture
@@ -117,10 +117,6 @@ async def test_after_a_held_lock_the_next_message_runs_in_the_loop_again(
     other.execute("COMMIT")
     other.close()
     await asyncio.wait_for(waiting, timeout=10)
-
-    def no_threads(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a free database needs no worker thread")
-
-    monkeypatch.setattr(asyncio, "to_thread", no_threads)
+    forbid_worker_threads(monkeypatch)
     [answer] = await coop.bot.handle(Incoming("console", alice, alice, True, "/whoami", event_id="after"))
     assert "Alicia (n°1), membre. Langue : fr." in answer.text

@@ -128,6 +128,16 @@ def add_member(bot: CoopBot, name: str, role: str, now: datetime) -> str:
     return handle
 
 
+def bob_with_a_message(bot: CoopBot, key: str, text: str, now: datetime) -> str:
+    """Bob joins, and one message to him waits in the outbox; returns his handle."""
+    bob = add_member(bot, "Bob", "member", now)
+    with transaction(bot.sessions) as session:
+        member = members_svc.member_of(session, "console", bob)
+        assert member is not None
+        queue_to_member(session, member, key, Outgoing(text), now)
+    return bob
+
+
 async def say(bot: CoopBot, who: str, text: str, event: str) -> str:
     incoming = Incoming("console", who, who, True, text, who, event_id=event)
     return "\n".join(m.text for m in await bot.handle(incoming))
@@ -201,11 +211,7 @@ async def test_a_message_queued_before_a_crash_is_delivered_once_after_the_resta
 ) -> None:
     config = make_config(sqlite_url)
     first = CoopBot(config, clock=clock)
-    bob = add_member(first, "Bob", "member", clock.now())
-    with transaction(first.sessions) as session:
-        member = members_svc.member_of(session, "console", bob)
-        assert member is not None
-        queue_to_member(session, member, "period:2026-10:share", Outgoing("Your share: 312.40 EUR"), clock.now())
+    bob = bob_with_a_message(first, "period:2026-10:share", "Your share: 312.40 EUR", clock.now())
     first.dispose()  # down before the delivery loop ever ran
 
     second = CoopBot(config, clock=clock)
@@ -224,11 +230,7 @@ async def test_a_send_lost_between_delivery_and_commit_is_sent_again_under_the_s
     lets Matrix (transaction ids) show it once; the member still has one row."""
     config = make_config(sqlite_url)
     first = CoopBot(config, clock=clock)
-    bob = add_member(first, "Bob", "member", clock.now())
-    with transaction(first.sessions) as session:
-        member = members_svc.member_of(session, "console", bob)
-        assert member is not None
-        queue_to_member(session, member, "notice:1", Outgoing("Van keys are at the shop"), clock.now())
+    bob_with_a_message(first, "notice:1", "Van keys are at the shop", clock.now())
     lossy = RecordingTransport(lose_answer_after=0)
     first.add_transport(lossy)
     stop = asyncio.Event()
@@ -251,11 +253,7 @@ async def test_a_transport_error_leads_to_a_retry_not_a_loss(sqlite_url: str, cl
     bot = CoopBot(make_config(sqlite_url), clock=clock)
     transport = RecordingTransport(transient=2)
     bot.add_transport(transport)
-    bob = add_member(bot, "Bob", "member", clock.now())
-    with transaction(bot.sessions) as session:
-        member = members_svc.member_of(session, "console", bob)
-        assert member is not None
-        queue_to_member(session, member, "notice:2", Outgoing("Shift swap approved"), clock.now())
+    bob = bob_with_a_message(bot, "notice:2", "Shift swap approved", clock.now())
 
     await bot.outbox.drain()
     assert transport.deliveries == []
