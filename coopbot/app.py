@@ -93,6 +93,9 @@ class CoopBot:
                 await transport.send(address, plain, f"reply:{incoming.event_id}:{number}")
         except UnreachableError:
             return Outgoing(t(lang, "registry.open_private_chat"))
+        except Exception:  # a reply is not queued: say in the group that it did not arrive
+            log.exception("private reply to %s on %s failed", incoming.user_id, incoming.platform)
+            return Outgoing(t(lang, "registry.private_failed"))
         return Outgoing(t(lang, "registry.sent_privately"))
 
     async def start(self) -> None:

@@ -8,6 +8,7 @@ same everywhere.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,6 +46,18 @@ class Incoming:
     event_id: str | None = None
     #: For a button press: the id of the bot message that carried the button.
     message_ref: str | None = None
+    #: The name this bot goes by where `/command@name` addresses one bot among several
+    #: (Telegram's username). A command addressed to any other name is not for us; on a
+    #: platform without one (None), every command addressed by name is someone else's.
+    bot_name: str | None = None
+
+    def __post_init__(self) -> None:
+        """Text is NFC from here on: `Zoé` typed with a combining accent is the same name, the
+        same address and the same word to erase as `Zoé` typed with one key."""
+        for field in ("text", "display_name", "button"):
+            value = getattr(self, field)
+            if value is not None:
+                object.__setattr__(self, field, unicodedata.normalize("NFC", value))
 
     @property
     def command_text(self) -> str:

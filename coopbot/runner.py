@@ -8,9 +8,9 @@ import signal
 from typing import TextIO
 
 from coopbot.app import CoopBot
-from coopbot.config import Config
+from coopbot.config import Config, config_warnings
 from coopbot.db import transaction
-from coopbot.errors import ConfigError, CoopError
+from coopbot.errors import CoopError, NotFound
 from coopbot.i18n import t
 from coopbot.models import Member
 from coopbot.services import members as members_svc
@@ -31,15 +31,18 @@ def add_configured_transports(bot: CoopBot) -> None:
 
 
 async def run_forever(config: Config, out: TextIO) -> int:
+    for warning in config_warnings(config):
+        out.write(f"warning: {warning}\n")
     bot = CoopBot(config)
     add_configured_transports(bot)
     if not bot.transports:
         out.write("No Telegram or Matrix configured: running in the console.\n")
         with transaction(bot.sessions) as session:
-            admins = members_svc.active_members(session, "admin")
-        if not admins:
-            raise ConfigError("no members yet: add the first one with `coopbot member add --name NAME --role admin`")
-        return await chat_loop(config, f"#{admins[0].id}", None, out, bot=bot)
+            # An admin if there is one, to run the co-op from; else any member.
+            talkers = members_svc.active_members(session, "admin") or members_svc.active_members(session)
+        if not talkers:
+            raise NotFound("cli.no_members")
+        return await chat_loop(config, f"#{talkers[0].id}", None, out, bot=bot)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -68,7 +71,13 @@ async def chat_loop(
     bot = bot or CoopBot(config)
     console = ConsoleTransport(out=out)
     bot.add_transport(console)
-    handle, name = console_identity(bot, ref)
+    try:
+        handle, name = console_identity(bot, ref)
+    except NotFound as exc:
+        if exc.key != "members.no_such_member":
+            raise
+        # On the server's command line the list is `coopbot member list`, not /members.
+        raise NotFound("cli.no_such_member", **exc.params) from exc
     console.names[handle] = name
     conversation = Conversation(bot, console)
     await bot.start()

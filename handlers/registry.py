@@ -160,6 +160,13 @@ def parse(text: str) -> tuple[str, str] | None:
     return name, rest.strip()
 
 
+def addressee(text: str) -> str | None:
+    """The bot a command is addressed to (`/cmd@name` → "name"), or None when it names none."""
+    head = text.split(maxsplit=1)[0] if text.strip() else ""
+    name = head.partition("@")[2].lower()
+    return name or None
+
+
 def split_args(rest: str) -> list[str]:
     if not rest:
         return []
@@ -306,6 +313,9 @@ class Router:
         at = self._stored_time(connection.dialect, self.clock.now())
         params = {"platform": incoming.platform, "event_id": incoming.event_id, "at": at}
         if connection.exec_driver_sql(RECEIPT_SQL[connection.dialect.name], params).rowcount != 1:
+            # A replay after a crash, or a platform counting its ids from 1 again: either way
+            # worth seeing, since nothing is answered. Never the text (it may be a secret vote).
+            log.warning("update %s on platform %s was already handled; ignored", incoming.event_id, incoming.platform)
             return False
         session.info[RECEIPTS] = session.info.get(RECEIPTS, 0) + 1
         return True
@@ -338,6 +348,9 @@ class Router:
                 return [Outgoing(t(lang, "registry.not_a_command"))]
             return []
         name, rest = parsed
+        to = addressee(text)
+        if to is not None and to != (incoming.bot_name or "").lower():
+            return []  # `/cmd@OtherBot`: another bot's command, in a group the bots share
         cmd = lookup(name)
         if cmd is None:
             return [Outgoing(self._unknown(name, member, lang))]

@@ -18,10 +18,12 @@ from tests.conftest import Coop, forbid_worker_threads
 
 @dataclass
 class GroupOnlyTransport:
-    """A platform where the member never opened a private chat with the bot."""
+    """A platform where a private message to the member fails: by default because they never
+    opened a private chat with the bot, or with `failure`, in a way the platform did not explain."""
 
     platform: str = "groupy"
     replies: list[tuple[str, Outgoing]] = field(default_factory=list)
+    failure: Exception = field(default_factory=lambda: UnreachableError("user never started a private chat"))
 
     async def start(self, on_incoming: IncomingHandler) -> None: ...
 
@@ -34,11 +36,18 @@ class GroupOnlyTransport:
         self.replies += [(incoming.chat_id, m) for m in messages]
 
     async def send(self, address: Address, message: Outgoing, key: str) -> str:
-        raise UnreachableError("user never started a private chat")
+        raise self.failure
 
 
-async def test_a_private_answer_never_lands_in_the_group(coop: Coop) -> None:
-    transport = GroupOnlyTransport()
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (UnreachableError("user never started a private chat"), "open a private chat with me"),
+        (ValueError("the platform answered something unreadable"), "could not send you the answer privately"),
+    ],
+)
+async def test_a_private_answer_never_lands_in_the_group(coop: Coop, failure: Exception, said: str) -> None:
+    transport = GroupOnlyTransport(failure=failure)
     coop.bot.add_transport(transport)
     coop.member("Alice", "admin")
     with coop.session() as session:
@@ -48,7 +57,7 @@ async def test_a_private_answer_never_lands_in_the_group(coop: Coop) -> None:
     await coop.bot.on_incoming(Incoming("groupy", "u1", "group-1", False, "/invite", event_id="g1"))
     [(chat, answer)] = transport.replies
     assert chat == "group-1"
-    assert "open a private chat with me" in answer.text
+    assert said in answer.text
     assert "-" not in answer.text.split(":")[-1], "the code leaked into the group"
 
 

@@ -75,7 +75,6 @@ SYNC_FILTER = {
 ROOM_WAIT = 15.0
 READY_WAIT = 30.0
 STOP_WAIT = 10.0
-REPLY_RETRIES = 3
 
 
 def build_matrix_transport(config: Config, bot: CoopBot) -> MatrixTransport:
@@ -450,17 +449,19 @@ class MatrixTransport:
     # --- sending ---------------------------------------------------------------------
 
     async def reply(self, incoming: Incoming, messages: list[Outgoing]) -> None:
-        base = incoming.event_id or f"adhoc:{uuid.uuid4()}"
+        """Answer in the room; a message that fails is logged and the next one still goes."""
+        base, room = incoming.event_id or f"adhoc:{uuid.uuid4()}", incoming.chat_id
         for number, message in enumerate(messages):
             reply_to = incoming.message_ref if message.edit else None
-            for attempt in range(REPLY_RETRIES + 1):
-                try:
-                    await self._sender.deliver(incoming.chat_id, message, f"answer:{base}:{number}", reply_to)
-                    break
-                except TransientSendError as exc:
-                    if attempt == REPLY_RETRIES:
-                        raise
-                    await asyncio.sleep(min(exc.retry_after or 0.5 * 2**attempt, 30.0))
+            try:
+                await self._sender.deliver_reply(room, message, f"answer:{base}:{number}", reply_to)
+            except UnreachableError as exc:
+                log.warning("matrix: room %s cannot be reached; reply dropped: %s", room, exc)
+                return
+            except TransientSendError as exc:
+                log.warning("matrix: a reply in %s was not delivered: %s", room, exc)
+            except Exception:  # an answer nio cannot read, a bug: the next message still goes
+                log.exception("matrix: a reply in %s failed", room)
 
     async def send(self, address: Address, message: Outgoing, key: str) -> str:
         if not self._ready.is_set():

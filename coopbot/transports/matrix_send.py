@@ -33,6 +33,9 @@ from nio import (
 from coopbot.chat import Outgoing, TransientSendError, UnreachableError
 from coopbot.transports.matrix_state import MatrixState
 
+#: A reply is tried this many times more when the server asks to try later.
+REPLY_RETRIES = 3
+REPLY_MAX_WAIT = 30.0
 #: Reactions for buttons that come without an emoji of their own, in order.
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
 
@@ -106,6 +109,16 @@ class MatrixSender:
         if message.attachment is not None:
             await self._send_file(room_id, message.attachment, tx_id(f"{key}:file"))
         return event_id
+
+    async def deliver_reply(self, room_id: str, message: Outgoing, key: str, reply_to: str | None = None) -> str:
+        """`deliver`, retried a little when the server says "later": the member is waiting, and
+        the same transaction id each time means a retry is never shown twice."""
+        for attempt in range(REPLY_RETRIES):
+            try:
+                return await self.deliver(room_id, message, key, reply_to)
+            except TransientSendError as exc:
+                await asyncio.sleep(min(exc.retry_after or 0.5 * 2**attempt, REPLY_MAX_WAIT))
+        return await self.deliver(room_id, message, key, reply_to)
 
     async def command_for(self, event_id: str, key: str) -> str | None:
         """The command a reaction `key` on our message `event_id` stands for, if any."""

@@ -9,7 +9,15 @@ Pacing is the outbox's job (`pacing()` says the limits); PTB's own rate
 limiter would pause every chat on one chat's 429.
 
 `build_telegram_transport` is the one place the Application is built: `coopbot run`
-and the tests (against a fake Bot API) talk to Telegram the same way.
+and the tests (against a fake Bot API) talk to Telegram the same way. Updates
+come in through `telegram_intake`, which tells Telegram an update was handled
+only once it was; PTB's Updater would confirm them before.
+
+A reply is the member's answer and is never given up lightly, nor all at once:
+whatever goes wrong with one message (Telegram refuses it, the answer cannot be
+read), the failure is logged and the next message of the reply is still sent;
+an edit that fails becomes a new message. Only a chat that cannot be reached at
+all ends the reply.
 """
 
 from __future__ import annotations
@@ -21,27 +29,25 @@ import html
 import logging
 import os
 import re
-import warnings
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlparse
 
 import telegram
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, ReplyParameters, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from coopbot.chat import Address, Button, Incoming, Outgoing, Pacing, TransientSendError, UnreachableError
 from coopbot.config import Config, TelegramSection
 from coopbot.errors import ConfigError
 from coopbot.i18n import LANGUAGES, normalise_language, t
 from coopbot.models import TransportState
+from coopbot.transports.telegram_intake import PerChatUpdates, Polling, Webhook
+from coopbot.transports.telegram_messages import TEXT_LIMIT, Part, as_send_error, parts_of, split_text
 
 if TYPE_CHECKING:
     from coopbot.app import CoopBot
@@ -49,16 +55,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 CALLBACK_LIMIT = 64
 TOAST_LIMIT = 200
 PHOTO_TYPES = ("image/png", "image/jpeg")
 REPLY_ATTEMPTS = 3
 #: Replies (not the outbox) wait this long at most when Telegram says "retry after".
 REPLY_MAX_WAIT = 30.0
-#: Telegram's words for a chat that is gone for good.
-GONE = ("chat not found", "user is deactivated", "bot was kicked")
 PACING_MARGIN = 0.05
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
@@ -73,7 +75,12 @@ def build_application(section: TelegramSection, token: str, *, request_timeout: 
     file_base = base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file"
     builder = ApplicationBuilder().token(token).base_url(base).base_file_url(file_base)
     builder = builder.read_timeout(request_timeout).write_timeout(request_timeout).connect_timeout(request_timeout)
-    return builder.pool_timeout(request_timeout).concurrent_updates(PerChatUpdates(32)).build()
+    builder = builder.pool_timeout(request_timeout).concurrent_updates(PerChatUpdates(32))
+    # getUpdates' own read timeout is this plus the long-poll timeout.
+    builder = builder.get_updates_read_timeout(request_timeout).get_updates_write_timeout(request_timeout)
+    builder = builder.get_updates_connect_timeout(request_timeout).get_updates_pool_timeout(request_timeout)
+    # No Updater: it would confirm updates before they are handled (see telegram_intake).
+    return builder.updater(None).build()
 
 
 def build_telegram_transport(
@@ -94,23 +101,6 @@ def build_telegram_transport(
     return TelegramTransport(config, application, sessions=bot.sessions if bot else None, webhook_secret=secret)
 
 
-class PerChatUpdates(BaseUpdateProcessor):
-    """A chat's updates are handled in order; other chats do not wait for a slow one (a flood wait)."""
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        chat = update.effective_chat if isinstance(update, Update) else None
-        async with self._locks[chat.id if chat is not None else 0]:
-            await coroutine
-
-    async def initialize(self) -> None: ...
-
-    async def shutdown(self) -> None: ...
-
-
 @dataclass
 class _Context:
     """What a reply needs to know about the update it answers."""
@@ -119,13 +109,6 @@ class _Context:
     query_id: str | None = None
     answered: bool = False
     toast: str = ""
-
-
-@dataclass
-class _Part:
-    text: str = ""
-    attachment: tuple[str, bytes, str] | None = None
-    buttons: tuple[Button, ...] = ()
 
 
 @dataclass
@@ -144,6 +127,7 @@ class TelegramTransport:
     _long_callbacks: dict[str, str] = field(default_factory=dict)
     _warned_groups: set[int] = field(default_factory=set)
     _username: str = ""
+    _intake: Polling | Webhook | None = None
 
     @property
     def section(self) -> TelegramSection:
@@ -161,29 +145,30 @@ class TelegramTransport:
         await app.initialize()
         self._username = (app.bot.username or "").lower()
         await self._set_commands()
-        await app.start()
-        assert app.updater is not None
         allowed = ["message", "callback_query"]
-        if (section := self.section).mode == "webhook":
-            url, path = section.webhook_url, urlparse(section.webhook_url).path.lstrip("/")
-            listen, port, secret = section.webhook_listen, section.webhook_port, self.webhook_secret
-            await app.updater.start_webhook(
-                listen, port, path, webhook_url=url, secret_token=secret, allowed_updates=allowed
-            )
+        section = self.section
+        if section.mode == "webhook":
+            assert self.webhook_secret is not None
+            self._intake = Webhook(
+                self.bot, self._process, allowed, section.webhook_url, section.webhook_listen,
+                section.webhook_port, self.webhook_secret,
+            )  # fmt: skip
         else:
-            await app.updater.start_polling(
-                timeout=self.poll_timeout, allowed_updates=allowed, drop_pending_updates=False
-            )
+            self._intake = Polling(self.bot, self._process, allowed, self.poll_timeout)
+        await self._intake.start()
         log.info("Telegram: @%s is listening (%s)", self._username, self.section.mode)
 
     async def stop(self) -> None:
-        """Stop fetching (confirming the offset), finish the updates in hand, close."""
+        """Stop fetching, finish the updates in hand (then confirm them), close."""
+        if self._intake is not None:
+            await self._intake.stop()
+            self._intake = None
+        await self.application.shutdown()
+
+    async def _process(self, update: Update) -> None:
+        """One update through PTB's handlers, in its chat's turn; returns once it is handled."""
         app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
+        await app.update_processor.process_update(update, app.process_update(update))
 
     def pacing(self) -> Pacing:
         """The configured limits less a margin: evenly spaced requests can still reach Telegram
@@ -222,8 +207,13 @@ class TelegramTransport:
                 await self._answer(pending)
 
     async def to_incoming(self, update: Update) -> tuple[Incoming | None, _Context | None]:
-        """The platform-free form of an update, or None for what the co-op should not see."""
-        event_id = f"tg:{update.update_id}"
+        """The platform-free form of an update, or None for what the co-op should not see.
+
+        The receipt key names the bot as well as the update: a new bot, or the same bot on a
+        self-hosted Bot API server, counts its updates from 1 again. (Receipts written before,
+        as `tg:<update id>`, cannot match and simply expire.)
+        """
+        event_id = f"{self.bot.id}:{update.update_id}"
         query = update.callback_query
         if query is not None:
             ctx = _Context(query_id=query.id)
@@ -241,23 +231,20 @@ class TelegramTransport:
         if message is None or user is None or user.is_bot:
             return None, None
         private = message.chat.type == "private"
-        text = self._strip_botname(message.text or message.caption or "")
-        if text is None or (not private and not text.startswith(("/", "!"))):
+        text = (message.text or message.caption or "").strip()
+        if not private and not text.startswith(("/", "!")):
             return None, None
         if not self._listening(message):
-            await self._unconfigured_group(message)
+            if not self._for_another_bot(text):
+                await self._unconfigured_group(message)
             return None, None
-        return _incoming(user, message, event_id, text=text), _Context(None if private else message.message_id)
+        ctx = _Context(None if private else message.message_id)
+        return _incoming(user, message, event_id, text=text, bot_name=self._username or None), ctx
 
-    def _strip_botname(self, text: str) -> str | None:
-        """`/cmd@ourbot args` → `/cmd args`; None when the command is addressed to another bot."""
-        head, sep, rest = text.strip().partition(" ")
-        if head[:1] not in ("/", "!") or "@" not in head:
-            return text.strip()
-        name, _, botname = head.partition("@")
-        if self._username and botname.lower() != self._username:
-            return None
-        return name + sep + rest
+    def _for_another_bot(self, text: str) -> bool:
+        """`/cmd@otherbot`: the router ignores it (it knows `bot_name`); no hint is owed either."""
+        head = text.split(maxsplit=1)[0] if text else ""
+        return "@" in head and head.partition("@")[2].lower() != self._username
 
     def _listening(self, message: Message) -> bool:
         groups = (*self.section.group_chat_ids, *self.section.coordinator_chat_ids)
@@ -269,8 +256,10 @@ class TelegramTransport:
             self._warned_groups.add(chat_id)
             lang = self._lang(message.from_user.language_code if message.from_user else None)
             text = t(lang, "telegram.unconfigured_group", chat_id=chat_id, coop=self.config.coop.name)
-            with contextlib.suppress(TelegramError):
+            try:
                 await self.bot.send_message(chat_id, html.escape(text, quote=False), parse_mode="HTML")
+            except Exception as exc:
+                log.warning("Telegram: could not tell group %s how to configure it: %r", chat_id, exc)
 
     def _lang(self, code: str | None) -> str:
         return normalise_language(code) or self.config.coop.default_language
@@ -293,23 +282,51 @@ class TelegramTransport:
                     to_send.remove(toast)
                     ctx.toast = toast.text
             await self._answer(ctx)
-        for part in [part for message in to_send for part in self._parts(message)]:
-            if await self._with_retries(partial(self._send_part, chat_id, part, ctx)) is None:
+        for message in to_send:
+            if not await self._reply_with(chat_id, message, ctx):
                 return
 
+    async def _reply_with(self, chat_id: int, message: Outgoing, ctx: _Context) -> bool:
+        """Send one message of a reply; False when the chat cannot be reached at all.
+
+        A part that fails ends this message (the rest would not make sense without it) but not
+        the reply: the next message is still sent.
+        """
+        for part in parts_of(message):
+            try:
+                await self._with_retries(partial(self._send_part, chat_id, part, ctx))
+            except TelegramError as exc:
+                if isinstance(as_send_error(exc), UnreachableError):
+                    log.warning("Telegram: chat %s cannot be reached; reply dropped: %s", chat_id, exc)
+                    return False
+                log.warning("Telegram: a reply to %s was not delivered: %s", chat_id, exc)
+                return True
+            except Exception:  # an answer that cannot be read, a bug: the next message still goes
+                log.exception("Telegram: a reply to %s failed", chat_id)
+                return True
+        return True
+
     async def _edit(self, chat_id: int, message_id: int, message: Outgoing) -> bool:
-        """Replace the pressed message; False when Telegram will not edit it (too old, a photo...)."""
-        pieces = _split(message.text, TEXT_LIMIT)
+        """Replace the pressed message; False when it was not, and the answer should be sent instead.
+
+        After a failure that leaves it unknown whether the edit happened (an unreadable answer),
+        the answer is sent anyway: seen twice is better than never seen.
+        """
+        pieces = split_text(message.text, TEXT_LIMIT)
         if len(pieces) != 1:
             return False
-        body, markup = html.escape(pieces[0], quote=False), await self._keyboard(message.buttons)
-        call = partial(self.bot.edit_message_text, body, chat_id, message_id, parse_mode="HTML", reply_markup=markup)
         try:
-            await self._with_retries(call, raise_bad_request=True)
+            body, markup = html.escape(pieces[0], quote=False), await self._keyboard(message.buttons)
+            await self._with_retries(
+                partial(self.bot.edit_message_text, body, chat_id, message_id, parse_mode="HTML", reply_markup=markup)
+            )
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
                 return True
             log.info("Telegram: could not edit %s:%s (%s); sending instead", chat_id, message_id, exc)
+            return False
+        except Exception as exc:
+            log.warning("Telegram: editing %s:%s failed (%r); sending instead", chat_id, message_id, exc)
             return False
         return True
 
@@ -322,29 +339,31 @@ class TelegramTransport:
             await self.bot.answer_callback_query(ctx.query_id, text=text, show_alert=bool(text and len(text) > 60))
         except TelegramError as exc:
             log.info("Telegram: could not answer a button press: %s", exc)
+        except Exception:
+            log.exception("Telegram: answering a button press failed")
 
-    async def _with_retries(self, call: Callable[[], Awaitable[T]], *, raise_bad_request: bool = False) -> T | None:
-        """A reply is retried a little (the person is waiting); the outbox retries notifications."""
-        for attempt in range(REPLY_ATTEMPTS):
+    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A reply is retried a little (the person is waiting); the outbox retries notifications.
+
+        What is not worth retrying, and the last failure, is raised for the caller to sort out.
+        Only Telegram's own "try again" is retried: after an answer that cannot be read, the
+        message may well have been shown.
+        """
+        for attempt in range(REPLY_ATTEMPTS - 1):
             try:
                 return await call()
             except TelegramError as exc:
-                if raise_bad_request and isinstance(exc, BadRequest):
-                    raise
                 error = as_send_error(exc)
-                wait = error.retry_after if isinstance(error, TransientSendError) else None
-                last = attempt == REPLY_ATTEMPTS - 1
-                if not isinstance(error, TransientSendError) or last or (wait or 0) > REPLY_MAX_WAIT:
-                    log.warning("Telegram: reply not delivered: %s", exc)
-                    return None
-                await asyncio.sleep(wait if wait is not None else 0.5 * 2**attempt)
-        return None
+                if not isinstance(error, TransientSendError) or (error.retry_after or 0) > REPLY_MAX_WAIT:
+                    raise
+                await asyncio.sleep(error.retry_after if error.retry_after is not None else 0.5 * 2**attempt)
+        return await call()
 
     async def send(self, address: Address, message: Outgoing, key: str) -> str:
         """Deliver an outbox message, resuming after the parts a failed attempt already sent."""
         chat_id = int(address.chat_id)
         done, ref = self._progress.get(key, (0, ""))
-        for number, part in enumerate(self._parts(message)):
+        for number, part in enumerate(parts_of(message)):
             if number < done:
                 continue
             try:
@@ -361,19 +380,7 @@ class TelegramTransport:
         self._progress.pop(key, None)
         return ref
 
-    def _parts(self, message: Outgoing) -> list[_Part]:
-        """What one Outgoing becomes on Telegram: an attachment, then text of at most 4096 characters."""
-        texts = _split(message.text, TEXT_LIMIT) if message.text.strip() else []
-        parts: list[_Part] = []
-        if message.attachment is not None:
-            caption = texts.pop(0) if len(texts) == 1 and _units(texts[0]) <= CAPTION_LIMIT else ""
-            parts.append(_Part(caption, message.attachment))
-        parts += [_Part(text) for text in texts]
-        if parts:
-            parts[-1].buttons = message.buttons
-        return parts
-
-    async def _send_part(self, chat_id: int, part: _Part, ctx: _Context) -> Message:
+    async def _send_part(self, chat_id: int, part: Part, ctx: _Context) -> Message:
         bot, body = self.bot, html.escape(part.text, quote=False)
         common: dict[str, Any] = {"reply_markup": await self._keyboard(part.buttons), "parse_mode": ParseMode.HTML}
         if ctx.message_id is not None:
@@ -433,64 +440,6 @@ def _incoming(user: telegram.User, message: Message, event_id: str, **fields: An
         PLATFORM, str(user.id), str(message.chat.id), message.chat.type == "private",
         display_name=user.full_name, language=user.language_code, event_id=event_id, **fields,
     )  # fmt: skip
-
-
-def as_send_error(exc: TelegramError) -> TransientSendError | UnreachableError | None:
-    """Telegram's answer in the outbox's words; None when Telegram refused the message itself."""
-    text = str(exc).lower()
-    if isinstance(exc, RetryAfter):
-        return TransientSendError(str(exc), retry_seconds(exc), scope="chat")
-    if isinstance(exc, ChatMigrated):
-        log.error("Telegram: a group became supergroup %s; put that id in group_chat_ids", exc.new_chat_id)
-        return UnreachableError(f"the group became supergroup {exc.new_chat_id}: put that id in group_chat_ids")
-    if isinstance(exc, Forbidden) or (isinstance(exc, BadRequest) and any(g in text for g in GONE)):
-        return UnreachableError(str(exc))
-    if isinstance(exc, InvalidToken):
-        return TransientSendError(f"Telegram refused the bot token: {exc}", 60.0, scope="all")
-    if isinstance(exc, NetworkError) and not isinstance(exc, BadRequest):  # 5xx, timeouts, no network
-        return TransientSendError(str(exc))
-    return None
-
-
-def retry_seconds(exc: RetryAfter) -> float:
-    """PTB 22 warns when `retry_after` is read as a number; read it either way, quietly."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _split(text: str, limit: int) -> list[str]:
-    """Cut at line ends into pieces Telegram accepts (it counts UTF-16 code units)."""
-    pieces: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        rest = line
-        while _units(current + rest) > limit:
-            if current:
-                pieces.append(current)
-                current = ""
-                continue
-            cut = _fit(rest, limit)
-            pieces.append(rest[:cut])
-            rest = rest[cut:]
-        current += rest
-    pieces.append(current)
-    return [piece.rstrip("\n") for piece in pieces if piece.strip()]
-
-
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _fit(text: str, limit: int) -> int:
-    """How many characters of `text` fit in `limit` UTF-16 units."""
-    used = 0
-    for index, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > limit:
-            return index
-    return len(text)
 
 
 def _menu_line(lang: str, key: str, name: str) -> str:

@@ -47,6 +47,23 @@ def test_parse_accepts_both_prefixes_and_bot_suffix() -> None:
     assert parse("/") is None
 
 
+def test_a_command_addressed_to_another_bot_is_not_carried_out(coop: Coop) -> None:
+    alice = coop.member("Alice", "admin")
+    before = counts(coop)
+
+    def said(text: str, bot_name: str | None) -> Incoming:
+        return Incoming("console", alice, "coop", is_private=False, text=text, bot_name=bot_name)
+
+    # in a group the co-op shares with other bots: /invite meant for another one creates nothing
+    assert coop.bot.router.handle(said("/invite@OtherBot member", "coop_bot")) == []
+    assert coop.bot.router.handle(said("!invite@other_bot", None)) == []
+    assert counts(coop) == before
+    # addressed to this bot, whatever the case, or to no bot: carried out
+    assert "/join" in coop.bot.router.handle(said("/invite@Coop_Bot", "coop_bot"))[0].text
+    assert "/join" in coop.bot.router.handle(said("/invite", "coop_bot"))[0].text
+    assert counts(coop)[2] == before[2] + 2
+
+
 async def test_a_stranger_is_told_how_to_join_and_nothing_is_created(coop: Coop) -> None:
     coop.member("Alice", "admin")
     before = counts(coop)

@@ -3,13 +3,16 @@
 Buttons become reactions and a member's reaction comes back as the command,
 even after a restart; a retried send is never shown twice; the server's rate
 limit becomes a retry the outbox honours; someone who cannot be reached is
-reported as such instead of being pestered with new chats.
+reported as such instead of being pestered with new chats; and a reply one of
+whose messages fails still delivers the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from nio import RoomLeaveResponse
@@ -200,3 +203,29 @@ async def test_an_attachment_reaches_the_member_encrypted_and_intact(
     assert isinstance(downloaded, DownloadResponse), downloaded
     assert decrypt_attachment(downloaded.body, sent.key["k"], sent.hashes["sha256"], sent.iv) == data
     assert [m.body for m in dana.messages(sender=matrix_coop.user_id)] == ["Your data, as you asked."]
+
+
+async def test_a_reply_message_that_fails_is_logged_and_the_next_still_arrives(
+    matrix_coop: MatrixCoop, make_member: MakeMember, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = await matrix_coop.start_transport(Recorder())
+    dana = await make_member("Dana")
+    room = await transport.private_room(dana.user_id)
+    client = transport.client
+    real_send = client.room_send
+    failed: list[str] = []
+
+    async def room_send(room_id: str, kind: str, content: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if content.get("body") == "First answer" and not failed:
+            failed.append(content["body"])
+            raise ValueError("an answer nio cannot read")
+        return await real_send(room_id, kind, content, *args, **kwargs)
+
+    monkeypatch.setattr(client, "room_send", room_send)
+    asked = Incoming("matrix", dana.user_id, room, True, text="!help", event_id="mx:$asked")
+    with caplog.at_level(logging.WARNING):
+        await transport.reply(asked, [Outgoing("First answer"), Outgoing("Second answer")])
+    await dana.next_message(after=0, sender=matrix_coop.user_id, room_id=room, contains="Second answer")
+    assert [m.body for m in dana.messages(sender=matrix_coop.user_id, room_id=room)] == ["Second answer"]
+    assert failed == ["First answer"]
+    assert f"a reply in {room} failed" in caplog.text

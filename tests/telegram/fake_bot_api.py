@@ -1,11 +1,12 @@
 """A small Telegram Bot API server for tests, speaking the real wire format.
 
-The bot under test is the real python-telegram-bot stack (httpx, Updater,
+The bot under test is the real python-telegram-bot stack (httpx, Bot,
 Application) pointed here with `api_base_url`. The fake plays Telegram: it
 holds the members' updates until getUpdates confirms them (or posts them to
-the webhook), keeps every message the bot sent, checks the HTML the bot
-writes, counts Telegram's flood limits, and fails the way Telegram fails when
-told to (429 with retry_after, 500, 403 for one chat, a request that hangs).
+the webhook), keeps every message the bot sent, checks it by Telegram's rules
+(`fake_telegram_rules`: HTML, limits, flood counts), and fails the way
+Telegram fails when told to (429 with retry_after, 500, 403 for one chat, a
+request that hangs, an answer PTB cannot read).
 
 It runs in its own thread with its own event loop, as a real server would:
 the times it records are when requests reach it, not when the bot's busy
@@ -24,152 +25,29 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from tests.telegram.fake_telegram_rules import (
+    ApiError,
+    Call,
+    ChatState,
+    Failures,
+    FakeChat,
+    FakeUser,
+    FloodLimits,
+    check_flood,
+    checked_content,
+    checked_markup,
+    checked_text,
+    decode_param,
+)
+
+__all__ = ["FakeBotApi", "FakeChat", "FakeUser", "FloodLimits"]
+
 SEND_METHODS = ("sendMessage", "sendPhoto", "sendDocument")
-TAGS = {
-    "b": "bold",
-    "strong": "bold",
-    "i": "italic",
-    "em": "italic",
-    "u": "underline",
-    "s": "strikethrough",
-    "code": "code",
-    "pre": "pre",
-    "a": "text_link",
-    "tg-spoiler": "spoiler",
-    "blockquote": "blockquote",
-}
-TAG = re.compile(r"<(/?)([a-zA-Z-]+)((?:\s+[^>]*)?)>")
-ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
-NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-#: Parameters PTB sends as plain strings; every other value arrives JSON-encoded.
-STRING_PARAMS = {"text", "caption", "parse_mode", "callback_query_id", "url", "secret_token", "language_code"}
-
-
-class ApiError(Exception):
-    """An answer Telegram gives instead of a result."""
-
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(description)
-        self.code, self.description, self.retry_after = code, description, retry_after
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def parse_html(markup: str) -> tuple[str, list[dict[str, Any]]]:
-    """Telegram's HTML parse mode: the plain text and its entities, or Telegram's 400."""
-    out: list[str] = []
-    stack: list[tuple[str, int]] = []
-    entities: list[dict[str, Any]] = []
-    pos = 0
-    while pos < len(markup):
-        char = markup[pos]
-        if char == "<":
-            match = TAG.match(markup, pos)
-            if not match or match.group(2).lower() not in TAGS:
-                raise ApiError(400, f"Bad Request: can't parse entities: unsupported start tag at {pos}")
-            name = match.group(2).lower()
-            if not match.group(1):
-                stack.append((name, utf16_len("".join(out))))
-            elif not stack or stack[-1][0] != name:
-                raise ApiError(400, f"Bad Request: can't parse entities: unmatched end tag {name}")
-            else:
-                start = stack.pop()[1]
-                entities.append({"type": TAGS[name], "offset": start, "length": utf16_len("".join(out)) - start})
-            pos = match.end()
-        elif char == "&":
-            match = ENTITY.match(markup, pos)
-            if not match:
-                raise ApiError(400, f"Bad Request: can't parse entities: unescaped & at byte offset {pos}")
-            ref = match.group(1)
-            out.append(NAMED.get(ref) or chr(int(ref[2:], 16) if ref[1] == "x" else int(ref[1:])))
-            pos = match.end()
-        elif char == ">":
-            raise ApiError(400, f"Bad Request: can't parse entities: unescaped > at byte offset {pos}")
-        else:
-            out.append(char)
-            pos += 1
-    if stack:
-        raise ApiError(400, f"Bad Request: can't parse entities: unclosed tag {stack[-1][0]}")
-    return "".join(out), sorted(entities, key=lambda e: e["offset"])
-
-
-@dataclass(frozen=True)
-class FakeUser:
-    id: int
-    first_name: str
-    username: str | None = None
-    language_code: str | None = "en"
-
-    def as_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
-        if self.username:
-            data["username"] = self.username
-        if self.language_code:
-            data["language_code"] = self.language_code
-        return data
-
-
-@dataclass(frozen=True)
-class FakeChat:
-    id: int
-    type: str
-    title: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        if self.type == "private":
-            return {"id": self.id, "type": "private", "first_name": self.title or str(self.id)}
-        return {"id": self.id, "type": self.type, "title": self.title}
-
-
-@dataclass
-class Call:
-    """One request as it reached the server (`at`: time.monotonic() on arrival)."""
-
-    method: str
-    at: float
-    params: dict[str, Any] = field(default_factory=dict)
-    chat_id: int | None = None
-    outcome: str = "pending"
-    answered_at: float = 0.0
-
-
-@dataclass
-class FloodLimits:
-    """Telegram's published limits; `private_burst` > 1 tolerates short bursts as Telegram does."""
-
-    per_second: int = 30
-    private_interval: float = 1.0
-    private_burst: int = 3
-    group_per_minute: int = 20
-    #: Arrival jitter forgiven, in seconds: Telegram counts loosely, and two requests sent 1 s
-    #: apart may reach a server a few tens of milliseconds closer than that.
-    tolerance: float = 0.1
-
-
-@dataclass
-class Failures:
-    rate: float = 0.0
-    kinds: tuple[str, ...] = ("429", "500")
-    retry_after: int = 1
-    hang_next: int = 0
-
-
-@dataclass
-class _Chat:
-    chat: FakeChat
-    next_message_id: int = 1
-    arrivals: deque[float] = field(default_factory=deque)
-    tokens: float = 0.0
-    refilled_at: float = 0.0
-    blocked_until: float = 0.0
 
 
 class FakeBotApi:
@@ -198,12 +76,14 @@ class FakeBotApi:
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.webhook: dict[str, Any] | None = None
         self.webhook_statuses: list[int] = []
+        #: update_id → when the bot answered its webhook POST.
+        self.webhook_answered_at: dict[int, float] = {}
         #: update_id → when the bot was first handed it (getUpdates answer or webhook POST).
         self.handed_at: dict[int, float] = {}
         self.port = 0
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
-        self._chats: dict[int, _Chat] = {}
+        self._chats: dict[int, ChatState] = {}
         self._started_private: set[int] = set()
         self._updates: list[dict[str, Any]] = []
         self._history: list[dict[str, Any]] = []
@@ -360,6 +240,8 @@ class FakeBotApi:
         async with aiohttp.ClientSession() as http:
             self.handed_at.setdefault(update["update_id"], time.monotonic())
             async with http.post(self.webhook["url"], data=json.dumps(update), headers=headers) as response:
+                with self._lock:
+                    self.webhook_answered_at.setdefault(update["update_id"], time.monotonic())
                 return response.status
 
     # --- failure injection -----------------------------------------------------------------
@@ -372,6 +254,11 @@ class FakeBotApi:
     def hang(self, method: str, times: int = 1) -> None:
         with self._lock:
             self.failures.setdefault(method, Failures()).hang_next += times
+
+    def garble(self, method: str, times: int = 1) -> None:
+        """The next answers to `method` say "ok" but carry nothing PTB can read (and do nothing)."""
+        with self._lock:
+            self.failures.setdefault(method, Failures()).garble_next += times
 
     def block(self, chat_id: int) -> None:
         with self._lock:
@@ -423,9 +310,9 @@ class FakeBotApi:
 
     # --- the server ------------------------------------------------------------------------------
 
-    def _chat(self, chat: FakeChat) -> _Chat:
+    def _chat(self, chat: FakeChat) -> ChatState:
         if chat.id not in self._chats:
-            self._chats[chat.id] = _Chat(chat, tokens=float(self.limits.private_burst))
+            self._chats[chat.id] = ChatState(chat, tokens=float(self.limits.private_burst))
         return self._chats[chat.id]
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -434,7 +321,7 @@ class FakeBotApi:
             self.calls.append(call)
         form = await request.post() if request.can_read_body else {}
         for key, value in [*form.items(), *request.query.items()]:
-            call.params[key] = value if isinstance(value, web.FileField) else _decode(key, str(value))
+            call.params[key] = value if isinstance(value, web.FileField) else decode_param(key, str(value))
         try:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
@@ -446,7 +333,8 @@ class FakeBotApi:
             call.outcome = "hang" if call.outcome == "hang" else f"error {error.code}"
             call.answered_at = time.monotonic()
             return web.json_response(body, status=error.code)
-        call.outcome, call.answered_at = "ok", time.monotonic()
+        call.outcome = "ok" if call.outcome == "pending" else call.outcome
+        call.answered_at = time.monotonic()
         return web.json_response({"ok": True, "result": result})
 
     async def _dispatch(self, call: Call) -> Any:
@@ -454,8 +342,15 @@ class FakeBotApi:
         with self._lock:
             failure = self.failures.get(method)
             hang = bool(failure and failure.hang_next > 0)
+            garble = bool(failure and not hang and failure.garble_next > 0)
             if failure and hang:
                 failure.hang_next -= 1
+            if failure and garble:
+                failure.garble_next -= 1
+        if garble:
+            call.outcome = "garbled"
+            call.chat_id = int(params["chat_id"]) if "chat_id" in params else None
+            return {}  # "ok", with a result PTB cannot read; nothing was done
         if hang:
             call.outcome = "hang"
             assert self._stopping
@@ -467,7 +362,10 @@ class FakeBotApi:
         with self._lock:
             if method in SEND_METHODS:
                 call.chat_id = int(params["chat_id"])
-                self._check_flood(call)
+                problems = check_flood(self.limits, self._global, call, self._known_chat(call.chat_id))
+                if problems:
+                    self.violations.extend(problems)
+                    raise ApiError(429, "Too Many Requests: retry after 1", 1)
                 if failure and self._rng.random() < failure.rate:
                     if self._rng.choice(failure.kinds) == "429":
                         self._chats[call.chat_id].blocked_until = call.at + failure.retry_after
@@ -481,38 +379,10 @@ class FakeBotApi:
                 raise ApiError(404, "Not Found")
             return handler(params)
 
-    def _known_chat(self, chat_id: int) -> _Chat:
+    def _known_chat(self, chat_id: int) -> ChatState:
         if chat_id not in self._chats:
             raise ApiError(400, "Bad Request: chat not found")
         return self._chats[chat_id]
-
-    def _check_flood(self, call: Call) -> None:
-        """Count this request against Telegram's limits; a breach is recorded and answered 429."""
-        assert call.chat_id is not None
-        limits, now, state = self.limits, call.at, self._known_chat(call.chat_id)
-        problems = []
-        if now < state.blocked_until - limits.tolerance:
-            problems.append(f"chat {call.chat_id}: sent {state.blocked_until - now:.2f}s before retry_after")
-        while self._global and self._global[0] <= now - 1.0 + limits.tolerance:
-            self._global.popleft()
-        if len(self._global) >= limits.per_second:
-            problems.append(f"more than {limits.per_second} messages in one second")
-        self._global.append(now)
-        if state.chat.type == "private":
-            refill = (now - state.refilled_at + limits.tolerance) / limits.private_interval if state.refilled_at else 0
-            state.tokens, state.refilled_at = min(limits.private_burst, state.tokens + refill), now
-            if state.tokens < 1:
-                problems.append(f"chat {call.chat_id}: more than one message per {limits.private_interval}s")
-            state.tokens = max(0.0, state.tokens - 1)
-        else:
-            while state.arrivals and state.arrivals[0] <= now - 60.0 + limits.tolerance:
-                state.arrivals.popleft()
-            if len(state.arrivals) >= limits.group_per_minute:
-                problems.append(f"group {call.chat_id}: more than {limits.group_per_minute} a minute")
-            state.arrivals.append(now)
-        if problems:
-            self.violations.extend(problems)
-            raise ApiError(429, "Too Many Requests: retry after 1", 1)
 
     def _send(self, method: str, params: dict[str, Any], chat_id: int) -> dict[str, Any]:
         state = self._known_chat(chat_id)
@@ -526,27 +396,7 @@ class FakeBotApi:
             "chat": state.chat.as_json(),
             "date": int(time.time()),
         }
-        if method == "sendMessage":
-            message.update(self._text(params["text"], params.get("parse_mode"), 4096))
-        else:
-            kind = "photo" if method == "sendPhoto" else "document"
-            upload = params.get(kind)
-            if not isinstance(upload, web.FileField):
-                raise ApiError(400, f"Bad Request: there is no {kind} in the request")
-            file = {
-                "file_id": f"f{chat_id}-{state.next_message_id}",
-                "file_unique_id": "u",
-                "file_size": len(upload.file.read()),
-            }
-            message[kind] = (
-                [{**file, "width": 800, "height": 600}]
-                if kind == "photo"
-                else {**file, "file_name": upload.filename, "mime_type": upload.content_type}
-            )
-            if "caption" in params:
-                message["caption"] = self._text(params["caption"], params.get("parse_mode"), 1024)["text"]
-        if "reply_markup" in params:
-            message["reply_markup"] = self._markup(params["reply_markup"])
+        message.update(checked_content(method, params, f"f{chat_id}-{state.next_message_id}"))
         replied = params.get("reply_parameters", {}).get("message_id")
         if replied is not None:
             message["reply_to_message"] = {"message_id": replied, "chat": state.chat.as_json(), "date": 0}
@@ -555,38 +405,22 @@ class FakeBotApi:
         self.delivered.append(message)
         return message
 
-    @staticmethod
-    def _text(text: str, parse_mode: str | None, limit: int) -> dict[str, Any]:
-        plain, entities = parse_html(text) if parse_mode == "HTML" else (text, [])
-        if not plain.strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        if utf16_len(plain) > limit:
-            raise ApiError(400, "Bad Request: message is too long")
-        return {"text": plain, "html": text, **({"entities": entities} if entities else {})}
-
-    @staticmethod
-    def _markup(markup: Any) -> dict[str, Any]:
-        if not isinstance(markup, dict) or "inline_keyboard" not in markup:
-            raise ApiError(400, "Bad Request: unsupported reply markup")
-        for button in (b for row in markup["inline_keyboard"] for b in row):
-            if not 1 <= len(button.get("callback_data", "").encode()) <= 64:
-                raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
-        return dict(markup)
-
     # --- the rest of the Bot API the bot uses ---------------------------------------------------------
 
     async def _get_updates(self, params: dict[str, Any]) -> Any:
-        """Long polling: confirm everything below `offset`, answer at once or when an update comes."""
+        """Long polling: confirm everything below `offset` (on arrival, as Telegram does, so a poll
+        still waiting when the bot died confirms nothing more later), then answer at once or when
+        an update comes."""
         assert self._new_updates and self._stopping
         offset, limit = int(params.get("offset") or 0), int(params.get("limit") or 100)
         deadline = time.monotonic() + float(params.get("timeout") or 0)
+        with self._lock:
+            if self.webhook:
+                raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
         while True:
             with self._lock:
-                if self.webhook:
-                    raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
-                if offset:
-                    self._updates = [u for u in self._updates if u["update_id"] >= offset]
-                batch = self._updates[:limit]
+                batch = [u for u in self._updates if u["update_id"] >= offset][:limit]
                 if batch or self._stopping.is_set() or time.monotonic() >= deadline:
                     for update in batch:
                         self.handed_at.setdefault(update["update_id"], time.monotonic())
@@ -620,8 +454,8 @@ class FakeBotApi:
 
     def _api_editMessageText(self, params: dict[str, Any]) -> Any:
         message = self._editable(params)
-        new = self._text(params["text"], params.get("parse_mode"), 4096)
-        markup = self._markup(params["reply_markup"]) if "reply_markup" in params else None
+        new = checked_text(params["text"], params.get("parse_mode"), 4096)
+        markup = checked_markup(params["reply_markup"]) if "reply_markup" in params else None
         if new["html"] == message.get("html") and markup == message.get("reply_markup"):
             raise ApiError(400, "Bad Request: message is not modified")
         for key in ("entities", "reply_markup"):
@@ -631,7 +465,7 @@ class FakeBotApi:
 
     def _api_editMessageReplyMarkup(self, params: dict[str, Any]) -> Any:
         message = self._editable(params)
-        markup = self._markup(params["reply_markup"]) if "reply_markup" in params else None
+        markup = checked_markup(params["reply_markup"]) if "reply_markup" in params else None
         if markup == message.get("reply_markup"):
             raise ApiError(400, "Bad Request: message is not modified")
         message.pop("reply_markup", None)
@@ -663,12 +497,3 @@ class FakeBotApi:
                 status = await self.post_webhook(update, self.webhook["secret_token"])
                 with self._lock:
                     self.webhook_statuses.append(status)
-
-
-def _decode(key: str, value: str) -> Any:
-    if key in STRING_PARAMS:
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value

@@ -49,6 +49,17 @@ async def test_a_press_edits_the_message_and_is_answered(coop: TelegramCoop) -> 
     assert len(coop.api.sent_to(bo.id)) == 1
 
 
+async def test_a_press_whose_edit_cannot_be_read_is_answered_with_a_new_message(coop: TelegramCoop) -> None:
+    bo = coop.api.user(1003, "Bo", started=True)
+    coop.member(bo)
+    message = await notify(coop, bo.id, "Your account", Button("Show", "/whoami", "👤"))
+    coop.api.garble("editMessageText")
+    await press(coop, bo, message, "👤 Show")
+    answer = await coop.api.wait_message(bo.id, "Bo (#1)")
+    assert answer["message_id"] != message["message_id"]
+    assert coop.api.current(message)["text"] == "Your account"
+
+
 async def test_a_stale_button_says_so_instead_of_failing_silently(coop: TelegramCoop) -> None:
     api = coop.api
     with coop.session() as session:

@@ -10,7 +10,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from tests.telegram.fake_bot_api import FakeBotApi, FloodLimits, parse_html
+from tests.telegram.fake_bot_api import FakeBotApi, FloodLimits
+from tests.telegram.fake_telegram_rules import parse_html
 
 
 def bare_app(server: FakeBotApi) -> Application[Any, Any, Any, Any, Any, Any]:

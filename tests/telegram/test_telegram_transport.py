@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from coopbot.chat import Address, Button, Outgoing, TransientSendError, UnreachableError
-from coopbot.transports.telegram import TEXT_LIMIT, TelegramTransport, _split, _units, build_application
+from coopbot.chat import Address, Button, Incoming, Outgoing, TransientSendError, UnreachableError
+from coopbot.transports.telegram import TelegramTransport, build_application
+from coopbot.transports.telegram_messages import TEXT_LIMIT, split_text, utf16_units
 from tests.telegram.conftest import telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi
 
@@ -70,10 +72,10 @@ async def test_a_long_message_is_split_and_a_retry_sends_only_the_rest(
 
 def test_splitting_counts_what_telegram_counts() -> None:
     text = ("😀" * 3000 + "\n") * 2  # an emoji is two UTF-16 units
-    pieces = _split(text, TEXT_LIMIT)
-    assert all(_units(p) <= TEXT_LIMIT for p in pieces)
+    pieces = split_text(text, TEXT_LIMIT)
+    assert all(utf16_units(p) <= TEXT_LIMIT for p in pieces)
     assert "".join(pieces) == text.replace("\n", "")
-    assert _split("short\n\n", TEXT_LIMIT) == ["short"]
+    assert split_text("short\n\n", TEXT_LIMIT) == ["short"]
 
 
 async def test_attachments_go_as_photo_or_document(fake_api: FakeBotApi, transport: TelegramTransport) -> None:
@@ -88,12 +90,22 @@ async def test_attachments_go_as_photo_or_document(fake_api: FakeBotApi, transpo
     assert document["document"]["file_name"] == "mydata.zip" and document["caption"] == "Your data"
 
 
-async def test_commands_for_this_bot_only(transport: TelegramTransport) -> None:
-    transport._username = "coopbot_test_bot"
-    assert transport._strip_botname("/whoami@CoopBot_Test_Bot") == "/whoami"
-    assert transport._strip_botname("!vote@coopbot_test_bot P-3 agree") == "!vote P-3 agree"
-    assert transport._strip_botname("/start@other_bot") is None
-    assert transport._strip_botname("mail me at a@b.org") == "mail me at a@b.org"
+async def test_a_reply_message_that_cannot_be_read_is_logged_and_the_rest_still_sent(
+    fake_api: FakeBotApi, transport: TelegramTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    ana = fake_api.user(10, "Ana", started=True)
+    fake_api.limits.private_burst = 10
+    fake_api.garble("sendMessage")  # Telegram answers "ok" with nothing PTB can read
+    asked = Incoming("telegram", str(ana.id), str(ana.id), True, text="/help", event_id="123456:1")
+    with caplog.at_level(logging.WARNING):
+        await transport.reply(asked, [Outgoing("First answer"), Outgoing("Second answer")])
+    assert [m["text"] for m in fake_api.sent_to(ana.id)] == ["Second answer"]
+    assert fake_api.count("sendMessage", "garbled") == 1  # not retried: it may well have been shown
+    assert "a reply to 10 failed" in caplog.text
+    # a chat that cannot be reached at all ends the reply: the rest would fail alike
+    fake_api.block(ana.id)
+    await transport.reply(asked, [Outgoing("Third"), Outgoing("Fourth")])
+    assert fake_api.count("sendMessage", "error 403") == 1
 
 
 def test_pacing_stays_under_the_configured_limits(transport: TelegramTransport) -> None:
