@@ -3,10 +3,17 @@ that caused them, delivered by a loop that paces, retries and survives a
 restart.
 
 Each row has an idempotency key, so queueing the same notice twice (a close
-run twice, an announcement resumed) stores it once. Delivery is at-least-once
-towards the platform (a crash between the send and the commit can resend; the
-Matrix transport makes that harmless with a transaction id derived from the
-key) and exactly-once per key for the member.
+run twice, an announcement resumed) stores it once. Delivery is at least
+once, and "more than once" is bounded by design:
+
+- a crash: a message is marked sent only once the platform has answered, and
+  holds one of its platform's MAX_IN_FLIGHT slots until that is committed, so
+  a kill -9 resends at most MAX_IN_FLIGHT messages per platform (on Matrix
+  the transaction id, derived from the key, even hides those);
+- a failure: each kind has its bound (TRANSIENT_FOR, UNEXPECTED_ATTEMPTS; an
+  unreachable person stops it at once), after which the message is set aside
+  as `failed` (`coopbot outbox failed`, `retry`) and the coordinators are
+  told once.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,10 +40,15 @@ from coopbot.outbox_rows import (
     Notice,
     Reach,
     Recipient,
-    as_notified,
     outbox_row,
+    queue,
+    queue_many,
     queue_rendered,
+    queue_to_member,
+    queue_to_rooms,
+    reachable_identities,
     recipients,
+    room_addresses,
     store_new,
     took_queued,
 )
@@ -44,10 +57,10 @@ from coopbot.services.members import coordinators
 
 #: The queueing API; the row mechanics it rests on are in `coopbot.outbox_rows`.
 __all__ = [
-    "LEAVE_PREFIX", "Notice", "Outbox", "Pacer", "Reach", "Recipient", "Renderer", "backoff", "message_of",
-    "outbox_row", "queue", "queue_many", "queue_rendered", "queue_to_coordinators", "queue_to_member",
-    "queue_to_rooms", "reachable_identities", "recipients", "render_message", "renderer", "room_addresses",
-    "store_new", "took_queued",
+    "FAILED_PREFIX", "LEAVE_PREFIX", "MAX_IN_FLIGHT", "TRANSIENT_FOR", "UNEXPECTED_ATTEMPTS", "Notice", "Outbox",
+    "Pacer", "Reach", "Recipient", "Renderer", "backoff", "message_of", "outbox_row", "queue", "queue_many",
+    "queue_rendered", "queue_to_coordinators", "queue_to_member", "queue_to_rooms", "reachable_identities",
+    "recipient_of", "recipients", "render_message", "renderer", "room_addresses", "store_new", "took_queued",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,97 +69,28 @@ MAX_BACKOFF = 300.0
 #: Keys of the messages a leaving member is still owed (coopbot.services.privacy).
 LEAVE_PREFIX = "leave:"
 BASE_BACKOFF = 0.5
+#: Sends per platform awaiting an answer at once, and so THE CRASH-DUPLICATE BOUND: a message
+#: keeps its slot until "sent" is committed (`_send`, `_record`), so a kill -9 can resend only
+#: messages holding a slot. Telegram answers in 50-300 ms: 8 keep up with its 30 messages a
+#: second, and beyond that the HTTP client only queues them, its pool slowing as the queue grows.
 MAX_IN_FLIGHT = 8
+#: Unexpected failures (an answer that cannot be read, a transport or renderer bug) before a
+#: message is set aside. The platform may have shown it before its answer was lost, so each
+#: can be one more copy on the member's screen; three let a one-off glitch pass.
+UNEXPECTED_ATTEMPTS = 3
+#: How long the platform may keep saying "try later" (429, 5xx, no network) before a message
+#: is set aside. Such an answer means it was not shown, so retrying costs only staleness; a day
+#: outlasts a platform's outage or a night without network, and after a day a person should look.
+TRANSIENT_FOR = timedelta(days=1)
+TRANSIENT, UNEXPECTED = "transient", "unexpected"
+#: Keys of the coordinators' notices about failed messages: one per kind of failure and hour, so
+#: a day-long outage that sets aside 2,000 messages tells them once an hour, not 2,000 times.
+FAILED_PREFIX = "outbox-failed:"
+#: Notices to the coordinators about delivery itself: one that fails tells nobody (no loop).
+ABOUT_DELIVERY = (FAILED_PREFIX, "unreachable:")
 
 
 # --- queueing (inside the caller's transaction) ------------------------------------
-
-
-def reachable_identities(member: Member) -> list[Identity]:
-    """Where a member's private notices go, honouring `/notify`."""
-    return list(as_notified(member.notify, [identity for identity in member.identities if identity.reachable]))
-
-
-def queue(
-    session: Session,
-    *,
-    key: str,
-    address: Address,
-    message: Outgoing,
-    now: datetime,
-    member_id: int | None = None,
-    identity_id: int | None = None,
-    announcement_id: int | None = None,
-) -> bool:
-    """Store one message unless a message with this key exists; True if stored."""
-    return store_new(session, [outbox_row(key, address, message, now, member_id, identity_id, announcement_id)]) == 1
-
-
-def queue_many(
-    session: Session, notices: Iterable[Notice], now: datetime, *, announcement_id: int | None = None
-) -> int:
-    """Queue private messages for many members at once; returns how many rows were stored.
-
-    Each goes to every account `/notify` allows, keyed `{key}:{platform}`;
-    members who left get nothing; keys already queued are skipped.
-    """
-    rows = []
-    for who, key, message in notices:
-        if not who.active:
-            continue
-        recipient = who if isinstance(who, Recipient) else Recipient.of(who)
-        for identity_id, platform, external_id in recipient.targets():
-            address = Address(platform, external_id, private=True)
-            rows.append(outbox_row(f"{key}:{platform}", address, message, now, recipient.member_id, identity_id,
-                                   announcement_id))
-    return store_new(session, rows)
-
-
-def queue_to_member(
-    session: Session,
-    member: Member,
-    key: str,
-    message: Outgoing,
-    now: datetime,
-    *,
-    announcement_id: int | None = None,
-) -> int:
-    """Queue a private message on each platform the member is reached on."""
-    return queue_many(session, [(member, key, message)], now, announcement_id=announcement_id)
-
-
-def room_addresses(config: Config, *, coordinators_only: bool = False) -> list[Address]:
-    """The co-op's rooms; in console mode (no platform configured), the console room."""
-    rooms: list[Address] = []
-    if config.telegram.enabled:
-        chats = config.telegram.coordinator_chat_ids if coordinators_only else config.telegram.group_chat_ids
-        rooms += [Address("telegram", str(chat), private=False) for chat in chats]
-    if config.matrix.enabled:
-        ids = config.matrix.coordinator_rooms if coordinators_only else config.matrix.rooms
-        rooms += [Address("matrix", room, private=False) for room in ids]
-    if not config.telegram.enabled and not config.matrix.enabled:
-        rooms.append(Address("console", "coordinators" if coordinators_only else "coop", private=False))
-    return rooms
-
-
-def queue_to_rooms(
-    session: Session,
-    config: Config,
-    key: str,
-    message: Outgoing,
-    now: datetime,
-    *,
-    coordinators_only: bool = False,
-    announcement_id: int | None = None,
-    render: str | None = None,
-) -> int:
-    """Queue a message to each of the co-op's rooms (or written at delivery by `render`)."""
-    rows = [
-        outbox_row(f"{key}:{address.platform}:{address.chat_id}", address, message, now, None, None, announcement_id,
-                   render)
-        for address in room_addresses(config, coordinators_only=coordinators_only)
-    ]
-    return store_new(session, rows)
 
 
 def queue_to_coordinators(
@@ -257,6 +201,14 @@ class Pacer:
 
 def backoff(attempts: int) -> float:
     return min(MAX_BACKOFF, BASE_BACKOFF * 2.0 ** max(0, attempts - 1))
+
+
+def recipient_of(session: Session, row: OutboxMessage) -> str:
+    """Who a message was for, as the coordinators know them: the member's name, or the room."""
+    member = session.get(Member, row.member_id) if row.member_id is not None else None
+    if member is not None:
+        return f"{member.name} ({row.platform})"
+    return f"{row.platform}:{row.chat_id}"
 
 
 def message_of(row: OutboxMessage) -> Outgoing:
@@ -408,21 +360,38 @@ class Outbox:
             self.poke()
 
     async def _send(self, row: OutboxMessage, message: Outgoing) -> None:
+        """Send, then record the answer before the slot is given back (see MAX_IN_FLIGHT)."""
         row_id = row.id
         transport = self.transports[row.platform]
         address = Address(row.platform, row.chat_id, row.private)
+        outcome: Callable[[], None]
         try:
             ref = await transport.send(address, message, row.key)
         except TransientSendError as exc:
             self._hold(row, exc)
-            await asyncio.to_thread(self._retry_later, row_id, str(exc), exc.retry_after)
+            outcome = partial(self._failed, row_id, TRANSIENT, str(exc), exc.retry_after)
         except UnreachableError as exc:
-            await asyncio.to_thread(self._give_up, row_id, str(exc))
-        except Exception as exc:  # a transport bug must not lose the message
+            outcome = partial(self._give_up, row_id, str(exc))
+        except Exception as exc:  # an unreadable answer, a transport bug: it may have been shown
             log.exception("sending outbox message %s failed", row_id)
-            await asyncio.to_thread(self._retry_later, row_id, repr(exc), None)
+            outcome = partial(self._failed, row_id, UNEXPECTED, repr(exc), None)
         else:
-            await asyncio.to_thread(self._mark_sent, row_id, ref)
+            outcome = partial(self._mark_sent, row_id, ref)
+        await self._record(outcome)
+
+    @staticmethod
+    async def _record(outcome: Callable[[], None]) -> None:
+        """Commit what the platform answered, however long the database takes: a sent message
+        left pending would be sent again without any crash, and by a free slot, past the bound."""
+        failures = 0
+        while True:
+            try:
+                await asyncio.to_thread(outcome)
+                return
+            except Exception:
+                failures += 1
+                log.exception("recording the outcome of an outbox send failed; trying again")
+                await asyncio.sleep(backoff(failures))
 
     def _hold(self, row: OutboxMessage, exc: TransientSendError) -> None:
         if exc.retry_after is None:
@@ -448,7 +417,7 @@ class Outbox:
                 message = render_message(session, self.config, row)
             except Exception as exc:  # a renderer bug must not lose the message either
                 log.exception("writing outbox message %s failed", row_id)
-                self._postpone(row, repr(exc), None)
+                self._count_failure(session, row, UNEXPECTED, repr(exc), None)
                 return None
             session.expunge(row)
             return row, message
@@ -466,24 +435,45 @@ class Outbox:
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row_id, OutboxMessage.status == "pending")
-                .values(
-                    status="sent",
-                    sent_at=self.clock.now(),
-                    sent_ref=ref,
-                    attempts=OutboxMessage.attempts + 1,
-                )
+                .values(status="sent", sent_at=self.clock.now(), sent_ref=ref, attempts=OutboxMessage.attempts + 1)
             )
 
-    def _retry_later(self, row_id: int, error: str, retry_after: float | None) -> None:
+    def _failed(self, row_id: int, kind: str, error: str, retry_after: float | None) -> None:
         with self.sessions() as session, session.begin():
-            self._postpone(session.get_one(OutboxMessage, row_id), error, retry_after)
+            row = session.get_one(OutboxMessage, row_id)
+            if row.status == "pending":
+                self._count_failure(session, row, kind, error, retry_after)
 
-    def _postpone(self, row: OutboxMessage, error: str, retry_after: float | None) -> None:
-        """Count a failed attempt; try again when the platform said, or after a backoff."""
+    def _count_failure(
+        self, session: Session, row: OutboxMessage, kind: str, error: str, retry_after: float | None
+    ) -> None:
+        """Count a failed attempt against its kind's bound; past it, set the message aside,
+        else try again when the platform said, or after a backoff."""
+        now = self.clock.now()
         row.attempts += 1
-        wait = retry_after if retry_after is not None else backoff(row.attempts)
-        row.next_attempt_at = self.clock.now() + timedelta(seconds=wait)
         row.last_error = error[:1000]
+        if kind == TRANSIENT:
+            row.failing_since = row.failing_since or now
+            exhausted = now - row.failing_since >= TRANSIENT_FOR
+        else:
+            row.unexpected_failures += 1
+            exhausted = row.unexpected_failures >= UNEXPECTED_ATTEMPTS
+        if exhausted:
+            self._set_aside(session, row, kind, now)
+            return
+        wait = retry_after if retry_after is not None else backoff(row.attempts)
+        row.next_attempt_at = now + timedelta(seconds=wait)
+
+    def _set_aside(self, session: Session, row: OutboxMessage, kind: str, now: datetime) -> None:
+        """Stop trying and tell the coordinators (once an hour at most; never the text itself)."""
+        row.status, row.failure_kind, row.failed_at = "failed", kind, now
+        if row.key.startswith(ABOUT_DELIVERY):
+            return
+        tries = row.unexpected_failures if kind == UNEXPECTED else row.attempts
+        hour = now.strftime("%Y-%m-%dT%H")
+        queue_to_coordinators(session, self.config, f"{FAILED_PREFIX}{kind}:{hour}", f"outbox.failed_{kind}", now,
+                              id=row.id, to=recipient_of(session, row), tries=tries,
+                              hours=int(TRANSIENT_FOR.total_seconds() // 3600))
 
     def _give_up(self, row_id: int, error: str) -> None:
         """The person cannot be reached: stop, mark the account, tell coordinators once."""
@@ -502,13 +492,6 @@ class Outbox:
             ).rowcount
             if newly:
                 identity = session.get_one(Identity, row.identity_id)
-                queue_to_coordinators(
-                    session,
-                    self.config,
-                    f"unreachable:{identity.id}:{now.isoformat()}",
-                    "outbox.unreachable",
-                    now,
-                    name=identity.member.name,
-                    platform=identity.platform,
-                )
+                queue_to_coordinators(session, self.config, f"unreachable:{identity.id}:{now.isoformat()}",
+                                      "outbox.unreachable", now, name=identity.member.name, platform=identity.platform)
 

@@ -6,7 +6,8 @@ would dominate each of them. So members are read as plain rows
 (`recipients`), rows are built in one place (`outbox_row`), existing keys
 are looked up once (`store_new`) and the rest written in one statement
 (`insert_rows`: COPY on PostgreSQL, one executemany elsewhere). The
-queueing API members and rooms use is `coopbot.outbox`.
+queueing API built on them is here too; callers reach it, with the delivery
+loop, through `coopbot.outbox`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from coopbot.chat import Address, Button, Outgoing
+from coopbot.config import Config
 from coopbot.models import Identity, Member, OutboxMessage
 
 OUTBOX = cast(Table, OutboxMessage.__table__)
@@ -160,6 +162,7 @@ def outbox_row(
         "attachment_mime": mime,
         "status": "pending",
         "attempts": 0,
+        "unexpected_failures": 0,
         "next_attempt_at": now,
         "created_at": now,
         "announcement_id": announcement_id,
@@ -252,6 +255,96 @@ def queue_rendered(session: Session, member_ids: Select[Any], key: str, render: 
     session.flush()
     session.info[QUEUED] = True
     return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+# --- queueing (inside the caller's transaction) ------------------------------------
+
+
+def reachable_identities(member: Member) -> list[Identity]:
+    """Where a member's private notices go, honouring `/notify`."""
+    return list(as_notified(member.notify, [identity for identity in member.identities if identity.reachable]))
+
+
+def queue(
+    session: Session,
+    *,
+    key: str,
+    address: Address,
+    message: Outgoing,
+    now: datetime,
+    member_id: int | None = None,
+    identity_id: int | None = None,
+    announcement_id: int | None = None,
+) -> bool:
+    """Store one message unless a message with this key exists; True if stored."""
+    return store_new(session, [outbox_row(key, address, message, now, member_id, identity_id, announcement_id)]) == 1
+
+
+def queue_many(
+    session: Session, notices: Iterable[Notice], now: datetime, *, announcement_id: int | None = None
+) -> int:
+    """Queue private messages for many members at once; returns how many rows were stored.
+
+    Each goes to every account `/notify` allows, keyed `{key}:{platform}`;
+    members who left get nothing; keys already queued are skipped.
+    """
+    rows = []
+    for who, key, message in notices:
+        if not who.active:
+            continue
+        recipient = who if isinstance(who, Recipient) else Recipient.of(who)
+        for identity_id, platform, external_id in recipient.targets():
+            address = Address(platform, external_id, private=True)
+            rows.append(outbox_row(f"{key}:{platform}", address, message, now, recipient.member_id, identity_id,
+                                   announcement_id))
+    return store_new(session, rows)
+
+
+def queue_to_member(
+    session: Session,
+    member: Member,
+    key: str,
+    message: Outgoing,
+    now: datetime,
+    *,
+    announcement_id: int | None = None,
+) -> int:
+    """Queue a private message on each platform the member is reached on."""
+    return queue_many(session, [(member, key, message)], now, announcement_id=announcement_id)
+
+
+def room_addresses(config: Config, *, coordinators_only: bool = False) -> list[Address]:
+    """The co-op's rooms; in console mode (no platform configured), the console room."""
+    rooms: list[Address] = []
+    if config.telegram.enabled:
+        chats = config.telegram.coordinator_chat_ids if coordinators_only else config.telegram.group_chat_ids
+        rooms += [Address("telegram", str(chat), private=False) for chat in chats]
+    if config.matrix.enabled:
+        ids = config.matrix.coordinator_rooms if coordinators_only else config.matrix.rooms
+        rooms += [Address("matrix", room, private=False) for room in ids]
+    if not config.telegram.enabled and not config.matrix.enabled:
+        rooms.append(Address("console", "coordinators" if coordinators_only else "coop", private=False))
+    return rooms
+
+
+def queue_to_rooms(
+    session: Session,
+    config: Config,
+    key: str,
+    message: Outgoing,
+    now: datetime,
+    *,
+    coordinators_only: bool = False,
+    announcement_id: int | None = None,
+    render: str | None = None,
+) -> int:
+    """Queue a message to each of the co-op's rooms (or written at delivery by `render`)."""
+    rows = [
+        outbox_row(f"{key}:{address.platform}:{address.chat_id}", address, message, now, None, None, announcement_id,
+                   render)
+        for address in room_addresses(config, coordinators_only=coordinators_only)
+    ]
+    return store_new(session, rows)
 
 
 def stored_keys(session: Session, keys: list[str]) -> list[str]:

@@ -11,8 +11,6 @@ from sqlalchemy.orm import Session
 from coopbot.chat import (
     Address,
     Button,
-    Incoming,
-    IncomingHandler,
     Outgoing,
     Pacing,
     TransientSendError,
@@ -23,6 +21,7 @@ from coopbot.models import Identity, Member, OutboxMessage
 from coopbot.outbox import Notice, Pacer, queue, queue_many, queue_rendered, queue_to_member, recipients, renderer
 from coopbot.services.members import add_identity, member_of
 from tests.conftest import Coop
+from tests.outbox_sender import SendOnly
 
 
 def test_pacer_spaces_sends_overall_and_per_chat() -> None:
@@ -44,7 +43,7 @@ def test_a_chat_asked_to_wait_holds_only_its_own_messages() -> None:
 
 
 @dataclass
-class FlakyTransport:
+class FlakyTransport(SendOnly):
     """Fails the first `failures` sends to each chat, then delivers."""
 
     failures: int = 0
@@ -52,15 +51,6 @@ class FlakyTransport:
     delivered: list[tuple[str, str]] = field(default_factory=list)
     tries: dict[str, int] = field(default_factory=dict)
     platform: str = "flaky"
-
-    async def start(self, on_incoming: IncomingHandler) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def reply(self, incoming: Incoming, messages: list[Outgoing]) -> None: ...
-
-    def pacing(self) -> Pacing:
-        return Pacing(per_second=1000, private_chat_interval=0, group_per_minute=60000)
 
     async def send(self, address: Address, message: Outgoing, key: str) -> str:
         if address.chat_id in self.unreachable:
