@@ -31,7 +31,7 @@ class CoopSection(Section):
     currency: str = "EUR"
     default_language: Literal["en", "fr"] = "en"
     #: Environment variable holding the key that keeps secret ballots apart
-    #: from voters; without it, a key file next to the database is used.
+    #: from voters; without it, a key file in coopbot's state folder (never the database's).
     secret_env: str = "COOPBOT_SECRET"
 
     @field_validator("timezone")
@@ -202,6 +202,23 @@ class Config(BaseModel):
             if weight < 0:
                 raise ValueError(f"kind {kind!r}: a weight cannot be negative")
         return value
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Settings the bot would ignore without a word: a transport filled in but not switched on.
+
+    A section with settings and no `enabled` key is almost always a forgotten
+    line; `enabled = false` written out is a choice, and is not warned about.
+    """
+    found = []
+    for key, name, section in (("telegram", "Telegram", config.telegram), ("matrix", "Matrix", config.matrix)):
+        given = section.model_fields_set
+        if given and "enabled" not in given:
+            found.append(
+                f"[{key}] has settings ({', '.join(sorted(given))}) but no `enabled = true`: "
+                f"{name} stays off until you add that line."
+            )
+    return found
 
 
 def _secret(env_name: str, key: str) -> str:

@@ -209,11 +209,20 @@ class OutboxMessage(Base):
     attachment_name: Mapped[str | None] = mapped_column(String(255))
     attachment: Mapped[bytes | None]
     attachment_mime: Mapped[str | None] = mapped_column(String(100))
-    #: pending → sent | dead (unreachable or given up)
+    #: pending → sent | dead (unreachable, or the member left) | failed (its attempts ran
+    #: out: set aside for `coopbot outbox failed` and `coopbot outbox retry`)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: When the platform first said "try later" (429, 5xx, no network): the transient bound runs from here.
+    failing_since: Mapped[datetime | None]
+    #: Failures nobody expected (an answer that cannot be read, a transport or renderer bug):
+    #: each may have reached the person, so few are allowed.
+    unexpected_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: For a failed message: which bound ran out ("transient" or "unexpected"), and when.
+    failure_kind: Mapped[str | None] = mapped_column(String(20))
+    failed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     sent_ref: Mapped[str | None] = mapped_column(String(255))
@@ -316,7 +325,7 @@ class Vote(Base):
 
 
 class Voter(Base):
-    """Secret polls: that a member voted, never what."""
+    """Secret polls: that a member voted, never what (turnout, reminders, `/polls`)."""
 
     __tablename__ = "voter"
     __table_args__ = (UniqueConstraint("poll_id", "member_id"),)
@@ -326,16 +335,19 @@ class Voter(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
 
 
-class SecretBallot(Base):
-    """Secret polls: what was voted, under a key no table links to a member."""
+class BallotBox(Base):
+    """Secret polls, while open: every ballot of the poll, sealed together under the poll's own key.
 
-    __tablename__ = "secret_ballot"
-    __table_args__ = (UniqueConstraint("poll_id", "ballot_key"),)
+    One row per poll, rewritten whole with fresh random bytes at every vote, so
+    neither the rows, the pages nor the order of writes in the database's log
+    say what anyone chose; deleted at the close, its key destroyed
+    (`services.ballot_box`).
+    """
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    poll_id: Mapped[int] = mapped_column(ForeignKey("poll.id"), index=True)
-    ballot_key: Mapped[str] = mapped_column(String(64))
-    choices: Mapped[list[Any]] = mapped_column(default=list)
+    __tablename__ = "ballot_box"
+
+    poll_id: Mapped[int] = mapped_column(ForeignKey("poll.id"), primary_key=True)
+    sealed: Mapped[bytes]
 
 
 # --- ledger and periods -------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 A ballot belongs to the member, never to an account, so someone talking from
 Telegram and Matrix has one vote; the latest counts until the close. Secret
-polls keep *that* a member voted (`Voter`) apart from *what* (`SecretBallot`,
-under a keyed hash only the server can recompute), and every secret vote
-rewrites the poll's ballots in a fresh random order so that neither row ids
-nor storage order tell who voted when. Nothing here logs a choice.
+polls keep *that* a member voted (`Voter`) apart from *what*: every ballot
+of the poll sits in one box sealed under the poll's own key, rewritten whole
+at each vote, and at the close only the tally is kept and the key destroyed
+(`ballot_box` says why this shape). Nothing here logs a choice.
 
 The close is a conditional UPDATE checked by rowcount: two processes, or a
 restart, racing for it close the poll once. The tally, the binding setting
@@ -15,28 +15,27 @@ and the result messages for every member go in that same transaction.
 from __future__ import annotations
 
 import logging
-import random
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, insert, select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from coopbot.chat import Outgoing
 from coopbot.config import Config
-from coopbot.db import transaction
 from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Member, Poll, SecretBallot, Vote, Voter
+from coopbot.models import Member, Poll, Vote, Voter
 from coopbot.outbox import queue_to_member, queue_to_rooms
 from coopbot.scheduler import SweepContext, sweep
-from coopbot.secrets import ballot_key
-from coopbot.services import settings
+from coopbot.services import ballot_box, settings
 from coopbot.services.audit import record
 from coopbot.services.members import ROLE_RANK, active_members
 from coopbot.services.poll_texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
+from coopbot.services.refs import POLL, parse_code, small_number
+from coopbot.services.text import tidy, visible
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,6 @@ MAX_TITLE = 300
 MAX_OPTION = 100
 MIN_DURATION = timedelta(minutes=5)
 MAX_DURATION = timedelta(days=365)
-POLL_REF = re.compile(r"^#?(?:P-?)?(\d{1,9})$", re.IGNORECASE)
-_shuffle = random.SystemRandom().shuffle
 
 
 @dataclass
@@ -72,10 +69,7 @@ class PollSpec:
 
 
 def parse_ref(text: str) -> int:
-    found = POLL_REF.match(text.strip())
-    if found is None:
-        raise UsageError("polls.bad_ref", ref=text.strip()[:30])
-    return int(found.group(1))
+    return parse_code(text, POLL)
 
 
 def get(session: Session, ref: str, *, lock: bool = False) -> Poll:
@@ -95,13 +89,16 @@ def language(config: Config, member: Member) -> str:
 
 
 def _check_options(options: list[str]) -> list[str]:
-    cleaned = [" ".join(option.split()) for option in options]
-    cleaned = [option for option in cleaned if option]
+    """The options as typed, tidied; one that shows nothing on screen is refused by its number."""
+    cleaned = [tidy(option) for option in options]
+    for number, option in enumerate(cleaned, 1):
+        if not visible(option):
+            raise UsageError("polls.option_empty", number=number)
     if len(cleaned) < 2:
         raise UsageError("polls.too_few_options")
     if len(cleaned) > MAX_OPTIONS:
         raise UsageError("polls.too_many_options", most=MAX_OPTIONS)
-    if len({option.casefold() for option in cleaned}) != len(cleaned):
+    if len({visible(option).casefold() for option in cleaned}) != len(cleaned):
         raise UsageError("polls.duplicate_option")
     if any(len(option) > MAX_OPTION for option in cleaned):
         raise UsageError("polls.option_too_long", most=MAX_OPTION)
@@ -110,9 +107,9 @@ def _check_options(options: list[str]) -> list[str]:
 
 def create(session: Session, config: Config, proposer: Member, spec: PollSpec, now: datetime) -> Poll:
     """Open a poll, send every active member a ballot, tell the rooms."""
-    title = " ".join(spec.title.split())
-    if not title:
-        raise UsageError("polls.title_missing")
+    title = tidy(spec.title)
+    if not visible(title):
+        raise UsageError("polls.title_invisible" if title else "polls.title_missing")
     if len(title) > MAX_TITLE:
         raise UsageError("polls.title_too_long", most=MAX_TITLE)
     options = _check_options(spec.options) if spec.options else []
@@ -127,9 +124,11 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
         key, equals, value = spec.sets.partition("=")
         if not equals or not key.strip() or not value.strip():
             raise UsageError("polls.sets_usage")
+        # Who may propose it first: a member who may not learns that, not whether a member can be removed.
+        if settings.is_restricted(config, key) and ROLE_RANK[proposer.role] < ROLE_RANK["coordinator"]:
+            raise NotAllowed("polls.restricted_setting", setting=settings.governed(key).key)
+        # The same gate as at the close (`settings.apply`): what passes here can be applied then.
         sets_key, sets_value = settings.validate(session, config, key, value, now)
-        if settings.is_restricted(config, sets_key) and ROLE_RANK[proposer.role] < ROLE_RANK["coordinator"]:
-            raise NotAllowed("polls.restricted_setting", setting=sets_key)
     closes_at = spec.closes_at or now + timedelta(hours=config.polls.default_duration_hours)
     if closes_at < now + MIN_DURATION:
         raise UsageError("polls.closes_too_soon", minutes=int(MIN_DURATION.total_seconds() // 60))
@@ -192,17 +191,18 @@ def parse_choices(poll: Poll, text: str) -> list[Any]:
         if len(words) != 1:
             raise UsageError("polls.bad_proposal_choice", poll=code(poll))
         word = words[0]
-        if word.isdigit() and 1 <= int(word) <= len(PROPOSAL_CHOICES):
-            return [PROPOSAL_CHOICES[int(word) - 1]]
+        number = small_number(word)
+        if number is not None and 1 <= number <= len(PROPOSAL_CHOICES):
+            return [PROPOSAL_CHOICES[number - 1]]
         if word not in CHOICE_WORDS:
             raise UsageError("polls.bad_proposal_choice", poll=code(poll))
         return [CHOICE_WORDS[word]]
     numbers = []
     for word in words:
-        number = word.lstrip("+#")
-        if not number.isdigit() or not 1 <= int(number) <= len(poll.options):
+        number = small_number(word.removeprefix("#"))
+        if number is None or not 1 <= number <= len(poll.options):
             raise UsageError("polls.bad_option", poll=code(poll), most=len(poll.options))
-        numbers.append(int(number))
+        numbers.append(number)
     if not numbers:
         raise UsageError("polls.bad_option", poll=code(poll), most=len(poll.options))
     if poll.kind == "single" and len(set(numbers)) > 1:
@@ -213,13 +213,7 @@ def parse_choices(poll: Poll, text: str) -> list[Any]:
 def own_choices(session: Session, config: Config, poll: Poll, member: Member) -> list[Any] | None:
     """What this member chose (shown only to them), or None if they have not voted."""
     if poll.secret:
-        ballot = session.scalars(
-            select(SecretBallot).where(
-                SecretBallot.poll_id == poll.id,
-                SecretBallot.ballot_key == ballot_key(config, poll.id, member.id),
-            )
-        ).one_or_none()
-        return list(ballot.choices) if ballot is not None else None
+        return ballot_box.read(session, config, poll).get(member.id)
     vote_row = session.scalars(select(Vote).where(Vote.poll_id == poll.id, Vote.member_id == member.id)).one_or_none()
     return list(vote_row.choices) if vote_row is not None else None
 
@@ -250,16 +244,10 @@ def vote(
 
 
 def _store_secret(session: Session, config: Config, poll: Poll, member: Member, choices: list[Any]) -> None:
-    """Replace every ballot of the poll, shuffled: storage order says nothing about voters."""
-    found = session.execute(
-        select(SecretBallot.ballot_key, SecretBallot.choices).where(SecretBallot.poll_id == poll.id)
-    )
-    ballots: dict[str, list[Any]] = dict(found.all())  # a Result itself looks like a mapping
-    ballots[ballot_key(config, poll.id, member.id)] = choices
-    rows = [{"poll_id": poll.id, "ballot_key": key, "choices": value} for key, value in ballots.items()]
-    _shuffle(rows)
-    session.execute(delete(SecretBallot).where(SecretBallot.poll_id == poll.id))
-    session.execute(insert(SecretBallot), rows)
+    """Reseal the poll's whole box: the write looks the same whoever votes and whatever they choose."""
+    ballots = ballot_box.read(session, config, poll)
+    ballots[member.id] = choices
+    ballot_box.write(session, config, poll, ballots)
     voted = session.scalar(select(Voter.id).where(Voter.poll_id == poll.id, Voter.member_id == member.id))
     if voted is None:
         session.add(Voter(poll_id=poll.id, member_id=member.id))
@@ -297,14 +285,7 @@ def ballots_of(session: Session, config: Config, poll: Poll, members: list[Membe
     if not poll.secret:
         rows = session.scalars(select(Vote).where(Vote.poll_id == poll.id)).all()
         return [list(row.choices) for row in rows if row.member_id in ids]
-    keys = {ballot_key(config, poll.id, member_id) for member_id in voter_ids(session, poll) & ids}
-    found = session.execute(
-        select(SecretBallot.ballot_key, SecretBallot.choices).where(SecretBallot.poll_id == poll.id)
-    )
-    counted = [list(choices) for key, choices in found if key in keys]
-    if len(counted) != len(keys):
-        log.warning("poll %s: some secret ballots do not match the ballot key; was the key changed?", poll.id)
-    return counted
+    return [choices for member_id, choices in ballot_box.read(session, config, poll).items() if member_id in ids]
 
 
 def decide(poll: Poll, result: Tally, active: int, block_vetoes: bool) -> dict[str, Any]:
@@ -371,6 +352,8 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
         except CoopError as err:
             result["apply_error"] = {"key": err.key, "params": {k: str(v) for k, v in err.params.items()}}
     poll.result = result
+    if poll.secret:
+        ballot_box.destroy(session, config, poll)
     record(
         session,
         now,
@@ -453,12 +436,15 @@ def open_polls(session: Session) -> list[Poll]:
 
 @sweep("polls.close")
 def close_due(ctx: SweepContext) -> None:
-    """Deadline passed (or passed while the bot was down): close, each in its own transaction."""
+    """Deadline passed (or passed while the bot was down): close, each in its own transaction.
+
+    A poll whose close fails rests and is retried; the polls after it close on time.
+    """
     with ctx.sessions() as session:
-        due = session.scalars(select(Poll.id).where(Poll.status == "open", Poll.closes_at <= ctx.now)).all()
-    for poll_id in due:
-        with transaction(ctx.sessions) as session:
-            close(session, ctx.config, poll_id, ctx.now)
+        due = session.scalars(
+            select(Poll.id).where(Poll.status == "open", Poll.closes_at <= ctx.now).order_by(Poll.closes_at, Poll.id)
+        ).all()
+    ctx.each(due, code, lambda session, poll_id: close(session, ctx.config, poll_id, ctx.now))
 
 
 @sweep("polls.remind")
@@ -471,6 +457,4 @@ def remind_due(ctx: SweepContext) -> None:
             )
             if (when := remind_at(ctx.config, poll)) is not None and when <= ctx.now
         ]
-    for poll_id in waiting:
-        with transaction(ctx.sessions) as session:
-            remind(session, ctx.config, poll_id, ctx.now)
+    ctx.each(waiting, code, lambda session, poll_id: remind(session, ctx.config, poll_id, ctx.now))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,31 +18,15 @@ from sqlalchemy import func, select
 from coopbot.config import Config
 from coopbot.db import transaction
 from coopbot.errors import Conflict, NotAllowed, UsageError
-from coopbot.models import AuditEntry, Member, OutboxMessage, Poll, SecretBallot, Setting, Vote, Voter
-from coopbot.secrets import ballot_key, ballot_secret, key_file
+from coopbot.models import AuditEntry, BallotBox, Member, OutboxMessage, Poll, Setting, Vote, Voter
+from coopbot.secrets import ballot_secret, key_file
 from coopbot.services import polls
 from coopbot.services import settings as settings_svc
 from coopbot.services.members import add_identity, member_of
 from tests.conftest import Coop
+from tests.services.conftest import members, open_poll
 
-SECRET = "a-test-ballot-key-that-is-long-enough"
-
-
-@pytest.fixture(autouse=True)
-def ballot_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Keeps PostgreSQL runs from writing a key file into the working directory.
-    monkeypatch.setenv("COOPBOT_SECRET", SECRET)
-    yield
-
-
-def members(coop: Coop, count: int) -> list[int]:
-    return [coop.member_id(coop.member(f"M{n}", "member")) for n in range(count)]
-
-
-def open_poll(coop: Coop, proposer: int, spec: polls.PollSpec) -> int:
-    with coop.session() as session:
-        poll = polls.create(session, coop.bot.config, session.get_one(Member, proposer), spec, coop.clock.now())
-        return poll.id
+pytestmark = pytest.mark.usefixtures("ballot_env")
 
 
 def cast(coop: Coop, member_id: int, poll_id: int, text: str) -> None:
@@ -334,41 +316,35 @@ async def test_early_close_needs_every_active_member(coop: Coop) -> None:
 # --- secret ballots --------------------------------------------------------------------------
 
 
-async def test_secret_ballots_name_no_one_and_are_rewritten_on_every_vote(
-    coop: Coop, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+async def test_secret_ballots_are_one_sealed_box_rewritten_on_every_vote(
+    coop: Coop, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    shuffled: list[int] = []
-
-    def by_key(rows: list[dict[str, Any]]) -> None:
-        shuffled.append(len(rows))
-        rows.sort(key=lambda row: row["ballot_key"])
-
-    monkeypatch.setattr(polls, "_shuffle", by_key)
     ids = members(coop, 4)
     poll_id = open_poll(coop, ids[0], polls.PollSpec("Which day off?", ["Monday", "Tuesday", "Sunday"], secret=True))
+    boxes: list[bytes] = []
+
+    def box() -> bytes:
+        with coop.session() as session:
+            (sealed,) = session.scalars(select(BallotBox.sealed).where(BallotBox.poll_id == poll_id)).all()
+            return bytes(sealed)
+
     for member_id, choice in zip(ids, ["1", "2", "3", "2"], strict=True):
         cast(coop, member_id, poll_id, choice)
-        with coop.session() as session:
-            stored = session.scalars(
-                select(SecretBallot).where(SecretBallot.poll_id == poll_id).order_by(SecretBallot.id)
-            )
-            # Storage order is the shuffle's order, never the order people voted in.
-            keys = [ballot.ballot_key for ballot in stored]
-        assert keys == sorted(keys)
-    cast(coop, ids[1], poll_id, "3")  # a change of mind replaces, never adds
-    assert shuffled == [1, 2, 3, 4, 4]  # every vote rewrites every ballot of the poll
+        boxes.append(box())
+    cast(coop, ids[1], poll_id, "3")  # a change of mind reseals the same box, the same size
+    boxes.append(box())
+    assert len(set(boxes)) == len(boxes)  # every vote rewrites it with fresh bytes
+    assert len(boxes[-1]) == len(boxes[-2]) > len(boxes[0])
+    with coop.session() as session:
+        poll, voter = session.get_one(Poll, poll_id), session.get_one(Member, ids[1])
+        mine = polls.own_choices(session, coop.bot.config, poll, voter)
+        assert mine == [3]
     result = close(coop, poll_id)
     assert result["counts"] == {"1": 1, "2": 1, "3": 2}
     with coop.session() as session:
         assert session.scalar(select(func.count(Vote.id))) == 0
-        ballots = session.scalars(select(SecretBallot)).all()
-        assert len(ballots) == 4
-        all_keys = {b.ballot_key for b in ballots}
-        # The key is a keyed hash: nobody can recompute it from the poll and a member id alone.
-        for member_id in ids:
-            assert hashlib.sha256(f"{poll_id}:{member_id}".encode()).hexdigest() not in all_keys
-            assert ballot_key(coop.bot.config, poll_id, member_id) in all_keys
+        assert session.scalar(select(func.count()).select_from(BallotBox)) == 0  # only the tally is kept
         texts = session.scalars(select(OutboxMessage.text).where(OutboxMessage.member_id.is_not(None))).all()
         assert not any("Your vote" in text for text in texts)
         closed = session.scalars(select(AuditEntry).where(AuditEntry.action == "poll.closed")).one()
@@ -380,15 +356,16 @@ async def test_secret_ballots_name_no_one_and_are_rewritten_on_every_vote(
         assert option not in logged
 
 
-def test_without_the_environment_variable_a_private_key_file_is_made_once(
+def test_without_the_environment_variable_a_private_key_file_is_made_once_away_from_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("COOPBOT_SECRET", raising=False)
     config = Config.model_validate({"database": {"url": f"sqlite:///{tmp_path / 'coop.sqlite3'}"}})
     first = ballot_secret(config)
     path = key_file(config)
-    assert path.parent == tmp_path
+    assert not path.is_relative_to(tmp_path)
+    assert path.is_relative_to(os.environ["XDG_STATE_HOME"])
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
     assert ballot_secret(config) == first
-    assert ballot_key(config, 1, 2) != ballot_key(config, 1, 3)
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert list(tmp_path.iterdir()) == []
