@@ -2,29 +2,36 @@
 
 Each area registers a *sweep* with `@sweep("name")`: a function that looks in
 the database for what is due at `now` and does it, idempotently (conditional
-UPDATEs), in its own transactions. APScheduler 3 calls every sweep on a short
-interval and once at start, so a close or an expiry missed while the bot was
-down happens at the next start, and two processes racing do the work once.
-Tests call `run_due()` with a fake clock instead of waiting.
+UPDATEs). APScheduler 3 calls every sweep on a short interval and once at
+start, so a close or an expiry missed while the bot was down happens at the
+next start, and two processes racing do the work once. A sweep hands its due
+items to `ctx.each`, which handles each in its own transaction so that one
+failing item never stops the others (see `coopbot.sweep_items`). Tests call
+`run_due()` with a fake clock instead of waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.clock import Clock
 from coopbot.config import Config
+from coopbot.db import transaction
 from coopbot.services import load_services
+from coopbot.sweep_items import Failures, resting, run_each
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 5
+
+Item = TypeVar("Item", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,32 @@ class SweepContext:
     sessions: sessionmaker[Session]
     config: Config
     now: datetime
+    #: The sweep being run, and the items that failed at earlier ticks (kept by the Scheduler).
+    name: str = "sweep"
+    failures: Failures = field(default_factory=Failures)
+
+    def each(
+        self, items: Iterable[Item], code: Callable[[Item], str], handle: Callable[[Session, Item], object]
+    ) -> int:
+        """Handle every due item in its own transaction; a failing one rests, the others go on.
+
+        `code` names an item as members read it (P-3, J-12): in the log, and in
+        the one notice to the coordinators. Returns how many went through.
+        """
+
+        def in_transaction(item: Item) -> None:
+            with transaction(self.sessions) as session:
+                handle(session, item)
+
+        return run_each(self, items, code, in_transaction)
+
+    def each_alone(self, items: Iterable[Item], code: Callable[[Item], str], handle: Callable[[Item], object]) -> int:
+        """Like `each`, for handling that opens its own transaction (a period close)."""
+        return run_each(self, items, code, handle)
+
+    def resting(self) -> set[Any]:
+        """Items pausing after a failure: a query with a LIMIT leaves them out, so they cannot fill it."""
+        return resting(self)
 
 
 SweepFn = Callable[[SweepContext], None]
@@ -64,14 +97,16 @@ class Scheduler:
         self.tick_seconds = tick_seconds
         self._aps: object | None = None
         self._lock = asyncio.Lock()
+        #: Failing items and their pauses, from tick to tick (why in memory: `coopbot.sweep_items`).
+        self.failures = Failures()
 
     def run_due(self, now: datetime | None = None) -> list[str]:
         """Run every sweep once; a failing sweep is logged and does not stop the others."""
-        ctx = SweepContext(self.sessions, self.config, now or self.clock.now())
+        ctx = SweepContext(self.sessions, self.config, now or self.clock.now(), failures=self.failures)
         failed = []
         for name, fn in sorted(SWEEPS.items()):
             try:
-                fn(ctx)
+                fn(replace(ctx, name=name))
             except Exception:
                 log.exception("sweep %s failed; it will run again at the next tick", name)
                 failed.append(name)

@@ -35,6 +35,7 @@ from coopbot.services.poll_texts import (
     result_text,
     turnout_line,
 )
+from coopbot.services.refs import echo, small_number
 from handlers.registry import Context, Reply, command
 
 FLAGS = {"--multiple": "multiple", "--secret": "secret", "--live": "live"}
@@ -47,9 +48,9 @@ UNITS = {
     "h": 3600, "hour": 3600, "hours": 3600, "heure": 3600, "heures": 3600,
     "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
 }  # fmt: skip
-DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
-DATE_TIME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ t]+(\d{1,2})(?:[:h](\d{2})?)?)?$")
-CLOCK = re.compile(r"^(\d{1,2})[:h](\d{2})?$")
+DURATION_PART = re.compile(r"([0-9]{1,9})\s*([a-z]+)")
+DATE_TIME = re.compile(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[ t]+([0-9]{1,2})(?:[:h]([0-9]{2})?)?)?$")
+CLOCK = re.compile(r"^([0-9]{1,2})[:h]([0-9]{2})?$")
 
 
 # --- reading /propose ----------------------------------------------------------------
@@ -84,10 +85,10 @@ def parse_closes(text: str, now: datetime, tz: ZoneInfo) -> datetime:
 
 
 def parse_pct(option: str, text: str) -> int:
-    value = text.strip().removesuffix("%").strip()
-    if not value.isdigit() or not 0 <= int(value) <= 100:
-        raise UsageError("polls.bad_pct", option=option, value=text[:20])
-    return int(value)
+    value = small_number(text.strip().removesuffix("%").strip())
+    if value is None or not 0 <= value <= 100:
+        raise UsageError("polls.bad_pct", option=option, value=echo(text))
+    return value
 
 
 def split_options(tail: str) -> list[str]:

@@ -24,7 +24,6 @@ from sqlalchemy.sql.dml import Update
 
 from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
-from coopbot.db import transaction
 from coopbot.errors import NotFound
 from coopbot.i18n import t
 from coopbot.models import Contribution, Job, JobEvent, Member, Offer
@@ -349,22 +348,30 @@ def held_jobs(session: Session, member: Member) -> list[Job]:
 
 @sweep("dispatch.offers")
 def expire_offers(ctx: SweepContext) -> None:
-    """Rotation offers past their time pass to the next worker, also after a restart."""
+    """Rotation offers past their time pass to the next worker, also after a restart.
+
+    Offers resting after a failure are left out of the batch, so they cannot fill it.
+    """
+    resting = [offer_id for offer_id, _ in ctx.resting()]
     with ctx.sessions() as session:
-        due = session.execute(
+        due = [(offer_id, job_id) for offer_id, job_id in session.execute(
             select(Offer.id, Offer.job_id).where(Offer.status == "open", Offer.expires_at.is_not(None),
-                                                 Offer.expires_at <= ctx.now)
-            .order_by(Offer.expires_at, Offer.id).limit(EXPIRY_BATCH)).all()
-    for offer_id, job_id in due:
-        with transaction(ctx.sessions) as session:
-            job = lock_job(session, job_id)
-            offer = session.get(Offer, offer_id, populate_existing=True)
-            if offer is None or offer.status != "open":
-                continue
-            member = session.get_one(Member, offer.member_id)
-            tell(session, ctx.config, member, f"job:{job.id}:expired:m{member.id}:{offer.rank}", ctx.now,
-                 "dispatch.offer_timed_out", job=job_code(job.id))
-            pass_offer(session, ctx.config, job, offer, member, ctx.now, "expired")
+                                                 Offer.expires_at <= ctx.now, Offer.id.not_in(resting))
+            .order_by(Offer.expires_at, Offer.id).limit(EXPIRY_BATCH))]
+    ctx.each(due, lambda item: job_code(item[1]),
+             lambda session, item: expire_offer(session, ctx.config, *item, ctx.now))
+
+
+def expire_offer(session: Session, config: Config, offer_id: int, job_id: int, now: datetime) -> None:
+    """One offer past its time: its worker is told, the job passes to the next one."""
+    job = lock_job(session, job_id)
+    offer = session.get(Offer, offer_id, populate_existing=True)
+    if offer is None or offer.status != "open":
+        return
+    member = session.get_one(Member, offer.member_id)
+    tell(session, config, member, f"job:{job.id}:expired:m{member.id}:{offer.rank}", now,
+         "dispatch.offer_timed_out", job=job_code(job.id))
+    pass_offer(session, config, job, offer, member, now, "expired")
 
 
 @sweep("dispatch.idle")
@@ -375,26 +382,29 @@ def ask_idle(ctx: SweepContext) -> None:
         due = [(m.id, action) for m in session.scalars(
             select(Member).where(Member.active.is_(True), Member.available.is_(True)))
             if (action := _idle_action(ctx, m)) is not None and not (action == "ask" and m.id in busy)]
-    for member_id, action in due:
-        with transaction(ctx.sessions) as session:
-            member = session.get_one(Member, member_id, populate_existing=True)
-            if not member.available or _idle_action(ctx, member) != action:
-                continue
-            if action == "reset":
-                member.idle_asked_at = None
-            elif action == "ask" and not held_jobs(session, member) and rowcount(session, (
-                    update(MEMBER).where(MEMBER.c.id == member.id, MEMBER.c.idle_asked_at.is_(None))
-                    .values(idle_asked_at=ctx.now))) == 1:
-                lang = lang_of(ctx.config, member)
-                buttons = (Button(t(lang, "dispatch.button_still"), "/available", "👍"),
-                           Button(t(lang, "dispatch.button_away"), "/away", "🛑"))
-                queue_to_member(session, member, f"idle:m{member.id}:{ctx.now.isoformat()}",
-                                Outgoing(t(lang, "dispatch.still_available"), buttons=buttons), ctx.now)
-            elif action == "away":
-                asked = member.idle_asked_at
-                set_away(session, ctx.config, member, ctx.now, reason="idle")
-                tell(session, ctx.config, member, f"idle:m{member.id}:away:{asked}", ctx.now,
-                     "dispatch.set_away_idle")
+    ctx.each(due, lambda item: f"#{item[0]}", lambda session, item: _idle_step(ctx, session, *item))
+
+
+def _idle_step(ctx: SweepContext, session: Session, member_id: int, action: str) -> None:
+    """One quiet worker: ask them, forget the question (they did something), or set them away."""
+    member = session.get_one(Member, member_id, populate_existing=True)
+    if not member.available or _idle_action(ctx, member) != action:
+        return
+    if action == "reset":
+        member.idle_asked_at = None
+    elif action == "ask" and not held_jobs(session, member) and rowcount(session, (
+            update(MEMBER).where(MEMBER.c.id == member.id, MEMBER.c.idle_asked_at.is_(None))
+            .values(idle_asked_at=ctx.now))) == 1:
+        lang = lang_of(ctx.config, member)
+        buttons = (Button(t(lang, "dispatch.button_still"), "/available", "👍"),
+                   Button(t(lang, "dispatch.button_away"), "/away", "🛑"))
+        queue_to_member(session, member, f"idle:m{member.id}:{ctx.now.isoformat()}",
+                        Outgoing(t(lang, "dispatch.still_available"), buttons=buttons), ctx.now)
+    elif action == "away":
+        asked = member.idle_asked_at
+        set_away(session, ctx.config, member, ctx.now, reason="idle")
+        tell(session, ctx.config, member, f"idle:m{member.id}:away:{asked}", ctx.now,
+             "dispatch.set_away_idle")
 
 
 def _idle_action(ctx: SweepContext, member: Member) -> str | None:

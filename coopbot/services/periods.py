@@ -310,15 +310,20 @@ def _write(session: Session, plan: Plan) -> None:
     insert_rows(session, ALLOCATION, allocations)
 
 
-def close_due(sessions: sessionmaker[Session], config: Config, now: datetime) -> list[Plan]:
-    """Close every open period that has ended (a close missed while down runs now)."""
+def due_periods(sessions: sessionmaker[Session], now: datetime) -> list[tuple[int, str]]:
+    """(id, label) of every open period that has ended, oldest first."""
     with sessions() as session:
-        due = list(
-            session.scalars(
-                select(Period.id).where(Period.status == "open", Period.ends_at <= now).order_by(Period.ends_at)
-            )
-        )
-    closed = [plan for period_id in due if (plan := close_period(sessions, config, period_id, now)) is not None]
+        query = select(Period.id, Period.label).where(Period.status == "open", Period.ends_at <= now)
+        return [(period_id, label) for period_id, label in session.execute(query.order_by(Period.ends_at))]
+
+
+def close_due(sessions: sessionmaker[Session], config: Config, now: datetime) -> list[Plan]:
+    """Close every open period that has ended (a close missed while down runs now).
+
+    For `coopbot ledger close`: a failure stops it, for the admin to see.
+    """
+    due = due_periods(sessions, now)
+    closed = [plan for period_id, _ in due if (plan := close_period(sessions, config, period_id, now)) is not None]
     with transaction(sessions) as session:
         current_period(session, config, now)
     return closed
@@ -326,7 +331,15 @@ def close_due(sessions: sessionmaker[Session], config: Config, now: datetime) ->
 
 @sweep("period-close")
 def _period_close_sweep(ctx: SweepContext) -> None:
-    close_due(ctx.sessions, ctx.config, ctx.now)
+    """As `close_due`, period by period: one whose close fails rests and is retried, and the
+    current period still opens."""
+    ctx.each_alone(
+        due_periods(ctx.sessions, ctx.now),
+        lambda item: item[1],
+        lambda item: close_period(ctx.sessions, ctx.config, item[0], ctx.now),
+    )
+    with transaction(ctx.sessions) as session:
+        current_period(session, ctx.config, ctx.now)
 
 
 def preview(session: Session, config: Config, now: datetime) -> Plan:

@@ -13,7 +13,8 @@ after it:
    pending (sent, or found undeliverable), or after `EXPORT_GRACE` so that a
    silent platform cannot keep personal data alive: accounts and link codes
    deleted, name replaced by a stable pseudonym, texts sent to them emptied,
-   and their name and platform ids replaced wherever else they appear.
+   and their name and platform ids replaced wherever else they appear, in
+   any case or Unicode form, whole or by given or family name (`erasure`).
 
 Replying with the export and erasing in the same transaction would not be
 safe: a reply is not durable (a crash after the commit loses the export
@@ -36,7 +37,7 @@ from typing import Any, TextIO
 from typing import cast as type_cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Column, ColumnElement, CursorResult, String, Text, cast, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, selectinload
 
@@ -70,22 +71,23 @@ from coopbot.models import (
 )
 from coopbot.outbox import queue, queue_to_coordinators, reachable_identities
 from coopbot.scheduler import SweepContext, sweep
-from coopbot.services import dispatch, ledger
+from coopbot.services import dispatch, erasure, ledger
 from coopbot.services.audit import record
+from coopbot.services.erasure import map_strings, personal_strings
 from coopbot.services.members import PSEUDONYM_PREFIX, active_members, find_member, is_erased, pseudonym
+from coopbot.services.refs import member_number
 from coopbot.services.settings import register_action
 
 ZIP_MIME = "application/zip"
 LEAVE_KEY = "leave:{member}:"
 EXPORT_GRACE = timedelta(days=1)
-MIN_NEEDLE = 2
 
 
 def member_by_ref(session: Session, ref: str) -> Member:
     """`#17` finds any member, even one who left; names and ids find active members."""
-    number = ref.strip().removeprefix("#").upper().removeprefix("M-")
-    if number.isdigit():
-        member = session.get(Member, int(number))
+    number = member_number(ref)
+    if number is not None:
+        member = session.get(Member, number)
         if member is None:
             raise NotFound("members.no_such_member", ref=ref.strip()[:40])
         return member
@@ -179,7 +181,7 @@ def _others_hider(session: Session, member: Member) -> Callable[[Any], Any]:
     if not wanted:
         return lambda value: value
     pattern = _pattern(wanted)
-    return _mapper(lambda text: pattern.sub(lambda m: f"member #{wanted[m.group(0).lower()]}", text))
+    return map_strings(lambda text: pattern.sub(lambda m: f"member #{wanted[m.group(0).lower()]}", text))
 
 
 @dataclass(frozen=True)
@@ -314,77 +316,9 @@ def start_leave(session: Session, member: Member, now: datetime, config: Config,
 # --- erasing ---------------------------------------------------------------------
 
 
-def personal_strings(member: Member) -> list[str]:
-    """The member's name and account ids as text (a console account's number is not personal)."""
-    found = {member.name}
-    for identity in member.identities:
-        found.add(identity.display_name)
-        if identity.platform != "console" or not identity.external_id.isdigit():
-            found.add(identity.external_id)
-    cleaned = {text.strip() for text in found if len(text.strip()) >= MIN_NEEDLE}
-    cleaned.discard(pseudonym(member.id))
-    return sorted(cleaned)
-
-
 def _pattern(needles: Iterable[str]) -> re.Pattern[str]:
     ordered = sorted(set(needles), key=len, reverse=True)
     return re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" for n in ordered), re.IGNORECASE)
-
-
-def _mapper(fix: Callable[[str], str]) -> Callable[[Any], Any]:
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            return fix(value)
-        if isinstance(value, list):
-            return [walk(item) for item in value]
-        if isinstance(value, dict):
-            return {walk(key): walk(item) for key, item in value.items()}
-        return value
-
-    return walk
-
-
-def _mentions(column: Column[Any], needles: list[str]) -> ColumnElement[bool]:
-    """SQL prefilter: the column's text contains a needle (JSON: as stored, maybe \\u-escaped)."""
-    is_json = isinstance(column.type, JSON)
-    text = cast(column, Text) if is_json else column
-    tests = []
-    for needle in needles:
-        forms = {needle, json.dumps(needle)[1:-1]} if is_json else {needle}
-        tests += [text.contains(form, autoescape=True) for form in forms]
-        tests.append(func.lower(text).contains(needle.lower(), autoescape=True))
-    return or_(*tests)
-
-
-def scrub_database(session: Session, needles: list[str], replacement: str) -> int:
-    """Replace `needles` by `replacement` in every text and JSON column; return rows changed.
-
-    Members and accounts are handled by `erase_member`; transport state that
-    names the person (a DM room mapping) is deleted, since its key would.
-    """
-    if not needles:
-        return 0
-    pattern = _pattern(needles)
-    walk = _mapper(lambda text: pattern.sub(replacement, text))
-    changed = 0
-    for table in Base.metadata.sorted_tables:
-        if table.name in ("member", "identity"):
-            continue
-        keys = list(table.primary_key.columns)
-        for column in table.columns:
-            if not isinstance(column.type, String | JSON):
-                continue
-            for row in session.execute(select(*keys, column).where(_mentions(column, needles))).all():
-                where = [k == v for k, v in zip(keys, row[:-1], strict=True)]
-                new = walk(row[-1])
-                if table.name == "transport_state":
-                    session.execute(delete(table).where(*where))
-                elif new != row[-1]:
-                    session.execute(update(table).where(*where).values({column.name: new}))
-                else:
-                    continue
-                changed += 1
-    return changed
 
 
 def erase_member(session: Session, member: Member, now: datetime) -> bool:
@@ -396,7 +330,7 @@ def erase_member(session: Session, member: Member, now: datetime) -> bool:
     alias = pseudonym(member.id)
     if member.active or is_erased(member):
         return False
-    needles = personal_strings(member)
+    matcher = erasure.matcher_for(session, member, alias)
     accounts = [identity.id for identity in member.identities]
     renamed = session.execute(
         update(Member)
@@ -418,7 +352,7 @@ def erase_member(session: Session, member: Member, now: datetime) -> bool:
     session.execute(delete(LinkCode).where(LinkCode.member_id == member.id))
     session.execute(delete(Identity).where(Identity.member_id == member.id))
     session.flush()
-    scrub_database(session, needles, alias)
+    erasure.scrub_database(session, matcher)
     session.expire_all()
     record(session, now, "member.erased", subject=session.get_one(Member, member.id), pseudonym=alias)
     return True
@@ -448,11 +382,13 @@ def erase_departed(ctx: SweepContext) -> None:
                 ~Member.name.startswith(PSEUDONYM_PREFIX, autoescape=True),
             )
         ).all()
-    for number in waiting:
-        with transaction(ctx.sessions) as session:
-            member = session.get(Member, number)
-            if member is not None and erasure_due(session, member, ctx.now):
-                erase_member(session, member, ctx.now)
+    ctx.each(waiting, lambda number: f"#{number}", lambda session, number: _erase_if_due(session, number, ctx.now))
+
+
+def _erase_if_due(session: Session, number: int, now: datetime) -> None:
+    member = session.get(Member, number)
+    if member is not None and erasure_due(session, member, now):
+        erase_member(session, member, now)
 
 
 # --- removal by vote ---------------------------------------------------------------
@@ -461,16 +397,20 @@ def erase_departed(ctx: SweepContext) -> None:
 def parse_member_ref(text: str) -> str:
     """`remove_member=...`: a member's number, name or account; numbers become `#17`.
 
-    Whether the member exists is checked when the poll passes (the parse sees
-    no database).
+    Whether the member can be removed is `check_removal`'s part (the parse
+    sees no database); a number too large to be anyone is refused here.
     """
     ref = " ".join(text.split())
-    number = ref.removeprefix("#").upper().removeprefix("M-")
-    if number.isdigit():
-        return f"#{int(number)}"
     if not ref or len(ref) > 100:
         raise UsageError("data.remove_bad_ref")
-    return ref
+    number = member_number(ref)
+    return f"#{number}" if number is not None else ref
+
+
+def check_removal(session: Session, config: Config, value: str, now: datetime) -> None:
+    """What `remove_member` requires, checked when the poll is proposed and again when it passes:
+    an active member, and not the co-op's last admin."""
+    check_can_leave(session, member_by_ref(session, value), by_vote=True)
 
 
 def remove_member(session: Session, config: Config, value: str, now: datetime, poll: Poll | None) -> None:
@@ -481,4 +421,4 @@ def remove_member(session: Session, config: Config, value: str, now: datetime, p
     start_leave(session, member, now, config, by_vote=True, poll=poll)
 
 
-register_action("remove_member", parse_member_ref, remove_member, restricted=True)
+register_action("remove_member", parse_member_ref, remove_member, restricted=True, check=check_removal)

@@ -26,20 +26,23 @@ from sqlalchemy.orm import Session
 from coopbot.config import Config
 from coopbot.errors import UsageError
 from coopbot.models import Member, Poll, Setting
+from coopbot.money import parse_amount
 from coopbot.services.audit import record
 
 #: Binding actions that are not plain settings: `apply(session, config, value, now, poll)`.
 ActionFn = Callable[[Session, Config, str, datetime, Poll | None], Any]
 ParseFn = Callable[[str], str]
+#: What a parse cannot know without the database (a member to remove is active):
+#: `check(session, config, canonical, now)` raises a CoopError or returns.
+CheckFn = Callable[[Session, Config, str, datetime], None]
 
 WEIGHT_PREFIX = "weight."
 MAX_KIND = 30
-MAX_MONEY_CENTS = 10**13
 MAX_WEIGHT = Decimal(1000)
 TRUE_WORDS = {"true", "yes", "on", "1", "oui", "vrai"}
 FALSE_WORDS = {"false", "no", "off", "0", "non", "faux"}
-NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
-DURATION = re.compile(r"^(\d+)\s*(s|sec|m|min|h)?$")
+NUMBER = re.compile(r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+DURATION = re.compile(r"^([0-9]{1,9})\s*(s|sec|m|min|h)?$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Governed:
     restricted: bool = False
     #: For binding actions: what happens when the poll passes.
     action: ActionFn | None = None
+    #: Run by `validate` after the parse, so when a poll is proposed and again when it passes.
+    check: CheckFn | None = None
 
 
 def bad(key: str, expected: str) -> UsageError:
@@ -89,16 +94,9 @@ def parse_pct(key: str) -> ParseFn:
     return parse
 
 
-def parse_money(key: str) -> ParseFn:
-    def parse(text: str) -> str:
-        stripped = text.strip().strip("€$£").strip()
-        stripped = re.sub(r"^[A-Za-z]{3}\s*|\s*[A-Za-z]{3}$", "", stripped)
-        value = _decimal(stripped)
-        if value is None or value < 0 or _places(value) > 2 or value * 100 >= MAX_MONEY_CENTS:
-            raise bad(key, "12.50")
-        return str(int(value * 100))
-
-    return parse
+def parse_money(text: str) -> str:
+    """Money settings are read like every amount in the bot, and may be zero (no base pay)."""
+    return str(parse_amount(text, zero=True))
 
 
 def parse_policy(text: str) -> str:
@@ -144,9 +142,9 @@ def parse_weight(key: str) -> ParseFn:
 GOVERNED: dict[str, Governed] = {
     "legal_reserve_pct": Governed("legal_reserve_pct", parse_pct("legal_reserve_pct")),
     "development_fund_pct": Governed("development_fund_pct", parse_pct("development_fund_pct")),
-    "equity_threshold": Governed("equity_threshold", parse_money("equity_threshold")),
-    "base_pay_per_hour": Governed("base_pay_per_hour", parse_money("base_pay_per_hour")),
-    "base_pay_per_delivery": Governed("base_pay_per_delivery", parse_money("base_pay_per_delivery")),
+    "equity_threshold": Governed("equity_threshold", parse_money),
+    "base_pay_per_hour": Governed("base_pay_per_hour", parse_money),
+    "base_pay_per_delivery": Governed("base_pay_per_delivery", parse_money),
     "offer_policy": Governed("offer_policy", parse_policy),
     "offer_timeout": Governed("offer_timeout", parse_timeout),
     "block_vetoes": Governed("block_vetoes", parse_bool("block_vetoes")),
@@ -157,9 +155,16 @@ GOVERNED: dict[str, Governed] = {
 PCT_KEYS = ("legal_reserve_pct", "development_fund_pct")
 
 
-def register_action(key: str, parse: ParseFn, apply: ActionFn, restricted: bool = True) -> Governed:
-    """Let a binding poll do something that is not a plain value (e.g. remove a member)."""
-    entry = Governed(key, parse, restricted, apply)
+def register_action(
+    key: str, parse: ParseFn, apply: ActionFn, restricted: bool = True, check: CheckFn | None = None
+) -> Governed:
+    """Let a binding poll do something that is not a plain value (e.g. remove a member).
+
+    `check` holds every rule the action itself would enforce: `validate` runs
+    it when the poll is proposed, so a proposal that could never be applied is
+    refused then, not discovered at the close.
+    """
+    entry = Governed(key, parse, restricted, apply, check)
     GOVERNED[key] = entry
     return entry
 
@@ -272,11 +277,15 @@ def snapshot(session: Session, config: Config, now: datetime) -> dict[str, Any]:
 def validate(session: Session, config: Config, key: str, value: str, now: datetime) -> tuple[str, str]:
     """(canonical key, canonical value), or a sentence saying what to type instead.
 
-    The dividend is what the reserve and the fund leave, so a percentage
-    that would make it negative is refused against the other one in force.
+    The one gate for a value: `/propose --sets` calls it when the poll opens,
+    `apply` when it passes, so both see the same rules. The dividend is what
+    the reserve and the fund leave, so a percentage that would make it
+    negative is refused against the other one in force.
     """
     entry = governed(key)
     canonical = entry.parse(value)
+    if entry.check is not None:
+        entry.check(session, config, canonical, now)
     if entry.key in PCT_KEYS:
         other = PCT_KEYS[1 - PCT_KEYS.index(entry.key)]
         other_value = Decimal(current(session, config, other, now))

@@ -116,7 +116,7 @@ async def test_refusals_are_one_clear_sentence(coop: Coop) -> None:
         "/propose Party? --quorum 120": "percentage from 0 to 100",
         "/propose Party? --colour red": "do not know the option --colour",
         "/propose Reserve? --sets legal_reserve_pct=99": "the dividend would be negative",
-        "/propose Pay? --sets base_pay_per_hour=12.345": "does not fit base_pay_per_hour",
+        "/propose Pay? --sets base_pay_per_hour=12.3456": "12.3456 has more than two decimals",
         "/propose Dividend? --sets dividend_pct=80": "no governed setting called dividend_pct",
     }
     for text, expected in cases.items():
@@ -292,3 +292,44 @@ def test_close_time_parsing() -> None:
     for wrong in ("soon", "2026-13-01 10:00", "3 parsecs", "25:00"):
         with pytest.raises(UsageError, match=r"polls\.bad_closes"):
             parse_closes(wrong, now, paris)
+
+
+async def test_a_removal_that_could_never_apply_is_refused_when_proposed(coop: Coop) -> None:
+    alice = coop.member("Alice", "admin")
+    cora = coop.member("Cora", "coordinator")
+    coop.member("Bob")
+    refusals = {
+        "/propose Remove nobody --sets remove_member=#99999999999999999999":
+            "No active member matches #99999999999999999999. Type /members to see the list.",
+        "/propose Remove Alice --sets remove_member=#1":
+            "That member is the co-op's last admin and cannot be removed: make someone else admin first with "
+            "/role MEMBER admin.",
+        "/propose Remove Dana --sets remove_member=Dana":
+            "No active member matches Dana. Type /members to see the list.",
+    }  # fmt: skip
+    for text, expected in refusals.items():
+        assert await coop.say(cora, text) == expected
+    assert "P-1" in await coop.say(cora, "/propose Remove Bob --sets remove_member=#3")
+    assert "Only a coordinator or an admin can propose" in await coop.say("bob", "/propose x --sets remove_member=#1")
+    with coop.session() as session:
+        assert len(session.scalars(select(Poll)).all()) == 1
+    assert "P-2" in await coop.say(alice, "/propose Bob again? --sets remove_member=bob")
+
+
+async def test_a_question_or_option_that_shows_nothing_is_refused(coop: Coop) -> None:
+    alice = coop.member("Alice")
+    invisible = "\u200b\u200d\u2060\ufeff\u200e\u202e\u3164"
+    assert await coop.say(alice, f"/propose {invisible} --closes 3d") == (
+        "The question shows nothing: it is only spaces or invisible characters. Write it in words, like "
+        "/propose Raise the legal reserve to 20%? --closes 3d"
+    )
+    assert await coop.say(alice, f'/propose Lunch? --options "Pizza|{invisible}|Pasta"') == (
+        'Option 2 shows nothing: it is empty or only invisible characters. Write each option in words, '
+        'separated by |, like --options "June 14|June 21".'
+    )
+    assert "Two options are the same" in await coop.say(alice, '/propose Lunch? --options "Pizza|Piz\u200bza"')
+    with coop.session() as session:
+        assert session.scalars(select(Poll)).all() == []
+    assert "P-1" in await coop.say(alice, '/propose Family day? 👨\u200d👩\u200d👧 --options "Yes 👍|No"')
+    with coop.session() as session:
+        assert session.get_one(Poll, 1).title == "Family day? 👨\u200d👩\u200d👧"

@@ -26,6 +26,7 @@ from coopbot.models import (
     Allocation,
     Announcement,
     AuditEntry,
+    BallotBox,
     Base,
     Contribution,
     Invite,
@@ -38,7 +39,6 @@ from coopbot.models import (
     OutboxMessage,
     Period,
     Poll,
-    SecretBallot,
     Setting,
     Shift,
     TransportState,
@@ -133,7 +133,7 @@ def populate(coop: Coop) -> Cast:
             Vote(poll_id=open_poll.id, member_id=zoe.id, choices=["agree"], at=now),
             Vote(poll_id=open_poll.id, member_id=bob.id, choices=["disagree"], at=now),
             Voter(poll_id=secret_poll.id, member_id=zoe.id),
-            SecretBallot(poll_id=secret_poll.id, ballot_key="k" * 64, choices=["block"]),
+            BallotBox(poll_id=secret_poll.id, sealed=b'\x00{"' + b"k" * 64 + b'": ["block"]}'),
             Announcement(author_id=bob.id, text=f"Welcome {ZOE}! Write to her at {ZOE_MATRIX}.", created_at=now),
             Announcement(author_id=zoe.id, text="Lights on the Lilas bridge are out", created_at=now),
             Setting(key="offer_policy", value="rotation", effective_at=earlier, set_by=zoe.id),
@@ -360,8 +360,10 @@ async def test_a_passed_removal_applies_like_leaving(coop: Coop) -> None:
     assert "By a vote of the members" in coop.inbox("zoe")[-1].text
     with coop.session() as s:
         assert s.get_one(Member, cast.zoe).name == "former member #2"
-        # A second pass of the same action (a replayed close) does nothing more.
+    with coop.session() as s, pytest.raises(Conflict) as again:
+        # A second pass of the same action (a replayed close) changes nothing: she has left.
         settings.apply(s, coop.bot.config, "remove_member", f"#{cast.zoe}", coop.clock.now())
+    assert again.value.key == "data.already_left"
 
 
 # --- what she earned stays hers ----------------------------------------------------------------

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from coopbot.errors import UsageError
-from coopbot.models import AuditEntry, Setting
+from coopbot.config import Config
+from coopbot.errors import CoopError, NotFound, UsageError
+from coopbot.models import AuditEntry, Member, Setting
+from coopbot.money import MAX_CENTS
 from coopbot.services import settings
 from tests.conftest import Coop
 
@@ -21,7 +24,7 @@ def refused(key: str, value: str) -> UsageError:
     return info.value
 
 
-@given(st.integers(min_value=0, max_value=10**11), st.sampled_from([".", ","]))
+@given(st.integers(min_value=0, max_value=MAX_CENTS), st.sampled_from([".", ","]))
 def test_money_is_parsed_exactly_to_the_cent(cents: int, separator: str) -> None:
     typed = f"{cents // 100}{separator}{cents % 100:02d}"
     assert settings.governed("equity_threshold").parse(typed) == str(cents)
@@ -34,10 +37,9 @@ def test_money_accepts_what_people_type_and_refuses_fractions_of_cents() -> None
     assert parse("€ 12.50") == "1250"
     assert parse("12.50 EUR") == "1250"
     assert parse("0.1") == "10"
-    for wrong in ("12.505", "-3", "twelve", "1.2.3", "", "nan", "1e3"):
-        error = refused("base_pay_per_hour", wrong)
-        assert error.key == "settings.bad_value"
-        assert error.params["setting"] == "base_pay_per_hour"
+    assert parse("0") == "0"
+    for wrong in ("12.505", "-3", "twelve", "1.2.3", "", "nan", "1e3", "1,250", "1_000", "１２"):
+        assert refused("base_pay_per_hour", wrong).key.startswith("ledger.amount_")
 
 
 def test_percentages_stay_between_0_and_100() -> None:
@@ -186,3 +188,62 @@ def test_config_can_restrict_any_setting(coop: Coop) -> None:
     assert settings.is_restricted(config, "offer_policy")
     assert settings.is_restricted(config, "weight.repair")
     assert not settings.is_restricted(config, "equity_threshold")
+
+
+# --- one gate: what a poll proposes is what its close can apply ---------------------------------
+
+
+async def test_a_binding_actions_own_rules_refuse_a_value_when_proposed_and_when_applied(coop: Coop) -> None:
+    seen: list[str] = []
+    known = {"#7"}
+
+    def must_be_known(session: Session, config: Config, value: str, now: datetime) -> None:
+        if value not in known:
+            raise NotFound("members.no_such_member", ref=value)
+
+    settings.register_action(
+        "test_checked", lambda value: value.strip(), lambda s, c, v, n, p: seen.append(v), check=must_be_known
+    )
+    try:
+        with coop.session() as session:
+            assert settings.validate(session, coop.bot.config, "test_checked", "#7", coop.clock.now()) == (
+                "test_checked",
+                "#7",
+            )
+            with pytest.raises(NotFound):
+                settings.validate(session, coop.bot.config, "test_checked", "#8", coop.clock.now())
+        known.clear()  # what was true when proposed no longer is at the close
+        with coop.session() as session, pytest.raises(NotFound):
+            settings.apply(session, coop.bot.config, "test_checked", "#7", coop.clock.now())
+        assert seen == []
+    finally:
+        del settings.GOVERNED["test_checked"]
+
+
+async def test_a_member_to_remove_must_be_an_active_member_now(coop: Coop) -> None:
+    coop.member("Alice", "admin")
+    bob = coop.member_id(coop.member("Bob"))
+    zoe = coop.member_id(coop.member("Zoé"))
+    with coop.session() as session:
+        gone = session.get_one(Member, zoe)
+        gone.active, gone.left_at = False, coop.clock.now()
+
+    def refusal(value: str) -> tuple[str, dict[str, object]]:
+        with coop.session() as session, pytest.raises(CoopError) as info:
+            settings.validate(session, coop.bot.config, "remove_member", value, coop.clock.now())
+        return info.value.key, info.value.params
+
+    with coop.session() as session:
+        assert settings.validate(session, coop.bot.config, "remove_member", f"m-{bob}", coop.clock.now()) == (
+            "remove_member",
+            f"#{bob}",
+        )
+        assert settings.validate(session, coop.bot.config, "remove_member", "bob", coop.clock.now())[1] == "bob"
+    assert refusal("#99999999999999999999") == ("members.no_such_member", {"ref": "#99999999999999999999"})
+    assert refusal(f"#{2**31}") == ("members.no_such_member", {"ref": f"#{2**31}"})
+    assert refusal("#41") == ("members.no_such_member", {"ref": "#41"})
+    assert refusal("Nobody") == ("members.no_such_member", {"ref": "Nobody"})
+    assert refusal(f"#{zoe}") == ("data.already_left", {"number": zoe})
+    assert refusal("#1") == ("data.last_admin_removal", {})
+    assert refusal("#²")[0] == "members.bad_number"
+    assert refusal("#" + "9" * 5000) == ("data.remove_bad_ref", {})
