@@ -13,6 +13,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from coopbot.errors import UsageError
+from coopbot.services.refs import echo
 from coopbot.services.shares import MILLI, round_div
 
 #: Anything above this is a typo, not a courier co-op's bookkeeping (10 million).
@@ -20,33 +21,42 @@ MAX_CENTS = 1_000_000_000
 SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$", "CHF": "CHF"}
 NBSP = "\u00a0"
 NNBSP = "\u202f"
-SPACES = re.compile(r"[\s\u00a0\u202f'’_]")
+#: Marks that group thousands. Not `_`: a member writes 1 000 or 1000, and Python's own
+#: reading of `1_000` is not a reason to guess.
+SPACES = re.compile(r"[\s\u00a0\u202f'’]")
 CURRENCY = re.compile(r"^(?:[€$£¥]|[A-Za-z]{3})|(?:[€$£¥]|[A-Za-z]{3})$")
-GROUPED = re.compile(r"^\d{1,3}([.,]\d{3})+$")
+#: ASCII digits only: `\d` and Decimal also read Arabic-Indic and full-width digits.
+DIGITS_AND_MARKS = re.compile(r"[0-9][0-9.,]*")
+GROUPED = re.compile(r"^[0-9]{1,3}([.,][0-9]{3})+$")
 
 
-def parse_amount(text: str) -> int:
-    """'1250.00', '1 250,5', '€89.90', '1,250.00' → cents; refuses ≤ 0, > 10 million, 3+ decimals."""
+def parse_amount(text: str, *, zero: bool = False) -> int:
+    """Every amount a member types, read one way: income, expenses, prices, money settings.
+
+    '1250.00', '1 250,5', '€89.90', '1,250.00' → cents. Refused with one sentence: negative,
+    zero (unless `zero`), more than two decimals, more than 10 million, `1,250` (thousands or
+    decimals?), underscores and digits other than 0-9.
+    """
     raw = text.strip()
-    cleaned = SPACES.sub("", raw)
-    cleaned = CURRENCY.sub("", cleaned)
+    shown = echo(raw)
+    cleaned = CURRENCY.sub("", SPACES.sub("", raw))
     if cleaned.startswith("-"):
-        raise UsageError("ledger.amount_negative", amount=raw[:30])
-    cleaned = cleaned.lstrip("+")
-    if not cleaned or not re.fullmatch(r"[\d.,]+", cleaned) or not cleaned[0].isdigit():
-        raise UsageError("ledger.amount_bad", amount=raw[:30])
-    value = _decimal(cleaned, raw)
-    if value <= 0:
+        raise UsageError("ledger.amount_negative", amount=shown)
+    cleaned = cleaned.removeprefix("+")
+    if DIGITS_AND_MARKS.fullmatch(cleaned) is None:
+        raise UsageError("ledger.amount_bad", amount=shown)
+    value = _decimal(cleaned, shown)
+    if value < 0 or (value == 0 and not zero):
         raise UsageError("ledger.amount_zero")
     cents = value * 100
     if cents != cents.to_integral_value():
-        raise UsageError("ledger.amount_cents", amount=raw[:30])
+        raise UsageError("ledger.amount_cents", amount=shown)
     if cents > MAX_CENTS:
-        raise UsageError("ledger.amount_absurd", amount=raw[:30])
+        raise UsageError("ledger.amount_absurd", amount=shown)
     return int(cents)
 
 
-def _decimal(cleaned: str, raw: str) -> Decimal:
+def _decimal(cleaned: str, shown: str) -> Decimal:
     """Decide which mark is the decimal one: the last, unless it groups thousands."""
     marks = [ch for ch in cleaned if ch in ".,"]
     if not marks:
@@ -55,20 +65,20 @@ def _decimal(cleaned: str, raw: str) -> Decimal:
         decimal_mark = cleaned[max(cleaned.rfind("."), cleaned.rfind(","))]
         whole, _, fraction = cleaned.rpartition(decimal_mark)
         if not GROUPED.match(whole) and not whole.isdigit():
-            raise UsageError("ledger.amount_bad", amount=raw[:30])
+            raise UsageError("ledger.amount_bad", amount=shown)
         number = re.sub(r"[.,]", "", whole) + "." + fraction
     elif len(marks) > 1:
         if not GROUPED.match(cleaned):
-            raise UsageError("ledger.amount_bad", amount=raw[:30])
+            raise UsageError("ledger.amount_bad", amount=shown)
         number = re.sub(r"[.,]", "", cleaned)
     elif GROUPED.match(cleaned):
-        raise UsageError("ledger.amount_ambiguous", amount=raw[:30], grouped=re.sub(r"[.,]", "", cleaned))
+        raise UsageError("ledger.amount_ambiguous", amount=shown, grouped=re.sub(r"[.,]", "", cleaned))
     else:
         number = cleaned.replace(",", ".")
     try:
         return Decimal(number)
     except InvalidOperation as exc:
-        raise UsageError("ledger.amount_bad", amount=raw[:30]) from exc
+        raise UsageError("ledger.amount_bad", amount=shown) from exc
 
 
 def _group(digits: str, separator: str) -> str:
@@ -125,8 +135,8 @@ def format_pct(bp: int, lang: str = "en") -> str:
 # --- quantities of work -------------------------------------------------------------
 
 QUANTITY = re.compile(
-    r"^(?P<sign>[+-]?)(?:(?P<h>\d+(?:[.,]\d+)?)h(?:(?P<hm>\d{1,2})(?:m|min)?)?"
-    r"|(?P<m>\d+)(?:m|min)|(?P<n>\d+(?:[.,]\d+)?))$"
+    r"^(?P<sign>[+-]?)(?:(?P<h>[0-9]+(?:[.,][0-9]+)?)h(?:(?P<hm>[0-9]{1,2})(?:m|min)?)?"
+    r"|(?P<m>[0-9]+)(?:m|min)|(?P<n>[0-9]+(?:[.,][0-9]+)?))$"
 )
 
 
@@ -137,10 +147,10 @@ def parse_quantity(text: str) -> tuple[int, str] | None:
         return None
     sign = -1 if match["sign"] == "-" else 1
     if match["m"] is not None:
-        return sign * round_div(int(match["m"]) * MILLI, 60), "hour"
+        return sign * round_div(_capped(match["m"]) * MILLI, 60), "hour"
     if match["h"] is not None:
         hours = _thousandths(match["h"])
-        minutes = int(match["hm"] or 0)
+        minutes = _capped(match["hm"] or "0")
         if hours is None or minutes >= 60 or (minutes and "." in match["h"].replace(",", ".")):
             return None
         return sign * (hours + round_div(minutes * MILLI, 60)), "hour"
@@ -152,4 +162,10 @@ def _thousandths(number: str) -> int | None:
     whole, _, fraction = number.replace(",", ".").partition(".")
     if len(fraction) > 3:
         return None
-    return int(whole) * MILLI + int((fraction + "000")[:3])
+    return _capped(whole) * MILLI + int((fraction + "000")[:3])
+
+
+def _capped(digits: str) -> int:
+    """Digits as a number, any length: past nine digits every limit is passed anyway, and
+    Python refuses to read more than 4,300."""
+    return int(digits) if len(digits) <= 9 else 10**9

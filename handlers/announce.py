@@ -12,6 +12,7 @@ import re
 from coopbot.errors import UsageError
 from coopbot.models import Announcement
 from coopbot.services import announce as svc
+from coopbot.services.refs import echo
 from handlers.registry import Context, Reply, command, parse
 
 URGENT_WORDS = {"urgent", "urgente", "urgence"}
@@ -65,7 +66,11 @@ def full_rest(ctx: Context) -> str:
 
 
 def read_options(rest: str) -> tuple[str, str | None, bool]:
-    """`urgent to coordinators TEXT` → (TEXT, "coordinator", True); options in any order."""
+    """`urgent to coordinators TEXT` → (TEXT, "coordinator", True); options in any order.
+
+    A leading "to" must name a group: a mistyped one (`to coordinatrs`) is refused rather than
+    read as text, because reading it as text would send a coordinators' note to everyone.
+    """
     target: str | None = None
     chosen = urgent = False
     while True:
@@ -77,16 +82,15 @@ def read_options(rest: str) -> tuple[str, str | None, bool]:
             urgent, rest = True, rest[first.end() :]
             continue
         if word in TO_WORDS and not chosen:
-            group = _group_after(rest, first.end())
-            if group is not None:
-                target, chosen, rest = group[0], True, rest[group[1] :]
-                continue
+            target, at = _group_after(rest, first.end())
+            chosen, rest = True, rest[at:]
+            continue
         break
     return re.sub(r"^[:,–—-]\s*", "", rest).strip(), target, urgent
 
 
-def _group_after(rest: str, at: int) -> tuple[str | None, int] | None:
-    """The group named after "to" (and where the text resumes), or None if none is."""
+def _group_after(rest: str, at: int) -> tuple[str | None, int]:
+    """The group named after "to" (None for everyone) and where the text resumes."""
     fillers = []
     while (match := LEADING_WORD.match(rest, at)) is not None:
         word = match.group(1).lower().rstrip(":,")
@@ -98,7 +102,9 @@ def _group_after(rest: str, at: int) -> tuple[str | None, int] | None:
         at = match.end()
     if fillers and fillers[-1] in ("all", "tous", "toutes"):
         return None, at  # "to all: ...", "à tous : ..."
-    return None
+    if match is None:
+        raise UsageError("announce.target_missing")
+    raise UsageError("announce.bad_target", target=echo(match.group(1).rstrip(":,")))
 
 
 def members_count(ctx: Context, count: int) -> str:
@@ -124,13 +130,11 @@ def announce(ctx: Context) -> Reply:
     words = rest.split()
     if not words:
         raise ctx.usage()
-    if len(words) <= 2 and words[0].lower() in STATUS_WORDS:
-        if len(words) == 1:
-            raise ctx.usage()  # never broadcast the lone word "status" to everyone
+    if words[0].lower() in STATUS_WORDS:
+        if len(words) != 2:
+            raise UsageError("announce.status_usage")  # never broadcast "status A-1 please" to everyone
         return status(ctx, words[1])
     text, target, urgent = read_options(rest)
-    if not text:
-        raise UsageError("announce.empty")
     queued = svc.announce(ctx.session, ctx.config, ctx.me, text, ctx.now, target_role=target, urgent=urgent)
     ref = svc.ref(queued.announcement.id)
     lines = [ctx.t("announce.queued", ref=ref, members=members_count(ctx, queued.members))]

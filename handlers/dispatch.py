@@ -17,6 +17,7 @@ from coopbot.money import format_milli
 from coopbot.services import dispatch as svc
 from coopbot.services.jobparse import BadLine, job_code, parse_job_ref, parse_jobs, when
 from coopbot.services.members import find_member
+from coopbot.services.text import typed
 from handlers.registry import Context, Reply, command
 
 MAX_CANDIDATES_SHOWN = 20
@@ -68,7 +69,7 @@ def away(ctx: Context) -> Reply:
 @command("newjob", area="dispatch", role="coordinator")
 def newjob(ctx: Context) -> Reply:
     try:
-        specs = parse_jobs(ctx.rest, ctx.now, ctx.config.coop.tz, ctx.config.coop.currency)
+        specs = parse_jobs(ctx.rest, ctx.now, ctx.config.coop.tz)
     except BadLine as err:
         problem = ctx.t("dispatch.bad_line", line=err.line, problem=ctx.t(err.problem.key, **err.problem.params))
         raise UsageError("dispatch.newjob_form", problem=problem) from None
@@ -131,9 +132,9 @@ def release(ctx: Context) -> Reply:
 def fail(ctx: Context) -> Reply:
     if len(ctx.args) < 2:
         raise ctx.usage()
-    reason = ctx.rest.split(None, 1)[1].strip()
+    reason = ctx.rest.split(None, 1)[1]
     job = svc.fail(ctx.session, ctx.config, ctx.me, parse_job_ref(ctx.args[0]), reason, ctx.now)
-    return ctx.t("dispatch.failed", job=job_code(job.id), reason=reason[:300])
+    return ctx.t("dispatch.failed", job=job_code(job.id), reason=typed(reason, svc.MAX_REASON))
 
 
 # --- coordinators -------------------------------------------------------------------------------

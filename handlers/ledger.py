@@ -23,14 +23,15 @@ from coopbot.services import ledger as svc
 from coopbot.services import periods
 from coopbot.services.members import ROLE_RANK
 from coopbot.services.period_notices import nothing_text, share_text
+from coopbot.services.refs import echo
 from coopbot.services.shares import share_bp
 from coopbot.services.work import tally_of
 from handlers.registry import Context, Reply, command
 
 MAX_PENDING_SHOWN = 20
 MAX_SHARES_SHOWN = 12
-AMOUNT_HEAD = re.compile(r"^[€$£]?\d{1,3}$")
-AMOUNT_GROUP = re.compile(r"^\d{3}([.,]\d{1,2})?[€$£]?$")
+AMOUNT_HEAD = re.compile(r"^[€$£]?[0-9]{1,3}$")
+AMOUNT_GROUP = re.compile(r"^[0-9]{3}([.,][0-9]{1,2})?[€$£]?$")
 CORRECTS = ("--corrects", "--corrige")
 
 
@@ -91,7 +92,7 @@ def _clock(ctx: Context, text: str) -> datetime:
 
 def parse_clock(text: str, config: Config, now: datetime) -> datetime | None:
     """'18:30', '18h30', '18h' → the latest such moment (co-op time) not after now."""
-    match = re.fullmatch(r"(\d{1,2})(?:[:h](\d{2})?)?", text.strip().lower())
+    match = re.fullmatch(r"([0-9]{1,2})(?:[:h]([0-9]{2})?)?", text.strip().lower())
     if match is None:
         return None
     hour, minute = int(match[1]), int(match[2] or 0)
@@ -120,7 +121,7 @@ def log(ctx: Context) -> Reply:
         quantity = parse_quantity(words[1])
         kind = words[0]
         if quantity is None:
-            raise UsageError("ledger.log_bad_quantity", text=words[0][:20])
+            raise UsageError("ledger.log_bad_quantity", text=echo(words[0]))
     milli, unit = quantity
     contribution = svc.log_work(ctx.session, ctx.config, ctx.me, milli, unit, kind, " ".join(rest), ctx.now)
     return ctx.t("ledger.logged", ref=svc.contribution_code(contribution), what=svc.describe(contribution, ctx.lang))
@@ -135,7 +136,7 @@ def _correction(ctx: Context, words: list[str]) -> Reply:
     ref, rest = words[0], words[1:]
     quantity = parse_quantity(rest[0])
     if quantity is None:
-        raise UsageError("ledger.log_bad_quantity", text=rest[0][:20])
+        raise UsageError("ledger.log_bad_quantity", text=echo(rest[0]))
     kind = None
     rest = rest[1:]
     period = svc.current_period(ctx.session, ctx.config, ctx.now)
@@ -179,12 +180,10 @@ def reject(ctx: Context) -> Reply:
     words = ctx.rest.split(maxsplit=1)
     if not words:
         raise ctx.usage()
-    reason = words[1].strip() if len(words) > 1 else ""
-    if not reason:
-        raise UsageError("ledger.reject_reason_missing", ref=words[0][:20])
-    contribution = svc.decide(ctx.session, ctx.config, ctx.me, words[0], False, ctx.now, reason)
+    contribution = svc.decide(ctx.session, ctx.config, ctx.me, words[0], False, ctx.now, " ".join(words[1:]))
     owner = ctx.session.get_one(Member, contribution.member_id)
-    return ctx.t("ledger.rejected", ref=svc.contribution_code(contribution), name=owner.name, reason=reason)
+    return ctx.t("ledger.rejected", ref=svc.contribution_code(contribution), name=owner.name,
+                 reason=contribution.reject_reason)
 
 
 def _pending_list(ctx: Context) -> Reply:

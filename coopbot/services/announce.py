@@ -33,6 +33,8 @@ from coopbot.models import Announcement, Member, OutboxMessage
 from coopbot.outbox import Recipient, outbox_row, queue_to_member, recipients, room_addresses, store_new
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
+from coopbot.services.refs import ANNOUNCEMENT, parse_code
+from coopbot.services.text import is_blank
 
 MAX_TEXT = 12000
 NAMES_SHOWN = 15
@@ -178,11 +180,7 @@ def ref(announcement_id: int) -> str:
 
 def parse_ref(text: str) -> int:
     """`A-4`, `a4`, `#4` or `4` → 4."""
-    cleaned = text.strip().upper().lstrip("#")
-    cleaned = cleaned.removeprefix("A").lstrip("-")
-    if not cleaned.isdigit():
-        raise UsageError("announce.bad_ref", ref=text[:20])
-    return int(cleaned)
+    return parse_code(text, ANNOUNCEMENT)
 
 
 def compose(lang: str, announcement: Announcement, author: str, platform: str) -> list[str]:
@@ -271,7 +269,7 @@ def announce(
     Two statements whatever the co-op's size: one read of the recipients, one
     insert of the rows (the outbox skips keys it already holds)."""
     text = text.strip()
-    if not text:
+    if is_blank(text):
         raise UsageError("announce.empty")
     if len(text) > MAX_TEXT:
         raise UsageError("announce.too_long", length=len(text), most=MAX_TEXT)
@@ -398,9 +396,10 @@ def author_name(session: Session, announcement: Announcement) -> str:
 
 def get(session: Session, text: str, reader: Member | None = None) -> Announcement:
     """An announcement by reference; a reader only finds the ones addressed to them."""
-    announcement = session.get(Announcement, parse_ref(text))
+    number = parse_ref(text)
+    announcement = session.get(Announcement, number)
     if announcement is None or (reader is not None and not addressed_to(announcement, reader)):
-        raise NotFound("announce.no_such", ref=text[:20])
+        raise NotFound("announce.no_such", ref=ref(number))
     return announcement
 
 
@@ -477,23 +476,26 @@ def send_receipts(ctx: SweepContext) -> None:
     """Once nothing of an announcement is pending, tell its author how it went, once."""
     with ctx.sessions() as session:
         open_ids = list(session.scalars(select(Announcement.id).where(Announcement.receipt_sent_at.is_(None))))
-    for announcement_id in open_ids:
-        with ctx.sessions() as session, session.begin():
-            if _still_pending(session, announcement_id):
-                continue
-            announcement = session.get_one(Announcement, announcement_id)
-            done = delivery(session, announcement)
-            if not done.done or _retry_elsewhere(session, ctx.config, announcement, done.failed_ids, ctx.now):
-                continue
-            claimed = session.execute(
-                update(Announcement)
-                .where(Announcement.id == announcement_id, Announcement.receipt_sent_at.is_(None))
-                .values(receipt_sent_at=ctx.now)
-                .returning(Announcement.id)
-            ).scalar_one_or_none()
-            author = session.get(Member, announcement.author_id) if announcement.author_id else None
-            if claimed is None or author is None or not author.active:
-                continue
-            lang = author.language or ctx.config.coop.default_language
-            text = receipt_text(session, lang, announcement, done)
-            queue_to_member(session, author, f"announce:{announcement_id}:receipt", Outgoing(text), ctx.now)
+    ctx.each(open_ids, ref, lambda session, number: _send_receipt(session, ctx.config, number, ctx.now))
+
+
+def _send_receipt(session: Session, config: Config, announcement_id: int, now: datetime) -> None:
+    """One announcement: its receipt, once nothing is pending and no retry elsewhere is left."""
+    if _still_pending(session, announcement_id):
+        return
+    announcement = session.get_one(Announcement, announcement_id)
+    done = delivery(session, announcement)
+    if not done.done or _retry_elsewhere(session, config, announcement, done.failed_ids, now):
+        return
+    claimed = session.execute(
+        update(Announcement)
+        .where(Announcement.id == announcement_id, Announcement.receipt_sent_at.is_(None))
+        .values(receipt_sent_at=now)
+        .returning(Announcement.id)
+    ).scalar_one_or_none()
+    author = session.get(Member, announcement.author_id) if announcement.author_id else None
+    if claimed is None or author is None or not author.active:
+        return
+    lang = author.language or config.coop.default_language
+    text = receipt_text(session, lang, announcement, done)
+    queue_to_member(session, author, f"announce:{announcement_id}:receipt", Outgoing(text), now)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
-from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound
+from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import Job, JobEvent, Member, Offer
 from coopbot.outbox import queue_to_coordinators, queue_to_member
@@ -49,6 +49,7 @@ from coopbot.services.dispatch_offers import (
 )
 from coopbot.services.jobparse import JobSpec, job_code
 from coopbot.services.members import ROLE_RANK
+from coopbot.services.text import typed
 
 #: What handlers and other services use; the offering half lives in `dispatch_offers`.
 __all__ = [
@@ -71,6 +72,9 @@ WHY_NOT = (select(JOB.c.status, JOB.c.assignee_id, MEMBER.c.name, OFFER.c.status
            .select_from(JOB.outerjoin(MEMBER, MEMBER.c.id == JOB.c.assignee_id)
                         .outerjoin(OFFER, (OFFER.c.job_id == JOB.c.id) & (OFFER.c.member_id == bindparam("member"))))
            .where(JOB.c.id == bindparam("job")))
+
+#: Reasons are shown in one chat line to the coordinators and in /why.
+MAX_REASON = 300
 
 
 
@@ -289,8 +293,11 @@ def deliver(session: Session, config: Config, actor: Member, job_id: int, now: d
 
 
 def fail(session: Session, config: Config, actor: Member, job_id: int, reason: str, now: datetime) -> Job:
-    return _move(session, config, actor, job_id, now, allowed=HELD, to="failed", kind="failed",
-                 reason=reason[:300])
+    """The coordinators act on the reason, so a job is never failed without one they can read."""
+    reason = typed(reason, MAX_REASON)
+    if not reason:
+        raise UsageError("dispatch.fail_reason_missing", job=job_code(job_id))
+    return _move(session, config, actor, job_id, now, allowed=HELD, to="failed", kind="failed", reason=reason)
 
 
 def release(session: Session, config: Config, actor: Member, job_id: int, now: datetime) -> tuple[Job, Outcome]:
@@ -339,7 +346,7 @@ def cancel(session: Session, config: Config, actor: Member, job_id: int, reason:
     session.refresh(job)
     close_offers(session, config, job, now, "dispatch.offer_cancelled")
     assignee = session.get(Member, job.assignee_id) if job.assignee_id else None
-    event = record_event(session, job, now, "cancelled", actor=actor, member=assignee, reason=reason[:300])
+    event = record_event(session, job, now, "cancelled", actor=actor, member=assignee, reason=typed(reason, MAX_REASON))
     note(session, config, event, now, "dispatch.note_cancelled", job=job_code(job.id), actor=actor.name)
     if assignee is not None and assignee.id != actor.id:
         tell(session, config, assignee, f"job:{job.id}:ev{event.id}", now, "dispatch.told_cancelled",

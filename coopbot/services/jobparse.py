@@ -12,24 +12,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from coopbot.errors import UsageError
-from coopbot.money import SYMBOLS
+from coopbot.money import parse_amount
+from coopbot.services.refs import JOB, parse_code
+from coopbot.services.text import typed
 
 MAX_JOBS_PER_MESSAGE = 50
-MAX_PRICE_CENTS = 100_000_00
 MAX_FIELD = 500
 
 ARROW = re.compile(r"\s*(?:->|→|=>)\s*")
 KEYWORDS = {"by": "by", "avant": "by", "before": "by", "price": "price", "prix": "price", "note": "note"}
 KEYWORD = re.compile(r"(?<!\S)(by|avant|before|price|prix|note)(?!\S)", re.IGNORECASE)
-CLOCK = re.compile(r"^(\d{1,2})(?:[:h](\d{2})?)?$", re.IGNORECASE)
-ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-DAY_MONTH = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{4}))?$")
-AMOUNT = re.compile(r"^\d{1,9}(?:[.,]\d+)?$")
-JOB_REF = re.compile(r"^#?(?:J-?)?(\d{1,12})$", re.IGNORECASE)
+CLOCK = re.compile(r"^([0-9]{1,2})(?:[:h]([0-9]{2})?)?$", re.IGNORECASE)
+ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
+DAY_MONTH = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})(?:/([0-9]{4}))?$")
 
 
 class BadLine(UsageError):
@@ -52,24 +50,12 @@ class JobSpec:
 
 def parse_job_ref(text: str) -> int:
     """`J-12`, `j12`, `12` or `#12` → 12."""
-    found = JOB_REF.match(text.strip())
-    if found is None:
-        raise UsageError("dispatch.bad_ref", ref=text.strip()[:30])
-    return int(found.group(1))
+    return parse_code(text, JOB)
 
 
-def parse_price(text: str, currency: str = "EUR") -> int:
-    """A price in cents, exactly: `6.50`, `6,50`, `6`, `€6.50`, `6.50 EUR`."""
-    cleaned = text.strip().upper().removesuffix(currency.upper()).strip()
-    symbol = SYMBOLS.get(currency.upper(), "")
-    if symbol:
-        cleaned = cleaned.removeprefix(symbol).removesuffix(symbol).strip()
-    if not AMOUNT.match(cleaned):
-        raise UsageError("dispatch.bad_price", price=text[:30])
-    hundredths = Decimal(cleaned.replace(",", ".")) * 100
-    if hundredths != hundredths.to_integral_value() or hundredths > MAX_PRICE_CENTS:
-        raise UsageError("dispatch.bad_price", price=text[:30])
-    return int(hundredths)
+def parse_price(text: str) -> int:
+    """A price in cents, read like every other amount (`6.50`, `6,50`, `€6.50`, `6.50 EUR`); 0 is a free job."""
+    return parse_amount(text, zero=True)
 
 
 def _clock_time(text: str) -> time | None:
@@ -118,11 +104,7 @@ def parse_deadline(text: str, now: datetime, tz: ZoneInfo) -> datetime:
     return when
 
 
-def _clean(text: str) -> str:
-    return " ".join("".join(ch for ch in text if ch.isprintable()).split())[:MAX_FIELD]
-
-
-def parse_job(line: str, now: datetime, tz: ZoneInfo, currency: str = "EUR") -> JobSpec:
+def parse_job(line: str, now: datetime, tz: ZoneInfo) -> JobSpec:
     """One line: `PICKUP -> DROPOFF [by TIME] [price AMOUNT] [note TEXT]`."""
     parts = ARROW.split(line.strip(), maxsplit=1)
     if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
@@ -140,19 +122,20 @@ def parse_job(line: str, now: datetime, tz: ZoneInfo, currency: str = "EUR") -> 
             break
         end = found[number + 1].start() if number + 1 < len(found) else len(tail)
         options[name] = tail[match.end() : end].strip()
-    dropoff = _clean(tail[:dropoff_end])
-    if not dropoff or not _clean(pickup):
+    dropoff = typed(tail[:dropoff_end], MAX_FIELD)
+    pickup = typed(pickup, MAX_FIELD)
+    if not dropoff or not pickup:
         raise UsageError("dispatch.bad_job")
     return JobSpec(
-        pickup=_clean(pickup),
+        pickup=pickup,
         dropoff=dropoff,
         deadline=parse_deadline(options["by"], now, tz) if "by" in options else None,
-        price_cents=parse_price(options["price"], currency) if "price" in options else None,
-        note=_clean(options.get("note", "")),
+        price_cents=parse_price(options["price"]) if "price" in options else None,
+        note=typed(options.get("note", ""), MAX_FIELD),
     )
 
 
-def parse_jobs(text: str, now: datetime, tz: ZoneInfo, currency: str = "EUR") -> list[JobSpec]:
+def parse_jobs(text: str, now: datetime, tz: ZoneInfo) -> list[JobSpec]:
     """One job per line; any bad line refuses the whole message, naming the line."""
     lines = [re.sub(r"^[/!]newjob(?:@\S+)?\s*", "", line.strip(), flags=re.IGNORECASE) for line in text.splitlines()]
     lines = [line for line in lines if line]
@@ -163,7 +146,7 @@ def parse_jobs(text: str, now: datetime, tz: ZoneInfo, currency: str = "EUR") ->
     specs = []
     for number, line in enumerate(lines, start=1):
         try:
-            specs.append(parse_job(line, now, tz, currency))
+            specs.append(parse_job(line, now, tz))
         except UsageError as err:
             if len(lines) == 1:
                 raise

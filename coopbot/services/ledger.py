@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from coopbot.chat import Outgoing
 from coopbot.config import Config
-from coopbot.db import transaction
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import Contribution, Job, LedgerEntry, Member, Period, Shift
@@ -30,7 +29,9 @@ from coopbot.scheduler import SweepContext, sweep
 from coopbot.services import periods
 from coopbot.services.audit import record
 from coopbot.services.periods import insert_once, rowcount, terms_of
+from coopbot.services.refs import CONTRIBUTION, parse_code
 from coopbot.services.shares import MILLI, Terms, points_for, round_div
+from coopbot.services.text import typed
 
 Row = TypeVar("Row", Contribution, LedgerEntry)
 
@@ -126,10 +127,10 @@ def contribution_code(contribution: Contribution) -> str:
 
 
 def find_contribution(session: Session, ref: str) -> Contribution:
-    number = ref.strip().upper().removeprefix("C").lstrip("-#")
-    found = session.get(Contribution, int(number)) if number.isdigit() and len(number) < 12 else None
+    number = parse_code(ref, CONTRIBUTION)
+    found = session.get(Contribution, number)
     if found is None:
-        raise NotFound("ledger.no_such_contribution", ref=ref[:20])
+        raise NotFound("ledger.no_such_contribution", ref=CONTRIBUTION.show(str(number)))
     return found
 
 
@@ -175,7 +176,7 @@ def log_work(
         status="pending",
         source="manual",
         unit=unit,
-        note=note[:MAX_NOTE],
+        note=typed(note, MAX_NOTE),
         created_at=now,
     )
     session.add(contribution)
@@ -225,7 +226,7 @@ def log_correction(
         source="correction",
         unit=unit,
         corrects_id=original.id,
-        note=note[:MAX_NOTE],
+        note=typed(note, MAX_NOTE),
         created_at=now,
         decided_by=actor.id,
         decided_at=now,
@@ -268,6 +269,9 @@ def decide(
     """Approve or reject a pending entry: never one's own, never in a closed period."""
     contribution = find_contribution(session, ref)
     code = contribution_code(contribution)
+    reason = typed(reason, MAX_NOTE)
+    if not approve and not reason:
+        raise UsageError("ledger.reject_reason_missing", ref=code)
     if contribution.member_id == actor.id:
         raise NotAllowed("ledger.cannot_decide_own", ref=code)
     period = session.get_one(Period, contribution.period_id)
@@ -280,7 +284,7 @@ def decide(
         session.execute(
             update(Contribution)
             .where(Contribution.id == contribution.id, Contribution.status == "pending")
-            .values(status=status, decided_by=actor.id, decided_at=now, reject_reason=reason[:MAX_NOTE] or None)
+            .values(status=status, decided_by=actor.id, decided_at=now, reject_reason=reason or None)
             .execution_options(synchronize_session="fetch")
         )
     )
@@ -288,9 +292,9 @@ def decide(
         raise Conflict("ledger.already_decided", ref=code)
     session.refresh(contribution)
     member = session.get_one(Member, contribution.member_id)
-    record(session, now, f"contribution.{status}", actor=actor, subject=member, ref=code, reason=reason[:MAX_NOTE])
+    record(session, now, f"contribution.{status}", actor=actor, subject=member, ref=code, reason=reason)
     _tell_member(
-        session, config, member, contribution, f"ledger.{status}_notice", now, by=actor.name, reason=reason[:MAX_NOTE]
+        session, config, member, contribution, f"ledger.{status}_notice", now, by=actor.name, reason=reason
     )
     return contribution
 
@@ -436,47 +440,59 @@ def _correct_auto_closed(
     return shift, contribution
 
 
+def overlong_shifts(session: Session, config: Config, now: datetime) -> list[tuple[int, int]]:
+    """(shift id, member id) of the shifts left open past the limit."""
+    limit = now - max_shift(config)
+    query = select(Shift.id, Shift.member_id).where(Shift.ended_at.is_(None), Shift.started_at <= limit)
+    return [(shift_id, member_id) for shift_id, member_id in session.execute(query.order_by(Shift.id))]
+
+
 def close_overlong_shifts(session: Session, config: Config, now: datetime) -> list[Shift]:
     """Shifts left open past the limit: closed at the limit, pending, rider asked to fix."""
-    limit = max_shift(config)
-    due = list(
-        session.scalars(
-            select(Shift).where(Shift.ended_at.is_(None), Shift.started_at <= now - limit).order_by(Shift.id)
+    due = overlong_shifts(session, config, now)
+    closed = (close_overlong_shift(session, config, shift_id, now) for shift_id, _ in due)
+    return [shift for shift in closed if shift is not None]
+
+
+def close_overlong_shift(session: Session, config: Config, shift_id: int, now: datetime) -> Shift | None:
+    """One shift, closed at the limit once (a conditional UPDATE); None if someone else did."""
+    shift = session.get_one(Shift, shift_id)
+    ended = shift.started_at + max_shift(config)
+    won = rowcount(
+        session.execute(
+            update(Shift)
+            .where(Shift.id == shift.id, Shift.ended_at.is_(None))
+            .values(ended_at=ended, auto_closed=True)
+            .execution_options(synchronize_session="fetch")
         )
     )
-    closed = []
-    for shift in due:
-        ended = shift.started_at + limit
-        won = rowcount(
-            session.execute(
-                update(Shift)
-                .where(Shift.id == shift.id, Shift.ended_at.is_(None))
-                .values(ended_at=ended, auto_closed=True)
-                .execution_options(synchronize_session="fetch")
-            )
-        )
-        if won != 1:
-            continue
-        session.refresh(shift)
-        _shift_contribution(session, config, shift, now, status="pending")
-        member = session.get_one(Member, shift.member_id)
-        lang = member.language or config.coop.default_language
-        text = t(
-            lang,
-            "ledger.shift_auto_closed",
-            since=local_hm(shift.started_at, config),
-            until=local_hm(ended, config),
-            hours=format_hours(config),
-        )
-        queue_to_member(session, member, f"shift:{shift.id}:auto-closed", Outgoing(text), now)
-        closed.append(shift)
-    return closed
+    if won != 1:
+        return None
+    session.refresh(shift)
+    _shift_contribution(session, config, shift, now, status="pending")
+    member = session.get_one(Member, shift.member_id)
+    lang = member.language or config.coop.default_language
+    text = t(
+        lang,
+        "ledger.shift_auto_closed",
+        since=local_hm(shift.started_at, config),
+        until=local_hm(ended, config),
+        hours=format_hours(config),
+    )
+    queue_to_member(session, member, f"shift:{shift.id}:auto-closed", Outgoing(text), now)
+    return shift
 
 
 @sweep("shift-limit")
 def _shift_limit_sweep(ctx: SweepContext) -> None:
-    with transaction(ctx.sessions) as session:
-        close_overlong_shifts(session, ctx.config, ctx.now)
+    """Shift by shift, each in its own transaction: one that cannot be closed never keeps the others open."""
+    with ctx.sessions() as session:
+        due = overlong_shifts(session, ctx.config, ctx.now)
+    ctx.each(
+        due,
+        lambda item: f"#{item[1]}",
+        lambda session, item: close_overlong_shift(session, ctx.config, item[0], ctx.now),
+    )
 
 
 def local_hm(moment: datetime, config: Config) -> str:
@@ -497,7 +513,7 @@ def record_money(
     """Income or an expense of the current period, recorded by a coordinator."""
     if kind not in ("income", "expense"):
         raise ValueError(kind)
-    note = " ".join(note.split())[:MAX_NOTE]
+    note = typed(note, MAX_NOTE)
     if not note:
         raise UsageError(f"ledger.{kind}_note_missing")
     period = current_period(session, config, now)

