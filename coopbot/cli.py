@@ -1,8 +1,9 @@
 """`coopbot ...`: what the member who installs the bot types on the server.
 
 Names here are a contract (DESIGN.md, "CLI contract"): operators' scripts rely
-on them. Every command takes `--config PATH`; secrets come from environment
-variables named in the config, never from the command line.
+on them. Every command takes `--config PATH` and `-v`, before or after its
+name; secrets come from environment variables named in the config, never from
+the command line.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from coopbot import secrets as ballot_secrets
 from coopbot.app import CoopBot
-from coopbot.config import Config, load_config
-from coopbot.db import make_engine, transaction, upgrade
+from coopbot.config import Config, config_warnings, load_config
+from coopbot.db import DriverMissing, check_driver, make_engine, transaction, upgrade
 from coopbot.errors import ConfigError, CoopError
 from coopbot.i18n import t
+from coopbot.models import Member
 from coopbot.services import members as members_svc
 
 Action = Callable[[argparse.Namespace, TextIO], int]
@@ -42,12 +45,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+class CoopParser(argparse.ArgumentParser):
+    """Every (sub-)command takes `--config` and `-v`, before or after its name.
+
+    argparse hands everything after a subcommand's name to that subcommand's
+    parser, so an option the top level alone knew would be refused there.
+    Sub-parsers are made of the parent's class, so commands other modules
+    add get the options too. Below the top level they default to "not
+    given" (SUPPRESS), so they never undo a value given earlier; given twice,
+    the later one wins, as when an option is repeated at one level.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--config",
+            default=argparse.SUPPRESS,
+            metavar="PATH",
+            help="path to config.toml (default: ./config.toml, else built-in defaults)",
+        )
+        self.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what the bot does"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coopbot", description="The chat front end of a worker co-operative.")
-    parser.add_argument(
-        "--config", default=None, help="path to config.toml (default: ./config.toml, else built-in defaults)"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the bot does")
+    parser = CoopParser(prog="coopbot", description="The chat front end of a worker co-operative.")
+    parser.set_defaults(config=None, verbose=False)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the configured transports (the console when none is configured)")
@@ -71,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--telegram", metavar="USER_ID", help="their numeric Telegram user id")
     add.add_argument("--matrix", metavar="@user:server", help="their Matrix user id")
     add.set_defaults(action=cmd_member_add)
+    listing = member.add_parser("list", help="every member: number, name, role, accounts and state")
+    listing.set_defaults(action=cmd_member_list)
 
     invite = sub.add_parser("invite", help="print a one-time invite code (on the last line)")
     invite.add_argument("--role", default="member", choices=("member", "coordinator", "admin"))
@@ -83,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     from coopbot.ledger_cli import add_export_commands, add_period_commands
 
     add_period_commands(sub)
+    from coopbot.outbox_cli import add_outbox_commands
+
+    add_outbox_commands(sub)
     export = sub.add_parser("export", help="export data as files").add_subparsers(required=True, metavar="WHAT")
     # --- export ledger/allocations (ledger) ---
     add_export_commands(export)
@@ -105,11 +134,17 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
     config = config_of(args)
     where = args.config or ("config.toml" if Path("config.toml").exists() else "built-in defaults")
     problems = []
+    try:
+        check_driver(config.database.url)
+    except DriverMissing as exc:
+        problems.append(t("en", exc.key, **exc.params))
     if config.telegram.enabled:
         try:
             config.telegram.token()
         except ConfigError as exc:
             problems.append(str(exc))
+    for warning in [*config_warnings(config), *key_warnings(config)]:
+        out.write(f"warning: {warning}\n")
     if not config.telegram.enabled and not config.matrix.enabled:
         out.write("note: no transport is enabled; `coopbot run` will use the console.\n")
     if problems:
@@ -117,6 +152,20 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     out.write(f"{where}: OK ({config.coop.name}, {config.coop.timezone}, {config.database.url})\n")
     return 0
+
+
+def key_warnings(config: Config) -> list[str]:
+    """Secret-ballot keys beside the database: one backup would hold the ballots and what links them."""
+    path = ballot_secrets.key_in_database_folder(config)
+    if path is None:
+        return []
+    text = (
+        f"{path} holds secret-ballot keys and is in the database's folder, so one backup of that folder "
+        "would hold both the ballots and what links them to voters: keep it out of the database's backups"
+    )
+    if path == ballot_secrets.legacy_key_file(config):
+        text += f", or move it, with the bot stopped, to {ballot_secrets.default_key_file(config)}"
+    return [text + "."]
 
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
@@ -151,6 +200,39 @@ def cmd_invite(args: argparse.Namespace, out: TextIO) -> int:
         code = members_svc.create_invite(session, None, args.role, bot.clock.now())
     out.write(f"one-time invite for a new {args.role}, valid {members_svc.INVITE_TTL.days} days:\n{code}\n")
     return 0
+
+
+def cmd_member_list(args: argparse.Namespace, out: TextIO) -> int:
+    """Everyone ever added, former members too: the number is what other commands take."""
+    config = config_of(args)
+    bot = CoopBot(config)
+    try:
+        with bot.sessions() as session:
+            out.write("number\tname\trole\taccounts\tstate\n")
+            for member in members_svc.every_member(session):
+                out.write(
+                    f"#{member.id}\t{member.name}\t{member.role}\t{accounts_text(member)}\t"
+                    f"{state_text(member, config)}\n"
+                )
+    finally:
+        bot.dispose()
+    return 0
+
+
+def accounts_text(member: Member) -> str:
+    """Their chat accounts; the console handle every member gets on the server is left out."""
+    accounts = [f"{i.platform} {i.external_id}" for i in member.identities if i.platform != "console"]
+    return ", ".join(accounts) or "-"
+
+
+def state_text(member: Member, config: Config) -> str:
+    if member.active:
+        return "active"
+    if members_svc.is_erased(member):
+        return "erased"
+    if member.left_at is None:
+        return "left"
+    return f"left {member.left_at.astimezone(config.coop.tz):%Y-%m-%d}"
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:

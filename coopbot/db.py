@@ -12,19 +12,46 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from coopbot.errors import CoopError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DriverMissing(CoopError):
+    """The configured database needs a driver this installation lacks."""
 
 
 def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
     """`busy_timeout`: how long a SQLite writer waits for another's lock, in seconds."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url, busy_timeout, **kwargs)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    url = _with_driver(url)
+    check_driver(url)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _with_driver(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def check_driver(url: str) -> None:
+    """Refuse a PostgreSQL URL when its driver is not installed, saying what to install.
+
+    PostgreSQL is an optional extra, so a plain install meets a PostgreSQL URL
+    with no driver: without this, the first command to open the database
+    ends in an import traceback (and `check-config` calls the file fine).
+    """
+    if url.startswith("sqlite"):
+        return
+    try:
+        make_url(_with_driver(url)).get_dialect().import_dbapi()
+    except ImportError as exc:
+        raise DriverMissing("cli.postgres_driver_missing") from exc
 
 
 def _sqlite_engine(url: str, busy_timeout: float, **kwargs: Any) -> Engine:

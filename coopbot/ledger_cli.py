@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from coopbot.app import CoopBot
 from coopbot.config import Config, load_config
+from coopbot.models import Period
 from coopbot.money import plain_amount, plain_milli
 from coopbot.services import exports, periods
 from coopbot.services.period_notices import date_range, figures_text, nothing_text
@@ -47,6 +48,8 @@ def cmd_period_close(args: argparse.Namespace, out: TextIO) -> int:
         if args.dry_run:
             with bot.sessions() as session:
                 plan = periods.preview(session, config, now)
+                if plan.period.ends_at > now:
+                    out.write(not_ended_text(plan.period, config))
                 out.write(report(plan, config, dry_run=True))
                 session.rollback()
             return 0
@@ -55,13 +58,25 @@ def cmd_period_close(args: argparse.Namespace, out: TextIO) -> int:
             with bot.sessions() as session:
                 current = periods.period_at(session, now)
                 label = current.label if current else "-"
-                ends = current.ends_at.astimezone(config.coop.tz).strftime("%Y-%m-%d %H:%M") if current else "-"
-            out.write(f"nothing to close: period {label} is open until {ends} ({config.coop.timezone})\n")
+                ends = ends_text(current, config) if current else "-"
+            out.write(f"nothing to close: period {label} is open until {ends}\n")
         for plan in closed:
             out.write(report(plan, config, dry_run=False))
         return 0
     finally:
         bot.dispose()
+
+
+def ends_text(period: Period, config: Config) -> str:
+    return f"{period.ends_at.astimezone(config.coop.tz):%Y-%m-%d %H:%M} ({config.coop.timezone})"
+
+
+def not_ended_text(period: Period, config: Config) -> str:
+    """The dry run of a period still running: say it is a what-if, not what the close will give."""
+    return (
+        f"period {period.label} is open until {ends_text(period, config)}; this is what closing it now "
+        "would give; `period close` will not close it before then.\n"
+    )
 
 
 def report(plan: periods.Plan, config: Config, *, dry_run: bool) -> str:

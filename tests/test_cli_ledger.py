@@ -73,6 +73,27 @@ def test_a_dry_run_shows_the_close_and_changes_nothing(config_file: Path, capsys
     assert "\tBruno\t1.000\t33.33\t232.02\t0.00\t232.02" in out
     assert "\tChloé\t2.000\t66.67\t464.04\t0.00\t464.04" in out
     assert state(config_file) == ("open", 0, 0)
+    assert "is open until" not in out
+
+
+def test_a_dry_run_before_the_end_says_the_close_will_wait(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load_config(config_file)
+    bot = CoopBot(config)
+    try:
+        with bot.sessions() as session, session.begin():
+            period = ledger.current_period(session, config, datetime.now(UTC))
+            label, ends = period.label, period.ends_at.astimezone(config.coop.tz)
+    finally:
+        bot.dispose()
+    assert main(["--config", str(config_file), "period", "close", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"period {label} is open until {ends:%Y-%m-%d %H:%M} (Europe/Paris); this is what closing it now "
+        "would give; `period close` will not close it before then."
+    )
+    assert lines[1].startswith(f"period {label} (") and lines[1].endswith("DRY RUN, nothing changed")
 
 
 def test_the_close_then_the_accountants_files(

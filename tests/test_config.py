@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from coopbot import secrets as ballot_secrets
 from coopbot.cli import main
 from coopbot.config import Config, load_config, parse_config
 from coopbot.errors import ConfigError
@@ -67,3 +68,56 @@ def test_check_config_wants_the_token_variable(
     assert "MY_TOKEN is empty or not set" in capsys.readouterr().out
     monkeypatch.setenv("MY_TOKEN", "123:abc")
     assert main(["--config", str(path), "check-config"]) == 0
+
+
+def test_check_config_warns_of_a_transport_filled_in_but_not_switched_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "config.toml"
+    path.write_text('[matrix]\nhomeserver = "https://matrix.example.org"\nuser_id = "@coopbot:example.org"\n')
+    assert main(["--config", str(path), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "warning: [matrix] has settings (homeserver, user_id) but no `enabled = true`: "
+        "Matrix stays off until you add that line.\n"
+    ) in out
+    assert ": OK" in out
+    # No settings, or `enabled = false` written out (a choice, not an oversight): nothing to warn about.
+    for text in ["", "[telegram]\n", '[telegram]\nenabled = false\ntoken_env = "TG"\n', '[coop]\nname = "C"\n']:
+        path.write_text(text)
+        assert main(["--config", str(path), "check-config"]) == 0
+        assert "warning:" not in capsys.readouterr().out, text
+
+
+def test_check_config_warns_of_a_ballot_key_beside_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    data = tmp_path / "data"
+    data.mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{data / "coop.sqlite3"}"\n')
+    assert main(["--config", str(path), "check-config"]) == 0
+    assert "warning:" not in capsys.readouterr().out
+    key = data / "coop.sqlite3.ballot-key"  # where earlier versions made it
+    key.write_text("0" * 64 + "\n")
+    assert main(["--config", str(path), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {key} holds secret-ballot keys and is in the database's folder" in out
+    assert "keep it out of the database's backups, or move it, with the bot stopped, to " in out
+    assert str(tmp_path / "state") in out
+    assert ": OK" in out
+
+
+def test_check_config_reports_what_the_key_check_finds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever `key_in_database_folder` names (here a poll-key folder) is warned about."""
+    folder = tmp_path / "polls"
+    monkeypatch.setattr(ballot_secrets, "key_in_database_folder", lambda config: folder)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {folder} holds secret-ballot keys and is in the database's folder" in out
+    assert "move it" not in out
