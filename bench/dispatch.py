@@ -4,7 +4,7 @@ For each database (SQLite, then PostgreSQL if reachable), in one run and
 through one engine:
 
 (a) `--workers` riders race for each of `--jobs` broadcast jobs through the
-    real `dispatch.accept`, each tap in its own transaction (read, conditional
+    real `dispatch.jobs.accept`, each tap in its own transaction (read, conditional
     claim, closing the others' offers with a queued notice each, the job
     event, the coordinators' line), `--threads` at a time; winners per job
     must be 1;
@@ -42,7 +42,7 @@ from coopbot.config import Config, DatabaseSection
 from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
 from coopbot.errors import Conflict
 from coopbot.models import Identity, Job, Member, Offer
-from coopbot.services import dispatch
+from coopbot.services.dispatch import jobs as dispatch_jobs
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -146,7 +146,7 @@ def bench(label: str, url: str, args: argparse.Namespace) -> None:
     def accept(job: int, member_id: int) -> bool:
         try:
             with transaction(sessions) as session:
-                dispatch.accept(session, config, riders[member_id], job, NOW)
+                dispatch_jobs.accept(session, config, riders[member_id], job, NOW)
             return True
         except Conflict:
             return False

@@ -40,7 +40,8 @@ from coopbot.clock import FakeClock
 from coopbot.config import Config, DatabaseSection
 from coopbot.models import Contribution, Identity, LedgerEntry, Member, OutboxMessage
 from coopbot.outbox import render_message
-from coopbot.services import periods
+from coopbot.services.money import periods
+from coopbot.services.money.close import close_period
 
 KINDS = ("delivery", "shift", "admin", "training", "meeting")
 FLOOR_SQL = (
@@ -183,7 +184,7 @@ def run(kind: str, members: int, per_member: int, pg_url: str) -> tuple[float, f
             base = floor(bot, period_id)
             clock.set(datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
             started = time.perf_counter()
-            plan = periods.close_period(bot.sessions, config, period_id, clock.now())
+            plan = close_period(bot.sessions, config, period_id, clock.now())
             closing = time.perf_counter() - started
             assert plan is not None
             per_message = render_time(bot, config)

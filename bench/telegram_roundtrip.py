@@ -52,7 +52,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from coopbot.app import CoopBot
 from coopbot.config import Config, load_config
 from coopbot.db import transaction
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 from tests.telegram.fake_bot_api import FakeBotApi, FakeUser, FloodLimits
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from coopbot.db import DriverMissing, check_driver, make_engine, transaction, up
 from coopbot.errors import ConfigError, CoopError
 from coopbot.i18n import t
 from coopbot.models import Member
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 
 Action = Callable[[argparse.Namespace, TextIO], int]
 
@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export data as files").add_subparsers(required=True, metavar="WHAT")
     # --- export ledger/allocations (ledger) ---
     add_export_commands(export)
-    # --- export member (privacy) ---
-    from coopbot.services.privacy import cli_export_member
+    # --- export member (data rights) ---
+    from coopbot.export_cli import cli_export_member
 
     member_export = export.add_parser("member", help="everything held about one member, as a zip (JSON + CSV)")
     member_export.add_argument("member", metavar="MEMBER", help="#number, name or platform id")

@@ -18,7 +18,7 @@ from coopbot.chat import Outgoing
 from coopbot.clock import FakeClock
 from coopbot.config import Config
 from coopbot.db import transaction
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
 
 CODE = re.compile(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}\b")

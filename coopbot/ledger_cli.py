@@ -16,9 +16,10 @@ from coopbot.app import CoopBot
 from coopbot.config import Config, load_config
 from coopbot.models import Period
 from coopbot.money import plain_amount, plain_milli
-from coopbot.services import exports, periods
-from coopbot.services.period_notices import date_range, figures_text, nothing_text
-from coopbot.services.shares import share_bp
+from coopbot.services.money import exports, periods
+from coopbot.services.money.close import Plan, close_due, preview
+from coopbot.services.money.notices import date_range, figures_text, nothing_text
+from coopbot.services.money.shares import share_bp
 
 
 def add_period_commands(sub: Any) -> None:
@@ -47,13 +48,13 @@ def cmd_period_close(args: argparse.Namespace, out: TextIO) -> int:
         now = bot.clock.now()
         if args.dry_run:
             with bot.sessions() as session:
-                plan = periods.preview(session, config, now)
+                plan = preview(session, config, now)
                 if plan.period.ends_at > now:
                     out.write(not_ended_text(plan.period, config))
                 out.write(report(plan, config, dry_run=True))
                 session.rollback()
             return 0
-        closed = periods.close_due(bot.sessions, config, now)
+        closed = close_due(bot.sessions, config, now)
         if not closed:
             with bot.sessions() as session:
                 current = periods.period_at(session, now)
@@ -79,7 +80,7 @@ def not_ended_text(period: Period, config: Config) -> str:
     )
 
 
-def report(plan: periods.Plan, config: Config, *, dry_run: bool) -> str:
+def report(plan: Plan, config: Config, *, dry_run: bool) -> str:
     period, outcome = plan.period, plan.outcome
     start, end = date_range(period, config)
     state = "DRY RUN, nothing changed" if dry_run else "closed; messages queued for the running bot to send"

@@ -341,7 +341,7 @@ class BallotBox(Base):
     One row per poll, rewritten whole with fresh random bytes at every vote, so
     neither the rows, the pages nor the order of writes in the database's log
     say what anyone chose; deleted at the close, its key destroyed
-    (`services.ballot_box`).
+    (`services.polls.ballot_box`).
     """
 
     __tablename__ = "ballot_box"

@@ -53,7 +53,7 @@ from coopbot.outbox_rows import (
     took_queued,
 )
 from coopbot.services import load_services
-from coopbot.services.members import coordinators
+from coopbot.services.members.accounts import coordinators
 
 #: The queueing API; the row mechanics it rests on are in `coopbot.outbox_rows`.
 __all__ = [
@@ -66,7 +66,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
-#: Keys of the messages a leaving member is still owed (coopbot.services.privacy).
+#: Keys of the messages a leaving member is still owed (coopbot.services.data.leaving).
 LEAVE_PREFIX = "leave:"
 BASE_BACKOFF = 0.5
 #: Sends per platform awaiting an answer at once, and so THE CRASH-DUPLICATE BOUND: a message

@@ -13,7 +13,7 @@ from coopbot.db import transaction
 from coopbot.errors import CoopError, NotFound
 from coopbot.i18n import t
 from coopbot.models import Member
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Two kinds of key. The *server key* comes from the environment variable the
 config names (the safer deployment: it never touches the disk), else from a
 random key file created once, mode 0600. Each open secret poll also has its
-own *poll key*, which seals that poll's ballots (`services.ballot_box`); it is
+own *poll key*, which seals that poll's ballots (`services.polls.ballot_box`); it is
 a random key, wrapped with the server key, in a file of its own, and it is
 destroyed when the poll closes.
 

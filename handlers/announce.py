@@ -11,7 +11,7 @@ import re
 
 from coopbot.errors import UsageError
 from coopbot.models import Announcement
-from coopbot.services import announce as svc
+from coopbot.services.announcements import announce as svc
 from coopbot.services.refs import echo
 from handlers.registry import Context, Reply, command, parse
 

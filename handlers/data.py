@@ -17,8 +17,9 @@ from coopbot.chat import Button, Outgoing
 from coopbot.i18n import catalogue, placeholders
 from coopbot.models import ROLES, AuditEntry, Member
 from coopbot.money import format_money
-from coopbot.services import privacy
-from coopbot.services.members import find_member, shown_name
+from coopbot.services.data import leaving
+from coopbot.services.data.export import export_zip
+from coopbot.services.members.accounts import find_member, member_by_ref, shown_name
 from handlers.registry import Context, Reply, command
 
 AUDIT_LINES = 20
@@ -32,7 +33,7 @@ MAX_DETAIL = 80
 @command("mydata", area="data", private=True, aliases=("mesdonnees",))
 def mydata(ctx: Context) -> Reply:
     ctx.expect_args(0, 0)
-    export = privacy.export_zip(ctx.session, ctx.me, ctx.now, ctx.config)
+    export = export_zip(ctx.session, ctx.me, ctx.now, ctx.config)
     counts = export.counts
     text = ctx.t(
         "data.export_ready",
@@ -51,7 +52,7 @@ def leave(ctx: Context) -> Reply:
     """Two steps, so a slip of the finger never erases a membership."""
     args = ctx.expect_args(0, 1)
     me = ctx.me
-    privacy.check_can_leave(ctx.session, me)
+    leaving.check_can_leave(ctx.session, me)
     coop = ctx.config.coop.name
     if not args:
         button = Button(ctx.t("data.leave_button"), "/leave confirm", "✅")
@@ -59,7 +60,7 @@ def leave(ctx: Context) -> Reply:
         return Outgoing(ctx.t("data.leave_confirm", coop=coop, pseudonym=alias), buttons=(button,))
     if args[0].lower() not in CONFIRM_WORDS:
         raise ctx.usage()
-    privacy.start_leave(ctx.session, me, ctx.now, ctx.config, platforms=(ctx.incoming.platform,))
+    leaving.start_leave(ctx.session, me, ctx.now, ctx.config, platforms=(ctx.incoming.platform,))
     return ctx.t("data.left", coop=coop)
 
 
@@ -77,7 +78,7 @@ def audit(ctx: Context) -> Reply:
     query = select(AuditEntry)
     who: Member | None = None
     if ctx.rest:
-        who = privacy.member_by_ref(ctx.session, ctx.rest)
+        who = member_by_ref(ctx.session, ctx.rest)
         query = query.where(or_(AuditEntry.actor_id == who.id, AuditEntry.subject_id == who.id))
     entries = list(ctx.session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(AUDIT_LINES)))
     shown = shown_name(who, ctx.lang) if who is not None else ""

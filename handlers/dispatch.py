@@ -1,8 +1,10 @@
 """Jobs in chat: riding or not, posting, taking, moving, and asking why.
 
-Every command here is a thin layer over `coopbot.services.dispatch`: it reads
-the job reference, calls the service, and words the answer. `/why` is worded
-here from the job's events, so what members read is exactly what was stored.
+Every command here is a thin layer over `coopbot.services.dispatch` (`jobs`:
+posting, taking, moving; `offers`: riding or not, who is offered what): it
+reads the job reference, calls the service, and words the answer. `/why` is
+worded here from the job's events, so what members read is exactly what was
+stored.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from coopbot.chat import Outgoing
 from coopbot.errors import UsageError
 from coopbot.models import Job, JobEvent
 from coopbot.money import format_milli
-from coopbot.services import dispatch as svc
-from coopbot.services.jobparse import BadLine, job_code, parse_job_ref, parse_jobs, when
-from coopbot.services.members import find_member
+from coopbot.services.dispatch import jobs as svc
+from coopbot.services.dispatch import offers
+from coopbot.services.dispatch.events import describe
+from coopbot.services.dispatch.parsing import BadLine, job_code, parse_job_ref, parse_jobs, when
+from coopbot.services.members.accounts import find_member
 from coopbot.services.text import typed
 from handlers.registry import Context, Reply, command
 
@@ -35,7 +39,7 @@ def _job_id(ctx: Context, fallback: Callable[[], list[Job]] | None = None) -> in
 
 
 def _describe(ctx: Context, job: Job) -> str:
-    return svc.describe(job, ctx.config, ctx.lang, ctx.now)
+    return describe(job, ctx.config, ctx.lang, ctx.now)
 
 
 # --- availability --------------------------------------------------------------------
@@ -44,7 +48,7 @@ def _describe(ctx: Context, job: Job) -> str:
 @command("available", area="dispatch", aliases=("dispo",))
 def available(ctx: Context) -> Reply:
     ctx.expect_args(0, 0)
-    already, offered = svc.set_available(ctx.session, ctx.config, ctx.me, ctx.now)
+    already, offered = offers.set_available(ctx.session, ctx.config, ctx.me, ctx.now)
     if already:
         return ctx.t("dispatch.still_available_ok")
     text = ctx.t("dispatch.now_available")
@@ -56,7 +60,7 @@ def available(ctx: Context) -> Reply:
 @command("away", area="dispatch", aliases=("absent",))
 def away(ctx: Context) -> Reply:
     ctx.expect_args(0, 0)
-    held = svc.set_away(ctx.session, ctx.config, ctx.me, ctx.now)
+    held = offers.set_away(ctx.session, ctx.config, ctx.me, ctx.now)
     text = ctx.t("dispatch.now_away")
     if held:
         text += "\n" + ctx.t("dispatch.still_holding", jobs=", ".join(job_code(j.id) for j in held))
@@ -109,21 +113,21 @@ def decline(ctx: Context) -> Reply:
 
 @command("pickup", area="dispatch")
 def pickup(ctx: Context) -> Reply:
-    job_id = _job_id(ctx, lambda: svc.held_jobs(ctx.session, ctx.me))
+    job_id = _job_id(ctx, lambda: offers.held_jobs(ctx.session, ctx.me))
     job = svc.pickup(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
     return Outgoing(ctx.t("dispatch.picked_up", job=_describe(ctx, job)), buttons=svc.work_buttons(ctx.lang, job))
 
 
 @command("deliver", area="dispatch")
 def deliver(ctx: Context) -> Reply:
-    job_id = _job_id(ctx, lambda: svc.held_jobs(ctx.session, ctx.me))
+    job_id = _job_id(ctx, lambda: offers.held_jobs(ctx.session, ctx.me))
     job, points = svc.deliver(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
     return ctx.t("dispatch.delivered", job=job_code(job.id), points=format_milli(points, ctx.lang))
 
 
 @command("release", area="dispatch")
 def release(ctx: Context) -> Reply:
-    job_id = _job_id(ctx, lambda: svc.held_jobs(ctx.session, ctx.me))
+    job_id = _job_id(ctx, lambda: offers.held_jobs(ctx.session, ctx.me))
     job, _ = svc.release(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
     return ctx.t("dispatch.released", job=job_code(job.id))
 
@@ -173,7 +177,7 @@ def jobs(ctx: Context) -> Reply:
         lines = [ctx.t("dispatch.jobs_all", count=len(live))]
         lines += [f"• {_describe(ctx, job)} — {_state(ctx, job)}" for job in live]
         return "\n".join(lines)
-    offered, held = svc.offered_to(ctx.session, me), svc.held_jobs(ctx.session, me)
+    offered, held = svc.offered_to(ctx.session, me), offers.held_jobs(ctx.session, me)
     lines = []
     if offered:
         lines.append(ctx.t("dispatch.jobs_offered"))

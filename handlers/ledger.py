@@ -2,8 +2,8 @@
 the current period and each member's past shares.
 
 Parsing and wording live here; the rules (who may approve what, how points
-are counted, what a close gives) live in `coopbot.services.ledger` and
-`coopbot.services.periods`. Points and shares are personal, so the commands
+are counted, what a close gives) live in `coopbot.services.money`: `ledger`,
+`shifts`, `periods` and `close`. Points and shares are personal, so the commands
 that show them answer privately.
 """
 
@@ -19,13 +19,14 @@ from coopbot.config import Config
 from coopbot.errors import NotAllowed, UsageError
 from coopbot.models import Allocation, Contribution, Member, Period
 from coopbot.money import format_milli, format_money, format_pct, parse_amount, parse_quantity
-from coopbot.services import ledger as svc
-from coopbot.services import periods
-from coopbot.services.members import ROLE_RANK
-from coopbot.services.period_notices import nothing_text, share_text
+from coopbot.services.members.accounts import ROLE_RANK
+from coopbot.services.money import ledger as svc
+from coopbot.services.money import periods, shifts
+from coopbot.services.money.close import plan_close
+from coopbot.services.money.notices import nothing_text, share_text
+from coopbot.services.money.shares import share_bp
+from coopbot.services.money.work import tally_of
 from coopbot.services.refs import echo
-from coopbot.services.shares import share_bp
-from coopbot.services.work import tally_of
 from handlers.registry import Context, Reply, command
 
 MAX_PENDING_SHOWN = 20
@@ -51,25 +52,25 @@ def shift(ctx: Context) -> Reply:
     args = ctx.expect_args(0, 2)
     me = ctx.me
     if not args:
-        running = svc.open_shift(ctx.session, me)
+        running = shifts.open_shift(ctx.session, me)
         if running is None:
             return ctx.t("ledger.shift_none")
         minutes = int((ctx.now - running.started_at).total_seconds() // 60)
         return ctx.t(
             "ledger.shift_running",
-            since=svc.local_hm(running.started_at, ctx.config),
+            since=shifts.local_hm(running.started_at, ctx.config),
             hours=format_milli(minutes * 1000 // 60, ctx.lang, places=2),
         )
     action = args[0].lower()
     at = _clock(ctx, args[1]) if len(args) == 2 else None
     if action in ("start", "début", "debut"):
-        started = svc.start_shift(ctx.session, ctx.config, me, ctx.now, at)
-        return ctx.t("ledger.shift_started", since=svc.local_hm(started.started_at, ctx.config))
+        started = shifts.start_shift(ctx.session, ctx.config, me, ctx.now, at)
+        return ctx.t("ledger.shift_started", since=shifts.local_hm(started.started_at, ctx.config))
     if action in ("end", "stop", "fin"):
-        was_open = svc.open_shift(ctx.session, me) is not None
-        ended, contribution = svc.end_shift(ctx.session, ctx.config, me, ctx.now, at)
-        since = svc.local_hm(ended.started_at, ctx.config)
-        until = svc.local_hm(ended.ended_at or ctx.now, ctx.config)
+        was_open = shifts.open_shift(ctx.session, me) is not None
+        ended, contribution = shifts.end_shift(ctx.session, ctx.config, me, ctx.now, at)
+        since = shifts.local_hm(ended.started_at, ctx.config)
+        until = shifts.local_hm(ended.ended_at or ctx.now, ctx.config)
         if contribution is None:
             return ctx.t("ledger.shift_too_short", since=since, until=until)
         return ctx.t(
@@ -292,7 +293,7 @@ def contrib(ctx: Context) -> Reply:
 def period(ctx: Context) -> Reply:
     ctx.expect_args(0, 0)
     current = svc.current_period(ctx.session, ctx.config, ctx.now)
-    plan = periods.plan_close(ctx.session, ctx.config, current)
+    plan = plan_close(ctx.session, ctx.config, current)
     terms, outcome = plan.terms, plan.outcome
     tz = ctx.config.coop.tz
     pending_points = sum(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from coopbot.chat import Outgoing
 from coopbot.errors import NotFound
 from coopbot.models import Member
-from coopbot.services import members as svc
+from coopbot.services.members import accounts as svc
 from handlers.registry import Context, Reply, command, commands_for, lookup
 
 PLATFORM_NAMES = {"telegram": "Telegram", "matrix": "Matrix", "console": "console"}

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from coopbot.chat import Outgoing
 from coopbot.errors import NotAllowed, UsageError
 from coopbot.models import Member, Poll, Vote
-from coopbot.services import polls as svc
-from coopbot.services.members import active_members, identity_of
-from coopbot.services.poll_texts import (
+from coopbot.services.members.accounts import active_members, identity_of
+from coopbot.services.polls import voting as svc
+from coopbot.services.polls.texts import (
     PROPOSAL_CHOICES,
     ballot_message,
     buttons,

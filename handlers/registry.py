@@ -30,7 +30,7 @@ from coopbot.i18n import normalise_language, t
 from coopbot.loop_sessions import KNOWN_MEMBERS, RECEIPTS
 from coopbot.models import Identity, Member, SeenEvent
 from coopbot.outbox_rows import took_queued
-from coopbot.services.members import ROLE_RANK
+from coopbot.services.members.accounts import ROLE_RANK
 
 log = logging.getLogger(__name__)
 

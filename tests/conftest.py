@@ -21,7 +21,7 @@ from coopbot.clock import FakeClock
 from coopbot.config import Config, DatabaseSection
 from coopbot.db import transaction
 from coopbot.models import Job, Member
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
 
 PG_ENV = "COOPBOT_TEST_DATABASE_URL"

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing, UnreachableError
 from coopbot.models import SeenEvent
-from coopbot.services.members import add_identity, member_of
+from coopbot.services.members.accounts import add_identity, member_of
 from tests.conftest import Coop, forbid_worker_threads
 
 
@@ -74,7 +74,7 @@ async def test_a_refusal_leaves_nothing_half_written_but_still_counts_as_a_visit
 
     from coopbot.errors import UsageError
     from coopbot.models import Identity, Member
-    from coopbot.services.members import create_member
+    from coopbot.services.members.accounts import create_member
     from handlers.registry import COMMANDS, Context, command
 
     @command("halfway", area="members")

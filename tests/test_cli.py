@@ -57,7 +57,7 @@ def test_run_without_transports_talks_in_the_console(config_file: Path) -> None:
     done = coopbot(config_file, "run", stdin="/members\n")
     assert done.returncode == 0, done.stderr
     assert "running in the console" in done.stdout
-    assert "1 active members" in done.stdout
+    assert "1 active member:" in done.stdout
 
 
 def test_run_with_no_member_says_how_to_add_one(config_file: Path) -> None:

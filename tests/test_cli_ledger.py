@@ -14,8 +14,8 @@ from coopbot.app import CoopBot
 from coopbot.cli import main
 from coopbot.config import load_config
 from coopbot.models import Allocation, Member, OutboxMessage, Period
-from coopbot.services import ledger
-from coopbot.services.members import add_identity, create_member
+from coopbot.services.members.accounts import add_identity, create_member
+from coopbot.services.money import ledger
 
 
 @pytest.fixture

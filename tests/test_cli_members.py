@@ -16,7 +16,7 @@ from coopbot.app import CoopBot
 from coopbot.cli import main
 from coopbot.config import load_config
 from coopbot.models import Member
-from coopbot.services.members import pseudonym
+from coopbot.services.members.accounts import pseudonym
 
 ELODIE = unicodedata.normalize("NFC", "Élodie")
 #: The same name as some keyboards and pasted text send it: E followed by a combining accent.

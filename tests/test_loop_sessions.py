@@ -119,4 +119,4 @@ async def test_after_a_held_lock_the_next_message_runs_in_the_loop_again(
     await asyncio.wait_for(waiting, timeout=10)
     forbid_worker_threads(monkeypatch)
     [answer] = await coop.bot.handle(Incoming("console", alice, alice, True, "/whoami", event_id="after"))
-    assert "Alicia (n°1), membre. Langue : fr." in answer.text
+    assert "Alicia (n°1), membre. Langue\u00a0: fr." in answer.text

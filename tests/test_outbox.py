@@ -19,7 +19,7 @@ from coopbot.chat import (
 from coopbot.config import Config
 from coopbot.models import Identity, Member, OutboxMessage
 from coopbot.outbox import Notice, Pacer, queue, queue_many, queue_rendered, queue_to_member, recipients, renderer
-from coopbot.services.members import add_identity, member_of
+from coopbot.services.members.accounts import add_identity, member_of
 from tests.conftest import Coop
 from tests.outbox_sender import SendOnly
 

@@ -20,7 +20,7 @@ from coopbot.cli import main
 from coopbot.config import Config, load_config
 from coopbot.models import Member, OutboxMessage
 from coopbot.outbox import FAILED_PREFIX, TRANSIENT_FOR, UNEXPECTED_ATTEMPTS, Outbox, queue, renderer
-from coopbot.services.members import member_of
+from coopbot.services.members.accounts import member_of
 from tests.conftest import Coop
 from tests.outbox_sender import SendOnly
 from tests.test_outbox import flaky_member

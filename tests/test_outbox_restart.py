@@ -28,7 +28,7 @@ from coopbot.clock import FakeClock
 from coopbot.db import transaction
 from coopbot.models import Identity, Member, OutboxMessage
 from coopbot.outbox import queue_to_member
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 from tests.conftest import make_config
 
 COURIERS = 1000
@@ -178,7 +178,7 @@ async def test_a_crash_half_way_through_an_announcement_loses_nobody_and_repeats
     handles = add_couriers(first, COURIERS, clock.now())
 
     receipt = await say(first, alice, "/announce Assemblée générale jeudi 19h au local", "e1")
-    assert f"queued for {COURIERS + 1} members" in receipt
+    assert f"queued for {COURIERS + 1:,} members" in receipt
 
     stop = asyncio.Event()
     loop_task = asyncio.create_task(first.outbox.run(stop, idle=0.05))
@@ -202,7 +202,7 @@ async def test_a_crash_half_way_through_an_announcement_loses_nobody_and_repeats
     second.scheduler.run_due()
     await second.outbox.drain()
     receipts = [text for chat, key, text in fresh.deliveries if key.startswith("announce:1:receipt")]
-    assert receipts == [f"✅ Announcement A-1 delivered to all {COURIERS + 1} members."]
+    assert receipts == [f"✅ Announcement A-1 delivered to all {COURIERS + 1:,} members."]
     second.dispose()
 
 

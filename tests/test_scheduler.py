@@ -18,9 +18,11 @@ from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import AuditEntry, Job, Member, Offer, OutboxMessage, Poll, SeenEvent
 from coopbot.scheduler import SWEEPS, TICK_SECONDS, Scheduler, SweepContext, sweep
-from coopbot.services import dispatch, dispatch_offers, polls, settings
 from coopbot.services.audit import record
-from coopbot.services.jobparse import JobSpec
+from coopbot.services.dispatch import offers
+from coopbot.services.dispatch.jobs import post_jobs
+from coopbot.services.dispatch.parsing import JobSpec
+from coopbot.services.polls import settings, voting
 from coopbot.sweep_items import failed_text_key, pause_after
 from tests.conftest import Coop, make_config
 
@@ -165,15 +167,15 @@ async def test_every_sweep_has_its_sentence_for_the_coordinators_in_both_languag
 
 def open_poll(coop: Coop, proposer: int, title: str, sets: str | None = None, hours: int = 1) -> int:
     with coop.session() as session:
-        spec = polls.PollSpec(title, [], sets=sets, closes_at=coop.clock.now() + timedelta(hours=hours))
-        return polls.create(session, coop.bot.config, session.get_one(Member, proposer), spec, coop.clock.now()).id
+        spec = voting.PollSpec(title, [], sets=sets, closes_at=coop.clock.now() + timedelta(hours=hours))
+        return voting.create(session, coop.bot.config, session.get_one(Member, proposer), spec, coop.clock.now()).id
 
 
 def everyone_agrees(coop: Coop, poll_id: int, voters: list[int]) -> None:
     for member_id in voters:
         with coop.session() as session:
             voter = session.get_one(Member, member_id)
-            polls.vote(session, coop.bot.config, voter, f"P-{poll_id}", "agree", coop.clock.now())
+            voting.vote(session, coop.bot.config, voter, f"P-{poll_id}", "agree", coop.clock.now())
 
 
 def status(coop: Coop, *poll_ids: int) -> list[str]:
@@ -266,21 +268,21 @@ async def test_an_offer_that_cannot_expire_does_not_hold_up_the_other_jobs(
         for name in ("Bob", "Dan"):
             handle = coop.member(name)
             with coop.session() as session:
-                dispatch.set_available(session, config, session.get_one(Member, coop.member_id(handle)), clock.now())
+                offers.set_available(session, config, session.get_one(Member, coop.member_id(handle)), clock.now())
             riders.append(coop.member_id(handle))
             clock.advance(minutes=1)
         with coop.session() as session:
             specs = [JobSpec("Bakery", "Station"), JobSpec("Shop", "Home"), JobSpec("Mill", "Quay")]
-            posted = dispatch.post_jobs(session, config, session.get_one(Member, carol), specs, clock.now())
+            posted = post_jobs(session, config, session.get_one(Member, carol), specs, clock.now())
             jobs = [job.id for job, _ in posted]
-        pass_offer = dispatch_offers.pass_offer
+        pass_offer = offers.pass_offer
 
         def fails_for_the_first_job(session: Session, config: Config, job: Job, *args: Any, **kwargs: Any) -> None:
             if job.id == jobs[0]:
                 raise RuntimeError("a row an older version left half-written")
             pass_offer(session, config, job, *args, **kwargs)
 
-        monkeypatch.setattr(dispatch_offers, "pass_offer", fails_for_the_first_job)
+        monkeypatch.setattr(offers, "pass_offer", fails_for_the_first_job)
         await coop.tick(seconds=60)
         with coop.session() as session:
             expired = session.scalars(select(Offer.job_id).where(Offer.status == "expired").order_by(Offer.job_id))

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from coopbot.clock import Clock
 from coopbot.db import transaction
 from coopbot.models import Identity, SeenEvent, TransportState
-from coopbot.services.members import identity_of, member_of
+from coopbot.services.members.accounts import identity_of, member_of
 
 PLATFORM = "matrix"
 BUTTON_TTL = timedelta(days=30)

@@ -10,7 +10,7 @@ import pytest
 
 from coopbot.app import CoopBot
 from coopbot.chat import Outgoing
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 from handlers.announce import read_options
 from tests.conftest import Coop
 from tests.telegram.conftest import GROUP_ID, TOKEN_ENV, telegram_config
@@ -32,7 +32,7 @@ async def test_a_coordinator_reaches_every_member_and_the_room_and_gets_a_receip
     bob, chloe = coop.member("Bob"), coop.member("Chloé")
     reply = await coop.say(alice, f"/announce {AG}")
     assert reply.startswith("📣 Announcement A-1 queued for 3 members.")
-    assert "posted in 1 room(s)" in reply
+    assert "posted in 1 room of the co-op" in reply
     for who in (alice, bob, chloe):
         assert announcements_in(coop.inbox(who)) == [f"📣 Announcement A-1 from Alice\n\n{AG}"]
     assert [m.text for m in coop.room()] == [f"📣 Announcement A-1 from Alice\n\n{AG}"]
@@ -131,7 +131,7 @@ async def test_mute_holds_back_ordinary_announcements_but_not_urgent_ones(coop: 
     assert "You receive announcements" in await coop.say(bob, "/mute")
     assert "Urgent ones will still reach you" in await coop.say(bob, "/mute on")
     reply = await coop.say(alice, "/announce Barbecue on Sunday")
-    assert "queued for 1 member." in reply and "1 member(s) muted announcements" in reply
+    assert "queued for 1 member." in reply and "1 member muted announcements" in reply
     await coop.say(alice, "/announce urgent The depot is closed today")
     assert announcements_in(coop.inbox(bob)) == ["🚨 URGENT announcement A-2 from Alice\n\nThe depot is closed today"]
     assert await coop.say(bob, "/mute off") == "You will receive announcements again."

@@ -67,7 +67,7 @@ async def test_leaving_asks_first_then_sends_the_export_last_and_forgets_her(coo
     await coop.say(alice, "/announce General meeting Thursday 7pm")
     await coop.tick(minutes=5)
     assert len(coop.inbox(zoe)) == received, "a former member got a message after the export"
-    assert await coop.say(alice, "/members") == "1 active members:\n#1 Alice — admin"
+    assert await coop.say(alice, "/members") == "1 active member:\n#1 Alice — admin"
     assert "To join, ask a coordinator for an invite code" in await coop.say(zoe, "/whoami")
     assert "former member #2: left the co-op" in await coop.say(alice, "/audit")
 
@@ -127,7 +127,7 @@ async def test_everyone_reads_the_same_audit_with_names_and_local_time(coop: Coo
 
     await coop.say(zoe, "/lang fr")
     assert (await coop.say(zoe, "/audit")).splitlines()[-1] == (
-        "2026-11-02 09:30 · Alice : a changé le rôle de Bob : membre → coordinateur·rice"
+        "2026-11-02 09:30 · Alice\u00a0: a changé le rôle de Bob\u00a0: membre → coordinateur·rice"
     )
 
 
@@ -178,8 +178,8 @@ async def test_a_former_member_is_shown_by_pseudonym_in_each_language(coop: Coop
     assert (await coop.say(alice, "/audit #2")).startswith("Latest privileged actions by or about former member #2:")
     await coop.say(alice, "/lang fr")
     french = await coop.say(alice, "/audit #2")
-    assert french.startswith("Dernières actions à privilèges faites par ou concernant ancien membre n°2 :")
-    assert "ancien membre n°2 : a quitté la coopérative" in french
+    assert french.startswith("Dernières actions à privilèges faites par ou concernant l’ancien membre n°2\u00a0:")
+    assert "l’ancien membre n°2\u00a0: a quitté la coopérative" in french
 
 
 # --- removal is a vote ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from coopbot.chat import Incoming, Outgoing
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 from tests.conftest import Coop
 
 EXAMPLE = "/newjob Boulangerie Martin, 3 rue Paul Bert -> 12 rue Oberkampf by 12:30 price 6.50 note fragile"
@@ -198,7 +198,7 @@ async def test_why_shows_the_rule_the_ranking_and_who_passed(coop: Coop) -> None
         coop.clock.advance(minutes=5)
         await coop.say(coop.member(name), "/available")
     with coop.session() as session:
-        from coopbot.services import settings as settings_svc
+        from coopbot.services.polls import settings as settings_svc
 
         settings_svc.apply(session, coop.bot.config, "offer_policy", "rotation", coop.clock.now())
     await coop.say("ada", "/away")
@@ -250,7 +250,7 @@ async def test_a_french_rider_is_offered_jobs_in_french(coop: Coop) -> None:
     assert (await coop.say("chloe", "/dispo")).startswith("Vous êtes disponible")
     await coop.say(carol, "/newjob Épicerie -> Rue X prix 12,5")
     offer = coop.inbox("chloe")[-1]
-    assert offer.text == "Nouvelle course : J-1 Épicerie → Rue X · 12,50\u00a0€"
+    assert offer.text == "Nouvelle course\u00a0: J-1 Épicerie → Rue X · 12,50\u00a0€"
     assert [b.label for b in offer.buttons] == ["Accepter", "Refuser"]
 
 

@@ -117,7 +117,7 @@ async def test_the_period_shows_its_rules_and_a_provisional_share(coop: Coop) ->
     assert "Income €1,000.00 · expenses €0.00" in text
     assert "Equity threshold (published with the period): €0.00." in text
     assert "legal reserve 15%, development fund 25%, dividend 60%" in text
-    assert "Approved points: 3 among 1 members; 1 points still pending." in text
+    assert "Approved points: 3 among 1 member; 1 point still pending." in text
     assert "Your provisional share if the period closed now: 3 points (100%) → dividend €600.00" in text
 
 
@@ -148,7 +148,7 @@ async def test_french_members_read_french_money(coop: Coop) -> None:
     bruno = coop.member("Bruno", "coordinator")
     await coop.say(bruno, "/lang fr")
     assert await coop.say(bruno, "/recette 1250,00 contrats restaurants") == (
-        "Recette de 1\u202f250,00\u00a0€ enregistrée dans la période 2026-11 : contrats restaurants."
+        "Recette de 1\u202f250,00\u00a0€ enregistrée dans la période 2026-11\u00a0: contrats restaurants."
     )
     assert "Service commencé à 09:00" in await coop.say(bruno, "/service début")
 

@@ -14,8 +14,8 @@ from coopbot.chat import Incoming
 from coopbot.clock import FakeClock
 from coopbot.errors import UsageError
 from coopbot.models import AuditEntry, OutboxMessage, Poll
-from coopbot.services import settings as settings_svc
-from coopbot.services.members import add_identity, member_of
+from coopbot.services.members.accounts import add_identity, member_of
+from coopbot.services.polls import settings as settings_svc
 from tests.conftest import Coop, make_config
 
 
@@ -167,7 +167,7 @@ async def test_early_close_only_when_everyone_voted(coop: Coop) -> None:
     await coop.say(alice, "/propose Buy tyres? --closes 2d")
     await coop.say(alice, "/vote P-1 agree")
     refused = await coop.say(alice, "/closepoll P-1")
-    assert "1 of 3 have so far" in refused
+    assert "1 of 3 has so far" in refused
     assert "Only the member who proposed P-1 or a coordinator" in await coop.say(bob, "/closepoll P-1")
     await coop.say(bob, "/vote P-1 abstain")
     await coop.say(chloe, "/vote P-1 agree")
@@ -207,7 +207,7 @@ async def test_a_block_is_recorded_when_the_coop_lets_proposals_pass(relaxed: Co
     await coop.tick(days=1)
     result = last(coop, chloe)
     assert "PASSED" in result
-    assert "1 block(s) recorded" in result
+    assert "1 block recorded" in result
 
 
 async def test_secret_polls_show_counts_never_names(coop: Coop, caplog: pytest.LogCaptureFixture) -> None:
@@ -270,8 +270,8 @@ async def test_french_members_vote_in_french(coop: Coop) -> None:
     ballot = next(m for m in coop.inbox(bob) if "vélo cargo" in m.text)
     assert "Clôture le" in ballot.text
     assert [b.label for b in ballot.buttons] == ["Pour", "Abstention", "Contre", "Blocage"]
-    assert "enregistré : Pour" in await coop.say(bob, "/vote P-1 pour")
-    assert "enregistré : Contre" in await coop.say(bob, "/vote P-1 contre")
+    assert "enregistré\u00a0: Pour" in await coop.say(bob, "/vote P-1 pour")
+    assert "enregistré\u00a0: Contre" in await coop.say(bob, "/vote P-1 contre")
 
 
 def test_close_time_parsing() -> None:

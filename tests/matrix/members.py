@@ -319,7 +319,7 @@ class MatrixCoop:
 
     def add_member(self, name: str, role: str, matrix_id: str) -> int:
         from coopbot.db import transaction
-        from coopbot.services import members
+        from coopbot.services.members import accounts as members
 
         with transaction(self.bot.sessions) as session:
             member = members.create_member(session, name, role, self.bot.clock.now())
@@ -328,7 +328,7 @@ class MatrixCoop:
 
     def invite_code(self, role: str = "member") -> str:
         from coopbot.db import transaction
-        from coopbot.services import members
+        from coopbot.services.members import accounts as members
 
         with transaction(self.bot.sessions) as session:
             return members.create_invite(session, None, role, self.bot.clock.now())

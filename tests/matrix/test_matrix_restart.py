@@ -32,13 +32,13 @@ async def test_after_a_restart_the_bot_answers_what_it_missed_once_and_nothing_t
     await matrix_coop.start()
     await dana.say(dm, "!moi")
 
-    await dana.next_message(after=mark, sender=matrix_coop.user_id, room_id=dm, contains="Langue :")
+    await dana.next_message(after=mark, sender=matrix_coop.user_id, room_id=dm, contains="Langue\u00a0:")
     answers = dana.messages(after=mark, sender=matrix_coop.user_id, room_id=dm)
     assert len(answers) == 3, [a.body for a in answers]
     members_list, language_set, whoami_fr = (a.body for a in answers)
     assert "Dana" in members_list
     assert "français" in language_set.lower()
-    assert "Dana" in whoami_fr and "Langue :" in whoami_fr
+    assert "Dana" in whoami_fr and "Langue\u00a0:" in whoami_fr
     assert all(a.encrypted for a in answers)
 
 

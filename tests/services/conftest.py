@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from coopbot.models import Member
-from coopbot.services import polls
+from coopbot.services.polls import voting
 from tests.conftest import Coop
 
 SECRET = "a-test-ballot-key-that-is-long-enough"
@@ -24,6 +24,6 @@ def members(coop: Coop, count: int) -> list[int]:
     return [coop.member_id(coop.member(f"M{n}", "member")) for n in range(count)]
 
 
-def open_poll(coop: Coop, proposer: int, spec: polls.PollSpec) -> int:
+def open_poll(coop: Coop, proposer: int, spec: voting.PollSpec) -> int:
     with coop.session() as session:
-        return polls.create(session, coop.bot.config, session.get_one(Member, proposer), spec, coop.clock.now()).id
+        return voting.create(session, coop.bot.config, session.get_one(Member, proposer), spec, coop.clock.now()).id

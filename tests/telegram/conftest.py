@@ -22,7 +22,7 @@ from coopbot.config import Config
 from coopbot.db import transaction
 from coopbot.models import Identity
 from coopbot.runner import add_configured_transports
-from coopbot.services import members as members_svc
+from coopbot.services.members import accounts as members_svc
 from coopbot.transports.telegram import TelegramTransport
 from tests.telegram.fake_bot_api import FakeBotApi, FakeChat, FakeUser
 

@@ -4,7 +4,7 @@ A secret poll's ballots were rows of their own (`secret_ballot`), filed under
 a keyed hash and rewritten in a shuffled order at every vote; the database's
 write-ahead log still showed which ballot appeared with which voter. They now
 live in one sealed box per open poll (`ballot_box`, see
-`coopbot.services.ballot_box`).
+`coopbot.services.polls.ballot_box`).
 
 Sealing needs the server key, which a migration does not have: the ballots
 of each poll still open are copied into its box as they were (format 0: JSON

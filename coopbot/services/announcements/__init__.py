@@ -1,0 +1,1 @@
+"""Announcements: one text from a coordinator to every member, on every platform, once."""

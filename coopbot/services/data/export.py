@@ -1,0 +1,185 @@
+"""Everything the co-op holds about one member, in one zip: data.json and one CSV per table.
+
+What a member gets with /mydata, first of all when they leave (`leaving`), and
+what `coopbot export member` writes. Every row that concerns them, every
+column of it (a column added later is exported too); other people appear only
+by their member number, wherever their name or account would have been.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, selectinload
+
+from coopbot.config import Config
+from coopbot.models import (
+    Allocation,
+    Announcement,
+    AuditEntry,
+    Base,
+    Contribution,
+    Identity,
+    Invite,
+    Job,
+    JobEvent,
+    LedgerEntry,
+    Member,
+    Offer,
+    OutboxMessage,
+    Period,
+    Poll,
+    Setting,
+    Shift,
+    Vote,
+    Voter,
+)
+from coopbot.services.data.erasure import map_strings, personal_strings
+
+ZIP_MIME = "application/zip"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One CSV file of the export, and one list in its data.json."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+#: Columns never exported: codes stored as hashes, and the export's own attachment.
+NOT_EXPORTED = {"code_hash", "attachment", "buttons", "key", "chat_id", "identity_id", "sent_ref"}
+
+
+def member_tables(session: Session, member: Member, tz: ZoneInfo) -> list[Table]:
+    """Every row the co-op holds about `member`; other people appear only by number.
+
+    Tables list every column of the model (so a column added later is
+    exported too), minus `NOT_EXPORTED`; `period_id` gains the period's label.
+    """
+    me = member.id
+    labels: dict[int, str] = dict(session.execute(select(Period.id, Period.label)).all())
+
+    def cell(column: str, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(tz).isoformat()
+        if column == "period_id" and value is not None:
+            return labels.get(value, value)
+        return value
+
+    def table(name: str, model: type[Base], where: ColumnElement[bool], only: tuple[str, ...] = ()) -> Table:
+        columns = only or tuple(c.key for c in model.__table__.columns if c.key not in NOT_EXPORTED)
+        rows = session.scalars(select(model).where(where).order_by(*sa_inspect(model).primary_key))
+        return Table(name, columns, [tuple(cell(c, getattr(row, c)) for c in columns) for row in rows])
+
+    votes = session.execute(
+        select(Poll.id, Poll.title, Vote.choices, Vote.at)
+        .join(Vote, Vote.poll_id == Poll.id)
+        .where(Vote.member_id == me, Poll.secret.is_(False))
+        .order_by(Poll.id)
+    ).all()
+    # A secret ballot is stored apart from its voter: only the fact of voting is theirs.
+    secret = session.execute(
+        select(Poll.id, Poll.title).join(Voter, Voter.poll_id == Poll.id).where(Voter.member_id == me)
+    ).all()
+    tables = [
+        table("profile", Member, Member.id == me),
+        table("identities", Identity, Identity.member_id == me),
+        table("jobs", Job, or_(Job.assignee_id == me, Job.created_by == me)),
+        table("job_events", JobEvent, or_(JobEvent.actor_id == me, JobEvent.member_id == me)),
+        table("offers", Offer, Offer.member_id == me),
+        table("shifts", Shift, Shift.member_id == me),
+        table("contributions", Contribution, Contribution.member_id == me),
+        table("ledger_entries", LedgerEntry, or_(LedgerEntry.member_id == me, LedgerEntry.created_by == me)),
+        table("allocations", Allocation, Allocation.member_id == me),
+        Table("votes", ("poll_id", "title", "choices", "at"),
+              [(p, title, choices, cell("at", at)) for p, title, choices, at in votes]),
+        Table("secret_polls_voted", ("poll_id", "title"), [tuple(row) for row in secret]),
+        table("polls_proposed", Poll, Poll.proposer_id == me),
+        table("announcements", Announcement, Announcement.author_id == me),
+        table("invites", Invite, or_(Invite.created_by == me, Invite.used_by == me)),
+        table("settings_set", Setting, Setting.set_by == me),
+        table("audit", AuditEntry, or_(AuditEntry.actor_id == me, AuditEntry.subject_id == me)),
+        table("messages", OutboxMessage, OutboxMessage.member_id == me,
+              ("id", "platform", "private", "text", "attachment_name", "status", "created_at", "sent_at")),
+    ]
+    hide = _others_hider(session, member)
+    return [Table(t.name, t.columns, [tuple(hide(v) for v in row) for row in t.rows]) for t in tables]
+
+
+def _others_hider(session: Session, member: Member) -> Callable[[Any], Any]:
+    """Replace any other member's name or account, wherever it appears, by their number."""
+    own = {needle.lower() for needle in personal_strings(member)}
+    numbers: dict[str, int] = {}
+    others = select(Member).where(Member.id != member.id).options(selectinload(Member.identities))
+    for other in session.scalars(others):
+        for needle in personal_strings(other):
+            numbers.setdefault(needle.lower(), other.id)
+    wanted = {k: v for k, v in numbers.items() if k not in own}
+    if not wanted:
+        return lambda value: value
+    pattern = _pattern(wanted)
+    return map_strings(lambda text: pattern.sub(lambda m: f"member #{wanted[m.group(0).lower()]}", text))
+
+
+def _pattern(needles: Iterable[str]) -> re.Pattern[str]:
+    ordered = sorted(set(needles), key=len, reverse=True)
+    return re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" for n in ordered), re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Export:
+    file_name: str
+    data: bytes
+    counts: dict[str, int]
+
+    @property
+    def attachment(self) -> tuple[str, bytes, str]:
+        return self.file_name, self.data, ZIP_MIME
+
+
+def export_zip(session: Session, member: Member, now: datetime, config: Config) -> Export:
+    """`coopbot-data-<id>.zip`: data.json with everything, and one CSV per table."""
+    tz = config.coop.tz
+    tables = member_tables(session, member, tz)
+    document: dict[str, Any] = {"coop": config.coop.name, "member": member.id, "currency": config.coop.currency,
+                                "exported_at": now.astimezone(tz).isoformat()}  # fmt: skip
+    document.update({table.name: table.records() for table in tables})
+    stamp = now.astimezone(tz).timetuple()[:6]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(zipfile.ZipInfo("data.json", stamp), json.dumps(document, ensure_ascii=False, indent=2))
+        for table in tables:
+            archive.writestr(zipfile.ZipInfo(f"{table.name}.csv", stamp), _csv(table))
+    counts = {table.name: len(table.rows) for table in tables}
+    return Export(f"coopbot-data-{member.id}.zip", buffer.getvalue(), counts)
+
+
+def _csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow([_cell(value) for value in row])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return {None: "", True: "true", False: "false"}[value]
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)

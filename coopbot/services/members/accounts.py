@@ -1,0 +1,327 @@
+"""Members, their platform identities, invites, link codes and roles.
+
+A member is a person; an identity is one of their accounts. Votes, jobs and
+points belong to the member, so linking Telegram and Matrix never gives
+anyone two voices. Invite and link codes are random, single use, expiring,
+and stored only as hashes: a copy of the database cannot be used to join.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import unicodedata
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
+from coopbot.i18n import t
+from coopbot.models import ROLES, Identity, Invite, LinkCode, Member, OutboxMessage
+from coopbot.services.audit import record
+from coopbot.services.refs import member_number
+
+INVITE_TTL = timedelta(days=7)
+LINK_TTL = timedelta(minutes=15)
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+ROLE_RANK = {"member": 1, "coordinator": 2, "admin": 3}
+MAX_NAME = 60
+
+
+#: What a former member is called once their data is erased (coopbot.services.data.leaving).
+PSEUDONYM_PREFIX = "former member #"
+
+
+def pseudonym(number: int) -> str:
+    return f"{PSEUDONYM_PREFIX}{number}"
+
+
+def is_erased(member: Member) -> bool:
+    return member.name == pseudonym(member.id)
+
+
+def shown_name(member: Member, lang: str) -> str:
+    """A member's name as a reader sees it; a former member's pseudonym in the reader's language."""
+    return t(lang, "data.former_member", number=member.id) if is_erased(member) else member.name
+
+
+def hash_code(code: str) -> str:
+    return hashlib.sha256(normalise_code(code).encode()).hexdigest()
+
+
+def normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def new_code(groups: int = 2) -> str:
+    parts = ["".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(groups)]
+    return "-".join(parts)
+
+
+def clean_name(name: str) -> str:
+    """A display name fit for a member list: one line, printable, not too long."""
+    cleaned = " ".join("".join(ch for ch in name if ch.isprintable()).split())
+    if not cleaned:
+        raise UsageError("members.name_empty")
+    return cleaned[:MAX_NAME]
+
+
+def check_role(role: str) -> str:
+    role = role.lower()
+    if role not in ROLES:
+        raise UsageError("members.bad_role", role=role[:30], roles=", ".join(ROLES))
+    return role
+
+
+def create_member(
+    session: Session,
+    name: str,
+    role: str,
+    now: datetime,
+    *,
+    actor: Member | None = None,
+    language: str | None = None,
+    audited: bool = True,
+) -> Member:
+    """Add a member; `audited` is False when the caller records a more precise entry."""
+    member = Member(name=clean_name(name), role=check_role(role), joined_at=now, language=language)
+    session.add(member)
+    session.flush()
+    if audited:
+        record(session, now, "member.added", actor=actor, subject=member, role=member.role)
+    return member
+
+
+def add_identity(
+    session: Session, member: Member, platform: str, external_id: str, now: datetime, display_name: str = ""
+) -> Identity:
+    existing = identity_of(session, platform, external_id)
+    if existing is not None:
+        if existing.member_id == member.id:
+            return existing
+        raise Conflict("members.identity_taken", platform=platform)
+    identity = Identity(
+        member=member,
+        platform=platform,
+        external_id=external_id,
+        display_name=display_name[:255],
+        created_at=now,
+    )
+    session.add(identity)
+    session.flush()
+    return identity
+
+
+def identity_of(session: Session, platform: str, external_id: str) -> Identity | None:
+    return session.scalars(
+        select(Identity).where(Identity.platform == platform, Identity.external_id == external_id)
+    ).one_or_none()
+
+
+def member_of(session: Session, platform: str, external_id: str) -> Member | None:
+    """The active member behind an account, or None for strangers and former members."""
+    identity = identity_of(session, platform, external_id)
+    if identity is None or not identity.member.active:
+        return None
+    return identity.member
+
+
+def active_members(session: Session, role: str | None = None) -> list[Member]:
+    query = select(Member).where(Member.active.is_(True)).order_by(Member.id)
+    if role is not None:
+        query = query.where(Member.role == role)
+    return list(session.scalars(query))
+
+
+def coordinators(session: Session) -> list[Member]:
+    return list(
+        session.scalars(
+            select(Member)
+            .where(Member.active.is_(True), Member.role.in_(("coordinator", "admin")))
+            .order_by(Member.id)
+        )
+    )
+
+
+def every_member(session: Session) -> list[Member]:
+    """Everyone ever added, former members included, with their accounts."""
+    return list(session.scalars(select(Member).options(selectinload(Member.identities)).order_by(Member.id)))
+
+
+def name_key(name: str) -> str:
+    """What two spellings of one name share: `Élodie`, `ÉLODIE`, and `E` + combining accent alike.
+
+    Unicode's canonical caseless match (NFD, case folding, NFD again; NFC
+    is as good for equality) with runs of spaces as one, as `clean_name`
+    stores them. SQL's lower() cannot do this: SQLite's folds ASCII only,
+    PostgreSQL's depends on the database's collation, and neither composes
+    accents.
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", " ".join(name.split())).casefold())
+
+
+def find_member(session: Session, ref: str) -> Member:
+    """A member by `#12`, `M-12`, name (any case, any alphabet), or a platform id.
+
+    Names are compared in Python (`name_key`): a co-op has at most a few
+    thousand members (5,000 names are read and compared in under 20 ms on
+    SQLite), and naming a member is rare (/role, /audit, chat --as), while a
+    folded column would need a migration and would have to be kept right by
+    every write of a name (joining, erasure).
+    """
+    ref = ref.strip()
+    if ":" not in ref:
+        ref = ref.lstrip("@")
+    if not ref:
+        raise UsageError("members.member_ref_missing")
+    number = member_number(ref)
+    if number is not None:
+        member = session.get(Member, number)
+        if member is not None and member.active:
+            return member
+        raise NotFound("members.no_such_member", ref=ref[:40])
+    by_identity = session.scalars(
+        select(Identity).where(Identity.external_id == ref).order_by(Identity.id)
+    ).first()
+    if by_identity is not None and by_identity.member.active:
+        return by_identity.member
+    wanted = name_key(ref)
+    names = session.execute(select(Member.id, Member.name).where(Member.active.is_(True)).order_by(Member.id))
+    matches = [member_id for member_id, name in names if name_key(name) == wanted]
+    if len(matches) == 1:
+        return session.get_one(Member, matches[0])
+    if len(matches) > 1:
+        listed = ", ".join(f"#{member_id}" for member_id in matches)
+        raise UsageError("members.ambiguous_name", name=ref[:40], ids=listed)
+    raise NotFound("members.no_such_member", ref=ref[:40])
+
+
+def member_by_ref(session: Session, ref: str) -> Member:
+    """`#17` finds any member, even one who left; names and ids find active members."""
+    number = member_number(ref)
+    if number is not None:
+        member = session.get(Member, number)
+        if member is None:
+            raise NotFound("members.no_such_member", ref=ref.strip()[:40])
+        return member
+    return find_member(session, ref)
+
+
+# --- invites -------------------------------------------------------------------
+
+
+def create_invite(session: Session, actor: Member | None, role: str, now: datetime) -> str:
+    """Make a one-time code; `actor` None means the operator's command line."""
+    role = check_role(role)
+    if actor is not None:
+        if actor.role == "member":
+            raise NotAllowed("members.cannot_invite")
+        if ROLE_RANK[role] > ROLE_RANK[actor.role] or (role == "admin" and actor.role != "admin"):
+            raise NotAllowed("members.cannot_grant", role=role)
+    code = new_code()
+    session.add(
+        Invite(
+            code_hash=hash_code(code),
+            role=role,
+            created_by=actor.id if actor else None,
+            created_at=now,
+            expires_at=now + INVITE_TTL,
+        )
+    )
+    session.flush()
+    record(session, now, "invite.created", actor=actor, role=role)
+    return code
+
+
+def redeem_invite(
+    session: Session, code: str, platform: str, external_id: str, display_name: str, now: datetime
+) -> Member:
+    if not normalise_code(code):
+        raise UsageError("members.join_usage")
+    if identity_of(session, platform, external_id) is not None and member_of(
+        session, platform, external_id
+    ):
+        raise Conflict("members.already_member")
+    # The conditional UPDATE makes a code single-use even when two people race for it.
+    claimed = session.execute(
+        update(Invite)
+        .where(Invite.code_hash == hash_code(code), Invite.used_at.is_(None), Invite.expires_at > now)
+        .values(used_at=now)
+        .returning(Invite.id, Invite.role)
+    ).one_or_none()
+    if claimed is None:
+        raise NotFound("members.bad_invite")
+    invite_id, role = claimed
+    former = identity_of(session, platform, external_id)
+    if former is not None:
+        # A former member coming back gets a fresh member; the old account is detached,
+        # and messages still owed to it keep their address but lose the link.
+        session.execute(update(OutboxMessage).where(OutboxMessage.identity_id == former.id).values(identity_id=None))
+        session.delete(former)
+        session.flush()
+    member = create_member(session, display_name or "member", role, now, audited=False)
+    add_identity(session, member, platform, external_id, now, display_name)
+    session.execute(update(Invite).where(Invite.id == invite_id).values(used_by=member.id))
+    record(session, now, "member.joined", actor=member, subject=member, role=role)
+    return member
+
+
+# --- linking a second platform ----------------------------------------------------
+
+
+def create_link_code(session: Session, member: Member, now: datetime) -> str:
+    code = new_code()
+    session.add(
+        LinkCode(code_hash=hash_code(code), member_id=member.id, created_at=now, expires_at=now + LINK_TTL)
+    )
+    session.flush()
+    return code
+
+
+def redeem_link_code(
+    session: Session, code: str, platform: str, external_id: str, display_name: str, now: datetime
+) -> Member:
+    current = member_of(session, platform, external_id)
+    claimed = session.execute(
+        update(LinkCode)
+        .where(LinkCode.code_hash == hash_code(code), LinkCode.used_at.is_(None), LinkCode.expires_at > now)
+        .values(used_at=now)
+        .returning(LinkCode.member_id)
+    ).one_or_none()
+    if claimed is None:
+        raise NotFound("members.bad_link_code")
+    member = session.get_one(Member, claimed[0])
+    if current is not None:
+        if current.id == member.id:
+            raise Conflict("members.already_linked")
+        raise Conflict("members.identity_taken", platform=platform)
+    if any(identity.platform == platform for identity in member.identities) and platform != "console":
+        raise Conflict("members.platform_already_linked", platform=platform)
+    add_identity(session, member, platform, external_id, now, display_name)
+    record(session, now, "member.linked", actor=member, subject=member, platform=platform)
+    return member
+
+
+# --- roles and preferences ------------------------------------------------------
+
+
+def set_role(session: Session, actor: Member | None, target: Member, role: str, now: datetime) -> Member:
+    role = check_role(role)
+    if actor is not None and actor.role != "admin":
+        raise NotAllowed("members.only_admin_roles")
+    if target.role == "admin" and role != "admin":
+        admins = active_members(session, "admin")
+        if len(admins) <= 1:
+            raise Conflict("members.last_admin")
+    old = target.role
+    target.role = role
+    record(session, now, "member.role", actor=actor, subject=target, old=old, new=role)
+    return target
+
+
+def set_language(member: Member, language: str) -> None:
+    language = language.lower()
+    if language not in ("en", "fr"):
+        raise UsageError("members.lang_usage")
+    member.language = language

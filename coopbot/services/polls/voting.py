@@ -1,0 +1,460 @@
+"""Polls: one member, one vote, and decisions that bind the co-op.
+
+A ballot belongs to the member, never to an account, so someone talking from
+Telegram and Matrix has one vote; the latest counts until the close. Secret
+polls keep *that* a member voted (`Voter`) apart from *what*: every ballot
+of the poll sits in one box sealed under the poll's own key, rewritten whole
+at each vote, and at the close only the tally is kept and the key destroyed
+(`ballot_box` says why this shape). Nothing here logs a choice.
+
+The close is a conditional UPDATE checked by rowcount: two processes, or a
+restart, racing for it close the poll once. The tally, the binding setting
+and the result messages for every member go in that same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from coopbot.chat import Outgoing
+from coopbot.config import Config
+from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
+from coopbot.i18n import t
+from coopbot.models import Member, Poll, Vote, Voter
+from coopbot.outbox import queue_to_member, queue_to_rooms
+from coopbot.scheduler import SweepContext, sweep
+from coopbot.services.audit import record
+from coopbot.services.members.accounts import ROLE_RANK, active_members
+from coopbot.services.polls import ballot_box, settings
+from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
+from coopbot.services.refs import POLL, parse_code, small_number
+from coopbot.services.text import tidy, visible
+
+log = logging.getLogger(__name__)
+
+CHOICE_WORDS = {
+    "agree": "agree", "yes": "agree", "for": "agree", "oui": "agree", "pour": "agree",
+    "d'accord": "agree", "accord": "agree", "abstain": "abstain", "abstention": "abstain",
+    "abstiens": "abstain", "disagree": "disagree", "no": "disagree", "against": "disagree",
+    "non": "disagree", "contre": "disagree", "block": "block", "veto": "block",
+    "bloque": "block", "bloquer": "block", "blocage": "block",
+}  # fmt: skip
+MAX_OPTIONS = 10
+MAX_TITLE = 300
+MAX_OPTION = 100
+MIN_DURATION = timedelta(minutes=5)
+MAX_DURATION = timedelta(days=365)
+
+
+@dataclass
+class PollSpec:
+    """What `/propose` asked for, before the co-op's defaults fill the gaps."""
+
+    title: str
+    options: list[str]
+    multiple: bool = False
+    secret: bool = False
+    live: bool = False
+    quorum_pct: int | None = None
+    threshold_pct: int | None = None
+    closes_at: datetime | None = None
+    sets: str | None = None
+
+
+def parse_ref(text: str) -> int:
+    return parse_code(text, POLL)
+
+
+def get(session: Session, ref: str, *, lock: bool = False) -> Poll:
+    poll_id = parse_ref(ref)
+    query = select(Poll).where(Poll.id == poll_id).execution_options(populate_existing=True)
+    poll = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if poll is None:
+        raise NotFound("polls.no_such_poll", poll=code(poll_id))
+    return poll
+
+
+def language(config: Config, member: Member) -> str:
+    return member.language or config.coop.default_language
+
+
+# --- proposing ----------------------------------------------------------------
+
+
+def _check_options(options: list[str]) -> list[str]:
+    """The options as typed, tidied; one that shows nothing on screen is refused by its number."""
+    cleaned = [tidy(option) for option in options]
+    for number, option in enumerate(cleaned, 1):
+        if not visible(option):
+            raise UsageError("polls.option_empty", number=number)
+    if len(cleaned) < 2:
+        raise UsageError("polls.too_few_options")
+    if len(cleaned) > MAX_OPTIONS:
+        raise UsageError("polls.too_many_options", most=MAX_OPTIONS)
+    if len({visible(option).casefold() for option in cleaned}) != len(cleaned):
+        raise UsageError("polls.duplicate_option")
+    if any(len(option) > MAX_OPTION for option in cleaned):
+        raise UsageError("polls.option_too_long", most=MAX_OPTION)
+    return cleaned
+
+
+def create(session: Session, config: Config, proposer: Member, spec: PollSpec, now: datetime) -> Poll:
+    """Open a poll, send every active member a ballot, tell the rooms."""
+    title = tidy(spec.title)
+    if not visible(title):
+        raise UsageError("polls.title_invisible" if title else "polls.title_missing")
+    if len(title) > MAX_TITLE:
+        raise UsageError("polls.title_too_long", most=MAX_TITLE)
+    options = _check_options(spec.options) if spec.options else []
+    if spec.multiple and not options:
+        raise UsageError("polls.multiple_needs_options")
+    if spec.secret and spec.live:
+        raise UsageError("polls.secret_not_live")
+    sets_key = sets_value = None
+    if spec.sets is not None:
+        if options:
+            raise UsageError("polls.sets_needs_proposal")
+        key, equals, value = spec.sets.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise UsageError("polls.sets_usage")
+        # Who may propose it first: a member who may not learns that, not whether a member can be removed.
+        if settings.is_restricted(config, key) and ROLE_RANK[proposer.role] < ROLE_RANK["coordinator"]:
+            raise NotAllowed("polls.restricted_setting", setting=settings.governed(key).key)
+        # The same gate as at the close (`settings.apply`): what passes here can be applied then.
+        sets_key, sets_value = settings.validate(session, config, key, value, now)
+    closes_at = spec.closes_at or now + timedelta(hours=config.polls.default_duration_hours)
+    if closes_at < now + MIN_DURATION:
+        raise UsageError("polls.closes_too_soon", minutes=int(MIN_DURATION.total_seconds() // 60))
+    if closes_at > now + MAX_DURATION:
+        raise UsageError("polls.closes_too_far", days=MAX_DURATION.days)
+    kind = "multiple" if spec.multiple else "single" if options else "proposal"
+    default_threshold = round(config.polls.threshold_pct) if kind == "proposal" else 0
+    poll = Poll(
+        title=title,
+        kind=kind,
+        options=options,
+        secret=spec.secret,
+        live_results=spec.live,
+        quorum_pct=spec.quorum_pct if spec.quorum_pct is not None else round(config.polls.quorum_pct),
+        threshold_pct=spec.threshold_pct if spec.threshold_pct is not None else default_threshold,
+        proposer_id=proposer.id,
+        created_at=now,
+        closes_at=closes_at,
+        status="open",
+        sets_key=sets_key,
+        sets_value=sets_value,
+        result={},
+    )
+    session.add(poll)
+    session.flush()
+    record(
+        session,
+        now,
+        "poll.created",
+        actor=proposer,
+        poll=code(poll),
+        kind=kind,
+        title=title,
+        secret=poll.secret,
+        sets=f"{sets_key}={sets_value}" if sets_key else None,
+    )
+    for member in active_members(session):
+        message = ballot_message(session, config, poll, language(config, member), now)
+        queue_to_member(session, member, f"poll:{poll.id}:ballot:m{member.id}", message, now)
+    lang = config.coop.default_language
+    room_text = t(
+        lang,
+        "polls.announce_new",
+        name=proposer.name,
+        poll=code(poll),
+        title=title,
+        closes=closes_line(config, poll, lang, now),
+    )
+    queue_to_rooms(session, config, f"poll:{poll.id}:new", Outgoing(room_text), now)
+    return poll
+
+
+# --- voting -------------------------------------------------------------------------
+
+
+def parse_choices(poll: Poll, text: str) -> list[Any]:
+    """`agree`, `2`, `1,3` → what the ballot stores; a clear refusal otherwise."""
+    words = [word for word in re.split(r"[\s,;]+", text.strip().lower()) if word]
+    if poll.kind == "proposal":
+        if len(words) != 1:
+            raise UsageError("polls.bad_proposal_choice", poll=code(poll))
+        word = words[0]
+        number = small_number(word)
+        if number is not None and 1 <= number <= len(PROPOSAL_CHOICES):
+            return [PROPOSAL_CHOICES[number - 1]]
+        if word not in CHOICE_WORDS:
+            raise UsageError("polls.bad_proposal_choice", poll=code(poll))
+        return [CHOICE_WORDS[word]]
+    numbers = []
+    for word in words:
+        number = small_number(word.removeprefix("#"))
+        if number is None or not 1 <= number <= len(poll.options):
+            raise UsageError("polls.bad_option", poll=code(poll), most=len(poll.options))
+        numbers.append(number)
+    if not numbers:
+        raise UsageError("polls.bad_option", poll=code(poll), most=len(poll.options))
+    if poll.kind == "single" and len(set(numbers)) > 1:
+        raise UsageError("polls.one_option_only", poll=code(poll))
+    return sorted(set(numbers))
+
+
+def own_choices(session: Session, config: Config, poll: Poll, member: Member) -> list[Any] | None:
+    """What this member chose (shown only to them), or None if they have not voted."""
+    if poll.secret:
+        return ballot_box.read(session, config, poll).get(member.id)
+    vote_row = session.scalars(select(Vote).where(Vote.poll_id == poll.id, Vote.member_id == member.id)).one_or_none()
+    return list(vote_row.choices) if vote_row is not None else None
+
+
+def vote(
+    session: Session, config: Config, member: Member, ref: str, text: str, now: datetime
+) -> tuple[Poll, list[Any]]:
+    """Record (or change) a member's vote; `+N` on a multiple poll toggles option N."""
+    poll = get(session, ref, lock=True)  # serialises votes and the close of this poll
+    if not member.active:
+        raise NotAllowed("polls.former_member")
+    if poll.status != "open" or now >= poll.closes_at:
+        raise Conflict("polls.closed", poll=code(poll))
+    choices = parse_choices(poll, text)
+    if poll.kind == "multiple" and text.strip().startswith("+"):
+        before = set(own_choices(session, config, poll, member) or [])
+        choices = sorted(before ^ set(choices))
+    if poll.secret:
+        _store_secret(session, config, poll, member, choices)
+    else:
+        row = session.scalars(select(Vote).where(Vote.poll_id == poll.id, Vote.member_id == member.id)).one_or_none()
+        if row is None:
+            session.add(Vote(poll_id=poll.id, member_id=member.id, choices=choices, at=now))
+        else:
+            row.choices, row.at = choices, now
+    session.flush()
+    return poll, choices
+
+
+def _store_secret(session: Session, config: Config, poll: Poll, member: Member, choices: list[Any]) -> None:
+    """Reseal the poll's whole box: the write looks the same whoever votes and whatever they choose."""
+    ballots = ballot_box.read(session, config, poll)
+    ballots[member.id] = choices
+    ballot_box.write(session, config, poll, ballots)
+    voted = session.scalar(select(Voter.id).where(Voter.poll_id == poll.id, Voter.member_id == member.id))
+    if voted is None:
+        session.add(Voter(poll_id=poll.id, member_id=member.id))
+
+
+def voter_ids(session: Session, poll: Poll) -> set[int]:
+    table = Voter if poll.secret else Vote
+    return set(session.scalars(select(table.member_id).where(table.poll_id == poll.id)))
+
+
+# --- counting ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tally:
+    #: proposal: choice → votes; choice polls: option number (as text) → votes
+    counts: dict[str, int]
+    turnout: int
+
+
+def tally(poll: Poll, ballots: list[list[Any]]) -> Tally:
+    """Each ballot counted once; an option counted at most once per ballot."""
+    keys = list(PROPOSAL_CHOICES) if poll.kind == "proposal" else [str(n) for n in range(1, len(poll.options) + 1)]
+    counts = dict.fromkeys(keys, 0)
+    for ballot in ballots:
+        for choice in {str(c) for c in ballot}:
+            if choice in counts:
+                counts[choice] += 1
+    return Tally(counts, len(ballots))
+
+
+def ballots_of(session: Session, config: Config, poll: Poll, members: list[Member]) -> list[list[Any]]:
+    """The ballots of these members (the active ones, at the close)."""
+    ids = {member.id for member in members}
+    if not poll.secret:
+        rows = session.scalars(select(Vote).where(Vote.poll_id == poll.id)).all()
+        return [list(row.choices) for row in rows if row.member_id in ids]
+    return [choices for member_id, choices in ballot_box.read(session, config, poll).items() if member_id in ids]
+
+
+def decide(poll: Poll, result: Tally, active: int, block_vetoes: bool) -> dict[str, Any]:
+    """Quorum on turnout; threshold on agree against agree + disagree + block."""
+    outcome: dict[str, Any] = {
+        "counts": result.counts,
+        "turnout": result.turnout,
+        "active": active,
+        "quorum_met": result.turnout * 100 >= poll.quorum_pct * active and (active > 0 or poll.quorum_pct == 0),
+        "block_vetoes": block_vetoes,
+        "winners": [],
+    }
+    if not outcome["quorum_met"]:
+        outcome["outcome"] = "no_quorum"
+    elif poll.kind == "proposal":
+        agree, blocks = result.counts["agree"], result.counts["block"]
+        cast_ = agree + result.counts["disagree"] + blocks
+        if blocks and block_vetoes:
+            outcome["outcome"] = "blocked"
+        elif cast_ and (agree * 100 > poll.threshold_pct * cast_ or (poll.threshold_pct == 100 and agree == cast_)):
+            outcome["outcome"] = "passed"
+        else:
+            outcome["outcome"] = "rejected"
+    else:
+        top = max(result.counts.values(), default=0)
+        winners = [int(n) for n, votes in result.counts.items() if votes == top and top > 0]
+        outcome["winners"] = winners
+        if not winners:
+            outcome["outcome"] = "no_votes"
+        elif len(winners) > 1:
+            outcome["outcome"] = "tie"
+        elif top * 100 > poll.threshold_pct * result.turnout or poll.threshold_pct == 0:
+            outcome["outcome"] = "chosen"
+        else:
+            outcome["outcome"] = "no_majority"
+    return outcome
+
+
+# --- closing -----------------------------------------------------------------------
+
+
+def close(session: Session, config: Config, poll_id: int, now: datetime, *, actor: Member | None = None) -> bool:
+    """Close once: tally, apply the binding setting, queue the results; False if already closed."""
+    claimed = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Poll)
+            .where(Poll.id == poll_id, Poll.status == "open")
+            .values(status="closed", closed_at=now)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    if claimed != 1:
+        return False
+    poll = session.get_one(Poll, poll_id, populate_existing=True)
+    active = active_members(session)
+    block_vetoes = settings.current(session, config, "block_vetoes", now) == "true"
+    result = decide(poll, tally(poll, ballots_of(session, config, poll, active)), len(active), block_vetoes)
+    result["early"] = now < poll.closes_at
+    if result["outcome"] == "passed" and poll.sets_key and poll.sets_value is not None:
+        try:
+            with session.begin_nested():
+                result["applied"] = settings.apply(session, config, poll.sets_key, poll.sets_value, now, poll=poll)
+        except CoopError as err:
+            result["apply_error"] = {"key": err.key, "params": {k: str(v) for k, v in err.params.items()}}
+    poll.result = result
+    if poll.secret:
+        ballot_box.destroy(session, config, poll)
+    record(
+        session,
+        now,
+        "poll.closed",
+        actor=actor,
+        poll=code(poll),
+        outcome=result["outcome"],
+        turnout=result["turnout"],
+        active=result["active"],
+    )
+    for member in active:
+        text = result_text(session, config, poll, language(config, member))
+        queue_to_member(session, member, f"poll:{poll.id}:result:m{member.id}", Outgoing(text), now)
+    room_text = result_text(session, config, poll, config.coop.default_language)
+    queue_to_rooms(session, config, f"poll:{poll.id}:result", Outgoing(room_text), now)
+    log.info("poll %s closed: %s", code(poll), result["outcome"])
+    return True
+
+
+def close_early(session: Session, config: Config, member: Member, ref: str, now: datetime) -> Poll:
+    """The proposer or a coordinator may close once every active member has voted."""
+    poll = get(session, ref, lock=True)
+    if poll.status != "open":
+        raise Conflict("polls.already_closed", poll=code(poll))
+    if poll.proposer_id != member.id and ROLE_RANK[member.role] < ROLE_RANK["coordinator"]:
+        raise NotAllowed("polls.close_not_allowed", poll=code(poll))
+    active = {m.id for m in active_members(session)}
+    voted = voter_ids(session, poll) & active
+    if voted != active:
+        lang = language(config, member)
+        raise Conflict(
+            "polls.close_not_everyone",
+            poll=code(poll),
+            voted=len(voted),
+            active=len(active),
+            closes=closes_line(config, poll, lang, now),
+        )
+    close(session, config, poll.id, now, actor=member)
+    return poll
+
+
+def remind(session: Session, config: Config, poll_id: int, now: datetime) -> int:
+    """Remind, once, the active members who have not voted; returns how many."""
+    claimed = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Poll)
+            .where(Poll.id == poll_id, Poll.status == "open", Poll.reminded_at.is_(None))
+            .values(reminded_at=now)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    if claimed != 1:
+        return 0
+    poll = session.get_one(Poll, poll_id, populate_existing=True)
+    voted = voter_ids(session, poll)
+    reminded = 0
+    for member in active_members(session):
+        if member.id in voted:
+            continue
+        lang = language(config, member)
+        ballot = ballot_message(session, config, poll, lang, now)
+        text = t(lang, "polls.reminder", poll=code(poll)) + "\n" + ballot.text
+        queue_to_member(session, member, f"poll:{poll.id}:remind:m{member.id}", Outgoing(text, ballot.buttons), now)
+        reminded += 1
+    return reminded
+
+
+def remind_at(config: Config, poll: Poll) -> datetime | None:
+    """`reminder_hours` before the close, or halfway through a shorter poll; None if disabled."""
+    if config.polls.reminder_hours <= 0:
+        return None
+    halfway = poll.created_at + (poll.closes_at - poll.created_at) / 2
+    return max(halfway, poll.closes_at - timedelta(hours=config.polls.reminder_hours))
+
+
+def open_polls(session: Session) -> list[Poll]:
+    return list(session.scalars(select(Poll).where(Poll.status == "open").order_by(Poll.closes_at, Poll.id)))
+
+
+@sweep("polls.close")
+def close_due(ctx: SweepContext) -> None:
+    """Deadline passed (or passed while the bot was down): close, each in its own transaction.
+
+    A poll whose close fails rests and is retried; the polls after it close on time.
+    """
+    with ctx.sessions() as session:
+        due = session.scalars(
+            select(Poll.id).where(Poll.status == "open", Poll.closes_at <= ctx.now).order_by(Poll.closes_at, Poll.id)
+        ).all()
+    ctx.each(due, code, lambda session, poll_id: close(session, ctx.config, poll_id, ctx.now))
+
+
+@sweep("polls.remind")
+def remind_due(ctx: SweepContext) -> None:
+    with ctx.sessions() as session:
+        waiting = [
+            poll.id
+            for poll in session.scalars(
+                select(Poll).where(Poll.status == "open", Poll.reminded_at.is_(None), Poll.closes_at > ctx.now)
+            )
+            if (when := remind_at(ctx.config, poll)) is not None and when <= ctx.now
+        ]
+    ctx.each(waiting, code, lambda session, poll_id: remind(session, ctx.config, poll_id, ctx.now))
