@@ -3,24 +3,27 @@
 Money is integer cents everywhere inside coopbot. This module is the border:
 it parses what a coordinator types ("1250.00", "1 250,50 €", "89,9") with
 Decimal, never float, and refuses anything that is not a plausible positive
-amount with one sentence; it shows cents the way each language writes
-money ("€1,250.00" in English, "1 250,00 €" in French).
+amount with one sentence; it shows cents, points and percentages the way each
+language writes them, by CLDR through Babel ("€1,250.00" in English,
+"1 250,00 €" in French, with a narrow no-break space between thousands).
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+
+from babel.numbers import format_currency, format_decimal, format_percent
 
 from coopbot.errors import UsageError
+from coopbot.services.money.shares import MILLI, round_div
 from coopbot.services.refs import echo
-from coopbot.services.shares import MILLI, round_div
 
 #: Anything above this is a typo, not a courier co-op's bookkeeping (10 million).
 MAX_CENTS = 1_000_000_000
-SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$", "CHF": "CHF"}
 NBSP = "\u00a0"
 NNBSP = "\u202f"
+LETTER_THEN_DIGIT = re.compile(r"(?<=[^\W\d_])(?=[0-9])")
 #: Marks that group thousands. Not `_`: a member writes 1 000 or 1000, and Python's own
 #: reading of `1_000` is not a reason to guess.
 SPACES = re.compile(r"[\s\u00a0\u202f'’]")
@@ -81,22 +84,16 @@ def _decimal(cleaned: str, shown: str) -> Decimal:
         raise UsageError("ledger.amount_bad", amount=shown) from exc
 
 
-def _group(digits: str, separator: str) -> str:
-    head = len(digits) % 3 or 3
-    groups = [digits[:head]] + [digits[i : i + 3] for i in range(head, len(digits), 3)]
-    return separator.join(groups)
-
-
 def format_money(cents: int, currency: str = "EUR", lang: str = "en") -> str:
-    """Cents as a member reads them: '€1,250.00', '-€5.00', '1 250,00 €'."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    symbol = SYMBOLS.get(currency.upper(), currency.upper())
-    if lang == "fr":
-        return f"{sign}{_group(str(whole), NNBSP)},{part:02d}{NBSP}{symbol}"
-    if len(symbol) > 1 and symbol.isalpha():
-        return f"{sign}{symbol}{NBSP}{_group(str(whole), ',')}.{part:02d}"
-    return f"{sign}{symbol}{_group(str(whole), ',')}.{part:02d}"
+    """Cents as a member reads them, by CLDR (Babel): '€1,250.00', '-€5.00', '1 250,00 €'.
+
+    Always two places (cents are cents whatever the currency); in French the thousands
+    are grouped with a narrow no-break space and a no-break space comes before the symbol.
+    """
+    text = format_currency(Decimal(cents) / 100, currency.upper(), locale=lang, currency_digits=False)
+    # CLDR puts a space between a symbol made of letters and the digits ("CHF 5.00");
+    # Babel does not apply that rule.
+    return LETTER_THEN_DIGIT.sub(NBSP, text)
 
 
 def plain_amount(cents: int) -> str:
@@ -107,12 +104,11 @@ def plain_amount(cents: int) -> str:
 
 
 def format_milli(milli: int, lang: str = "en", places: int = 3) -> str:
-    """Thousandths as a short number: 42500 → '42.5' ('42,5' in French)."""
-    sign = "-" if milli < 0 else ""
-    whole, part = divmod(abs(milli), 1000)
-    fraction = f"{part:03d}"[:places].rstrip("0")
-    text = f"{whole}.{fraction}" if fraction else str(whole)
-    return sign + (text.replace(".", ",") if lang == "fr" else text)
+    """Thousandths as a short number, by CLDR (Babel): 42500 → '42.5' ('42,5' in French),
+    1250000 → '1,250' ('1 250'); at most `places` decimals, cut (never rounded up)."""
+    value = (Decimal(milli) / 1000).quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+    pattern = "#,##0." + "#" * places if places > 0 else "#,##0"
+    return format_decimal(value, format=pattern, locale=lang)
 
 
 def plain_milli(milli: int) -> str:
@@ -123,13 +119,9 @@ def plain_milli(milli: int) -> str:
 
 
 def format_pct(bp: int, lang: str = "en") -> str:
-    """Basis points as a percentage: 1500 → '15 %' / '15 %', 1234 → '12.34%' / '12,34 %'."""
-    whole, part = divmod(abs(bp), 100)
-    text = f"{whole}.{part:02d}".rstrip("0").rstrip(".")
-    sign = "-" if bp < 0 else ""
-    if lang == "fr":
-        return f"{sign}{text.replace('.', ',')}{NNBSP}%"
-    return f"{sign}{text}%"
+    """Basis points as a percentage, by CLDR (Babel): 1500 → '15%' / '15 %', 1234 → '12.34%' /
+    '12,34 %' (French: a no-break space before %)."""
+    return format_percent(Decimal(bp) / 10000, locale=lang, decimal_quantization=False)
 
 
 # --- quantities of work -------------------------------------------------------------
