@@ -1,6 +1,9 @@
 """The database tables: the co-op's truth.
 
 Times are stored in UTC (`UtcDateTime` gives them back aware on SQLite too).
+States and roles are `StrEnum`s stored as the plain strings they always were
+(`StateColumn`: no CHECK, no native enum type, so no migration) and read back
+as members; a misspelt state is refused when it reaches the database.
 Money is integer cents; points and quantities are integer thousandths
 ("milli") so that nothing is ever a float. Each area of the co-op has its own
 section below.
@@ -8,25 +11,14 @@ section below.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    UniqueConstraint,
-)
-from sqlalchemy.engine import Dialect
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+
+from coopbot.columns import StateColumn, UtcDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -37,27 +29,6 @@ NAMING = {
 }
 
 
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware datetime in, an aware UTC datetime out, on every database."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; use an aware one")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
@@ -65,7 +36,16 @@ class Base(DeclarativeBase):
 
 # --- members -----------------------------------------------------------------
 
-ROLES = ("member", "coordinator", "admin")
+
+class Role(StrEnum):
+    """What a member may do, in rising rank (`services.members.accounts.ROLE_RANK`)."""
+
+    MEMBER = "member"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+
+ROLES = tuple(Role)
 
 
 class Member(Base):
@@ -73,7 +53,7 @@ class Member(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20), default="member")
+    role: Mapped[Role] = mapped_column(StateColumn(Role), default=Role.MEMBER)
     language: Mapped[str | None] = mapped_column(String(5))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     joined_at: Mapped[datetime]
@@ -119,7 +99,7 @@ class Invite(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(StateColumn(Role))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
@@ -234,7 +214,30 @@ class OutboxMessage(Base):
 
 # --- dispatch ------------------------------------------------------------------
 
-JOB_STATES = ("open", "offered", "assigned", "picked_up", "delivered", "failed", "cancelled")
+
+class JobStatus(StrEnum):
+    """open → offered → assigned → picked_up → delivered; or failed, or cancelled."""
+
+    OPEN = "open"
+    OFFERED = "offered"
+    ASSIGNED = "assigned"
+    PICKED_UP = "picked_up"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+JOB_STATES = tuple(JobStatus)
+
+
+class OfferStatus(StrEnum):
+    """open → accepted | declined | expired | closed (someone else took the job)."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CLOSED = "closed"
 
 
 class Job(Base):
@@ -246,7 +249,8 @@ class Job(Base):
     deadline: Mapped[datetime | None]
     price_cents: Mapped[int | None] = mapped_column(BigInteger)
     note: Mapped[str] = mapped_column(String(1000), default="")
-    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    #: `str` until the dispatch services write `JobStatus` members (read back, it is one).
+    status: Mapped[str] = mapped_column(StateColumn(JobStatus), default=JobStatus.OPEN, index=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
     created_at: Mapped[datetime]
@@ -277,8 +281,8 @@ class Offer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
-    #: open → accepted | declined | expired | closed (someone else took the job)
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    #: `str` until the dispatch services write `OfferStatus` members (read back, it is one).
+    status: Mapped[str] = mapped_column(StateColumn(OfferStatus), default=OfferStatus.OPEN)
     offered_at: Mapped[datetime]
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     rank: Mapped[int] = mapped_column(Integer, default=0)
@@ -286,6 +290,13 @@ class Offer(Base):
 
 
 # --- polls -----------------------------------------------------------------------
+
+
+class PollStatus(StrEnum):
+    """open → closed, at the deadline or early once every active member voted."""
+
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class Poll(Base):
@@ -303,7 +314,7 @@ class Poll(Base):
     proposer_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
     created_at: Mapped[datetime]
     closes_at: Mapped[datetime] = mapped_column(index=True)
-    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    status: Mapped[PollStatus] = mapped_column(StateColumn(PollStatus), default=PollStatus.OPEN, index=True)
     closed_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]
     sets_key: Mapped[str | None] = mapped_column(String(50))
@@ -353,6 +364,21 @@ class BallotBox(Base):
 # --- ledger and periods -------------------------------------------------------------
 
 
+class PeriodStatus(StrEnum):
+    """open → closed: a closed period is never rewritten."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ContributionStatus(StrEnum):
+    """pending → approved | rejected; the bot's own entries start approved."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class Period(Base):
     __tablename__ = "period"
 
@@ -360,8 +386,7 @@ class Period(Base):
     label: Mapped[str] = mapped_column(String(30), unique=True)
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime] = mapped_column(index=True)
-    #: open → closed
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[PeriodStatus] = mapped_column(StateColumn(PeriodStatus), default=PeriodStatus.OPEN)
     #: Percentages, weights, threshold and base pay in force for this period.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     closed_at: Mapped[datetime | None]
@@ -392,8 +417,9 @@ class Contribution(Base):
     kind: Mapped[str] = mapped_column(String(30))
     quantity_milli: Mapped[int] = mapped_column(BigInteger)
     points_milli: Mapped[int] = mapped_column(BigInteger)
-    #: pending | approved | rejected
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[ContributionStatus] = mapped_column(
+        StateColumn(ContributionStatus), default=ContributionStatus.PENDING
+    )
     #: job | shift | manual | vote | correction
     source: Mapped[str] = mapped_column(String(20))
     #: "hour" or "item": what `quantity_milli` counts.

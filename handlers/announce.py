@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 
 from coopbot.errors import UsageError
-from coopbot.models import Announcement
+from coopbot.models import Announcement, Role
 from coopbot.services.announcements import announce as svc
+from coopbot.services.members.accounts import at_least
 from coopbot.services.refs import echo
 from handlers.registry import Context, Reply, command, parse
 
@@ -21,27 +22,27 @@ TO_WORDS = {"to", "à", "aux", "pour"}
 FILLERS = {"all", "the", "tous", "toutes", "les", "tout", "le"}
 STATUS_WORDS = {"status", "statut", "état", "etat"}
 #: A word after "to" naming who receives it; "" means everyone (the default).
-ROLE_WORDS = {
+ROLE_WORDS: dict[str, str] = {
     "everyone": "",
     "everybody": "",
     "monde": "",
-    "member": "member",
-    "members": "member",
-    "membre": "member",
-    "membres": "member",
-    "coordinator": "coordinator",
-    "coordinators": "coordinator",
-    "coordinateur": "coordinator",
-    "coordinateurs": "coordinator",
-    "coordinatrice": "coordinator",
-    "coordinatrices": "coordinator",
-    "coordination": "coordinator",
-    "admin": "admin",
-    "admins": "admin",
-    "administrateur": "admin",
-    "administrateurs": "admin",
-    "administratrice": "admin",
-    "administratrices": "admin",
+    "member": Role.MEMBER,
+    "members": Role.MEMBER,
+    "membre": Role.MEMBER,
+    "membres": Role.MEMBER,
+    "coordinator": Role.COORDINATOR,
+    "coordinators": Role.COORDINATOR,
+    "coordinateur": Role.COORDINATOR,
+    "coordinateurs": Role.COORDINATOR,
+    "coordinatrice": Role.COORDINATOR,
+    "coordinatrices": Role.COORDINATOR,
+    "coordination": Role.COORDINATOR,
+    "admin": Role.ADMIN,
+    "admins": Role.ADMIN,
+    "administrateur": Role.ADMIN,
+    "administrateurs": Role.ADMIN,
+    "administratrice": Role.ADMIN,
+    "administratrices": Role.ADMIN,
 }
 ON_WORDS = {"on", "oui", "yes", "1", "true", "activer"}
 OFF_WORDS = {"off", "non", "no", "0", "false", "désactiver", "desactiver"}
@@ -124,7 +125,7 @@ def snippet(text: str) -> str:
     return line if len(line) <= SNIPPET else line[: SNIPPET - 1].rstrip() + "…"
 
 
-@command("announce", area="announce", role="coordinator", aliases=("annonce", "annoncer"))
+@command("announce", area="announce", role=Role.COORDINATOR, aliases=("annonce", "annoncer"))
 def announce(ctx: Context) -> Reply:
     rest = full_rest(ctx)
     words = rest.split()
@@ -187,7 +188,7 @@ def status(ctx: Context, ref_text: str) -> Reply:
 def announcements(ctx: Context) -> Reply:
     """Coordinators see every announcement with its counts; a member re-reads theirs."""
     me = ctx.me
-    coordinating = me.role in ("coordinator", "admin")
+    coordinating = at_least(me, Role.COORDINATOR)
     if ctx.args:
         announcement = svc.get(ctx.session, ctx.expect_args(1, 1)[0], None if coordinating else me)
         author = svc.author_name(ctx.session, announcement)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import or_, select
-
 from coopbot.chat import Button, Outgoing
 from coopbot.i18n import catalogue, placeholders
 from coopbot.models import ROLES, AuditEntry, Member
 from coopbot.money import format_money
+from coopbot.services import audit as audit_trail
 from coopbot.services.data import leaving
 from coopbot.services.data.export import export_zip
 from coopbot.services.members.accounts import find_member, member_by_ref, shown_name
@@ -75,20 +74,14 @@ def remove(ctx: Context) -> Reply:
 
 @command("audit", area="data", aliases=("journal",))
 def audit(ctx: Context) -> Reply:
-    query = select(AuditEntry)
-    who: Member | None = None
-    if ctx.rest:
-        who = member_by_ref(ctx.session, ctx.rest)
-        query = query.where(or_(AuditEntry.actor_id == who.id, AuditEntry.subject_id == who.id))
-    entries = list(ctx.session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(AUDIT_LINES)))
+    who: Member | None = member_by_ref(ctx.session, ctx.rest) if ctx.rest else None
+    entries = audit_trail.recent(ctx.session, who, limit=AUDIT_LINES)
     shown = shown_name(who, ctx.lang) if who is not None else ""
     if not entries:
         return ctx.t("data.audit_empty_member", name=shown) if who else ctx.t("data.audit_empty")
-    ids = {i for e in entries for i in (e.actor_id, e.subject_id) if i is not None}
-    named = ctx.session.scalars(select(Member).where(Member.id.in_(ids)))
-    people = {m.id: shown_name(m, ctx.lang) for m in named}
+    people = {i: shown_name(m, ctx.lang) for i, m in audit_trail.people(ctx.session, entries).items()}
     title = ctx.t("data.audit_title_member", name=shown) if who else ctx.t("data.audit_title")
-    return "\n".join([title, *(audit_line(ctx, entry, people) for entry in reversed(entries))])
+    return "\n".join([title, *(audit_line(ctx, entry, people) for entry in entries)])
 
 
 def audit_line(ctx: Context, entry: AuditEntry, people: dict[int, str]) -> str:

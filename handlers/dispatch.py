@@ -14,7 +14,7 @@ from typing import Any
 
 from coopbot.chat import Outgoing
 from coopbot.errors import UsageError
-from coopbot.models import Job, JobEvent
+from coopbot.models import Job, JobEvent, Role
 from coopbot.money import format_milli
 from coopbot.services.dispatch import jobs as svc
 from coopbot.services.dispatch import offers
@@ -70,7 +70,7 @@ def away(ctx: Context) -> Reply:
 # --- posting -----------------------------------------------------------------------------
 
 
-@command("newjob", area="dispatch", role="coordinator")
+@command("newjob", area="dispatch", role=Role.COORDINATOR)
 def newjob(ctx: Context) -> Reply:
     try:
         specs = parse_jobs(ctx.rest, ctx.now, ctx.config.coop.tz)
@@ -144,7 +144,7 @@ def fail(ctx: Context) -> Reply:
 # --- coordinators -------------------------------------------------------------------------------
 
 
-@command("cancel", area="dispatch", role="coordinator")
+@command("cancel", area="dispatch", role=Role.COORDINATOR)
 def cancel(ctx: Context) -> Reply:
     job_id = _job_id(ctx)
     parts = ctx.rest.split(None, 1)
@@ -153,7 +153,7 @@ def cancel(ctx: Context) -> Reply:
     return ctx.t("dispatch.cancelled", job=job_code(job.id))
 
 
-@command("assign", area="dispatch", role="coordinator")
+@command("assign", area="dispatch", role=Role.COORDINATOR)
 def assign(ctx: Context) -> Reply:
     if len(ctx.args) < 2:
         raise ctx.usage()

@@ -12,20 +12,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.errors import NotAllowed, UsageError
-from coopbot.models import Allocation, Contribution, Member, Period
+from coopbot.models import Allocation, ContributionStatus, Period, PeriodStatus, Role
 from coopbot.money import format_milli, format_money, format_pct, parse_amount, parse_quantity
-from coopbot.services.members.accounts import ROLE_RANK
+from coopbot.services.members.accounts import at_least
 from coopbot.services.money import ledger as svc
 from coopbot.services.money import periods, shifts
 from coopbot.services.money.close import plan_close
-from coopbot.services.money.notices import nothing_text, share_text
+from coopbot.services.money.notices import allocation_of, nothing_text, share_text, shares_of
 from coopbot.services.money.shares import share_bp
-from coopbot.services.money.work import tally_of
+from coopbot.services.money.work import not_approved, pending_points, tally_of
 from coopbot.services.refs import echo
 from handlers.registry import Context, Reply, command
 
@@ -130,7 +128,7 @@ def log(ctx: Context) -> Reply:
 
 def _correction(ctx: Context, words: list[str]) -> Reply:
     me = ctx.me
-    if ROLE_RANK[me.role] < ROLE_RANK["coordinator"]:
+    if not at_least(me, Role.COORDINATOR):
         raise NotAllowed("ledger.corrects_coordinators_only")
     if len(words) < 2:
         raise UsageError("ledger.corrects_missing")
@@ -145,66 +143,56 @@ def _correction(ctx: Context, words: list[str]) -> Reply:
         kind, rest = rest[0], rest[1:]
     milli, unit = quantity
     correction = svc.log_correction(ctx.session, ctx.config, me, ref, milli, unit, kind, " ".join(rest), ctx.now)
-    original = ctx.session.get_one(Contribution, correction.corrects_id)
-    owner = ctx.session.get_one(Member, correction.member_id)
+    original = svc.original_of(ctx.session, correction)
     return ctx.t(
         "ledger.corrected",
         ref=svc.contribution_code(correction),
-        name=owner.name,
+        name=svc.owner_of(ctx.session, correction).name,
         what=svc.describe(correction, ctx.lang),
         period=period.label,
         original=svc.contribution_code(original),
     )
 
 
-@command("approve", area="ledger", role="coordinator", aliases=("approuver",))
+@command("approve", area="ledger", role=Role.COORDINATOR, aliases=("approuver",))
 def approve(ctx: Context) -> Reply:
     if not ctx.args:
         return _pending_list(ctx)
     lines = []
     for ref in ctx.args:
         contribution = svc.decide(ctx.session, ctx.config, ctx.me, ref, True, ctx.now)
-        owner = ctx.session.get_one(Member, contribution.member_id)
         lines.append(
             ctx.t(
                 "ledger.approved",
                 ref=svc.contribution_code(contribution),
-                name=owner.name,
+                name=svc.owner_of(ctx.session, contribution).name,
                 what=svc.describe(contribution, ctx.lang),
             )
         )
     return "\n".join(lines)
 
 
-@command("reject", area="ledger", role="coordinator", aliases=("rejeter",))
+@command("reject", area="ledger", role=Role.COORDINATOR, aliases=("rejeter",))
 def reject(ctx: Context) -> Reply:
     words = ctx.rest.split(maxsplit=1)
     if not words:
         raise ctx.usage()
     contribution = svc.decide(ctx.session, ctx.config, ctx.me, words[0], False, ctx.now, " ".join(words[1:]))
-    owner = ctx.session.get_one(Member, contribution.member_id)
+    owner = svc.owner_of(ctx.session, contribution)
     return ctx.t("ledger.rejected", ref=svc.contribution_code(contribution), name=owner.name,
                  reason=contribution.reject_reason)
 
 
 def _pending_list(ctx: Context) -> Reply:
-    pending = list(
-        ctx.session.scalars(
-            select(Contribution)
-            .join(Period, Period.id == Contribution.period_id)
-            .where(Contribution.status == "pending", Period.status == "open")
-            .order_by(Contribution.id)
-        )
-    )
+    pending = svc.pending_for_approval(ctx.session, ctx.me)
     if not pending:
         return ctx.t("ledger.pending_none")
     lines = [ctx.t("ledger.pending_title", count=len(pending))]
     buttons = []
-    for contribution in pending[:MAX_PENDING_SHOWN]:
-        owner = ctx.session.get_one(Member, contribution.member_id)
+    for contribution, owner, decidable in pending[:MAX_PENDING_SHOWN]:
         code = svc.contribution_code(contribution)
         lines.append(f"{code} {owner.name}: {svc.describe(contribution, ctx.lang)}")
-        if contribution.member_id != ctx.me.id:
+        if decidable:
             buttons.append(Button(ctx.t("ledger.approve_button", ref=code), f"/approve {code}", "✅"))
     return Outgoing("\n".join(lines), buttons=tuple(buttons[:10]))
 
@@ -232,16 +220,16 @@ def _money(ctx: Context, kind: str) -> Reply:
         raise ctx.usage()
     cents = parse_amount(amount_text)
     entry = svc.record_money(ctx.session, ctx.config, ctx.me, kind, cents, note, ctx.now)
-    period = ctx.session.get_one(Period, entry.period_id)
+    period = svc.period_of(ctx.session, entry)
     return ctx.t(f"ledger.{kind}_recorded", amount=money(ctx, cents), period=period.label, note=entry.note)
 
 
-@command("income", area="ledger", role="coordinator", aliases=("recette",))
+@command("income", area="ledger", role=Role.COORDINATOR, aliases=("recette",))
 def income(ctx: Context) -> Reply:
     return _money(ctx, "income")
 
 
-@command("expense", area="ledger", role="coordinator", aliases=("depense", "dépense"))
+@command("expense", area="ledger", role=Role.COORDINATOR, aliases=("depense", "dépense"))
 def expense(ctx: Context) -> Reply:
     return _money(ctx, "expense")
 
@@ -255,19 +243,9 @@ def contrib(ctx: Context) -> Reply:
     me = ctx.me
     period = svc.current_period(ctx.session, ctx.config, ctx.now)
     tally = tally_of(ctx.session, period.id, me.id)
-    entries = list(
-        ctx.session.scalars(
-            select(Contribution)
-            .where(
-                Contribution.period_id == period.id,
-                Contribution.member_id == me.id,
-                Contribution.status != "approved",
-            )
-            .order_by(Contribution.id)
-        )
-    )
-    pending = [c for c in entries if c.status == "pending"]
-    rejected = [c for c in entries if c.status == "rejected"]
+    entries = not_approved(ctx.session, period.id, me.id)
+    pending = [c for c in entries if c.status == ContributionStatus.PENDING]
+    rejected = [c for c in entries if c.status == ContributionStatus.REJECTED]
     if not tally.by_kind and not entries:
         return ctx.t("ledger.contrib_none", period=period.label)
     lines = [ctx.t("ledger.contrib_title", period=period.label)]
@@ -296,13 +274,6 @@ def period(ctx: Context) -> Reply:
     plan = plan_close(ctx.session, ctx.config, current)
     terms, outcome = plan.terms, plan.outcome
     tz = ctx.config.coop.tz
-    pending_points = sum(
-        ctx.session.scalars(
-            select(Contribution.points_milli).where(
-                Contribution.period_id == current.id, Contribution.status == "pending"
-            )
-        )
-    )
     weights = ", ".join(f"{kind} {format_milli(value, ctx.lang)}" for kind, value in sorted(terms.weights.items()))
     lines = [
         ctx.t(
@@ -337,7 +308,7 @@ def period(ctx: Context) -> Reply:
             "ledger.period_points",
             total=points(ctx, outcome.total_points),
             members=sum(1 for s in plan.shares if s.points > 0),
-            pending=points(ctx, pending_points),
+            pending=points(ctx, pending_points(ctx.session, current.id)),
         ),
     ]
     mine = next((s for s in plan.shares if s.member_id == ctx.me.id), None)
@@ -363,13 +334,7 @@ def share(ctx: Context) -> Reply:
     me = ctx.me
     if args:
         return _one_share(ctx, args[0])
-    rows = ctx.session.execute(
-        select(Allocation, Period)
-        .join(Period, Period.id == Allocation.period_id)
-        .where(Allocation.member_id == me.id)
-        .order_by(Period.ends_at.desc())
-        .limit(MAX_SHARES_SHOWN)
-    ).all()
+    rows = shares_of(ctx.session, me.id, MAX_SHARES_SHOWN)
     if not rows:
         current = svc.current_period(ctx.session, ctx.config, ctx.now)
         return ctx.t("ledger.share_none", period=current.label)
@@ -393,11 +358,9 @@ def _share_line(ctx: Context, allocation: Allocation, closed: Period) -> str:
 
 def _one_share(ctx: Context, label: str) -> Reply:
     closed = periods.period_by_label(ctx.session, label)
-    if closed is None or closed.status != "closed":
+    if closed is None or closed.status != PeriodStatus.CLOSED:
         raise UsageError("ledger.share_unknown", period=label[:30])
-    allocation = ctx.session.scalars(
-        select(Allocation).where(Allocation.period_id == closed.id, Allocation.member_id == ctx.me.id)
-    ).first()
+    allocation = allocation_of(ctx.session, closed.id, ctx.me.id)
     if allocation is None:
         return ctx.t("ledger.share_not_in", period=closed.label)
     return share_text(ctx.session, ctx.config, closed, allocation, ctx.lang)

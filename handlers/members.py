@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coopbot.chat import Outgoing
 from coopbot.errors import NotFound
-from coopbot.models import Member
+from coopbot.models import Member, Role
 from coopbot.services.members import accounts as svc
 from handlers.registry import Context, Reply, command, commands_for, lookup
 
@@ -85,15 +85,15 @@ def members(ctx: Context) -> Reply:
     return "\n".join(lines)
 
 
-@command("invite", area="members", role="coordinator", private=True, aliases=("inviter",))
+@command("invite", area="members", role=Role.COORDINATOR, private=True, aliases=("inviter",))
 def invite(ctx: Context) -> Reply:
-    role = ctx.expect_args(0, 1)[0] if ctx.args else "member"
+    role = ctx.expect_args(0, 1)[0] if ctx.args else Role.MEMBER
     code = svc.create_invite(ctx.session, ctx.me, svc.check_role(role), ctx.now)
     days = svc.INVITE_TTL.days
     return Outgoing(ctx.t("members.invite_code", code=code, role=ctx.t(f"roles.{role.lower()}"), days=days))
 
 
-@command("role", area="members", role="admin")
+@command("role", area="members", role=Role.ADMIN)
 def role(ctx: Context) -> Reply:
     who, new_role = ctx.expect_args(2, 2)
     target = svc.find_member(ctx.session, who)

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from coopbot.chat import Outgoing
 from coopbot.errors import NotAllowed, UsageError
-from coopbot.models import Member, Poll, Vote
+from coopbot.models import Member, Poll, PollStatus
 from coopbot.services.members.accounts import active_members, identity_of
 from coopbot.services.polls import voting as svc
 from coopbot.services.polls.texts import (
-    PROPOSAL_CHOICES,
     ballot_message,
     buttons,
     choice_label,
@@ -144,7 +140,7 @@ def parse_propose(rest: str, now: datetime, tz: ZoneInfo) -> svc.PollSpec:
 
 def private_unless_here(ctx: Context, text: str, poll: Poll | None = None, chosen: list[Any] | None = None) -> Outgoing:
     """Shown only to the member; in their private chat, a pressed button's message is edited."""
-    keys = buttons(poll, ctx.lang, chosen) if poll is not None and poll.status == "open" else ()
+    keys = buttons(poll, ctx.lang, chosen) if poll is not None and poll.status == PollStatus.OPEN else ()
     return Outgoing(text, keys, private=not ctx.incoming.is_private)
 
 
@@ -180,7 +176,7 @@ def vote(ctx: Context) -> Reply:
     ref, choice = ctx.args[0], " ".join(ctx.args[1:])
     if not choice:
         poll = svc.get(ctx.session, ref)
-        if poll.status != "open":
+        if poll.status != PollStatus.OPEN:
             return result_reply(ctx, poll)
         chosen = svc.own_choices(ctx.session, ctx.config, poll, member)
         ballot = ballot_message(ctx.session, ctx.config, poll, ctx.lang, ctx.now, chosen)
@@ -216,7 +212,7 @@ def results(ctx: Context) -> Reply:
 
 
 def result_reply(ctx: Context, poll: Poll) -> str:
-    if poll.status != "open":
+    if poll.status != PollStatus.OPEN:
         lines = [result_text(ctx.session, ctx.config, poll, ctx.lang)]
         if not poll.secret:
             lines += names_lines(ctx, poll)
@@ -236,24 +232,10 @@ def result_reply(ctx: Context, poll: Poll) -> str:
 
 
 def names_lines(ctx: Context, poll: Poll) -> list[str]:
-    """Who chose what, for open (non-secret) polls only."""
-    if poll.secret:
-        return []
-    by_choice: dict[str, list[str]] = defaultdict(list)
-    rows = ctx.session.execute(
-        select(Vote.choices, Member.name)
-        .join(Member, Member.id == Vote.member_id)
-        .where(Vote.poll_id == poll.id)
-        .order_by(Member.name)
-    )
-    for choices, name in rows:
-        for choice in choices:
-            by_choice[str(choice)].append(name)
-    keys = list(PROPOSAL_CHOICES) if poll.kind == "proposal" else [str(n) for n in range(1, len(poll.options) + 1)]
+    """Who chose what, for open (non-secret) polls only (`voting.public_votes` keeps that rule)."""
     return [
-        ctx.t("polls.names_line", choice=choice_label(poll, ctx.lang, key), names=", ".join(by_choice[key]))
-        for key in keys
-        if by_choice[key]
+        ctx.t("polls.names_line", choice=choice_label(poll, ctx.lang, key), names=", ".join(names))
+        for key, names in svc.public_votes(ctx.session, poll).items()
     ]
 
 

@@ -28,7 +28,7 @@ from coopbot.chat import Address, Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Announcement, Member, OutboxMessage
+from coopbot.models import Announcement, Member, OutboxMessage, Role
 from coopbot.outbox import Recipient, outbox_row, queue_to_member, recipients, room_addresses, store_new
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
@@ -49,11 +49,11 @@ LIMITS: dict[str, tuple[int, Measure]] = {
 }
 
 #: Which members a target role reaches: coordinators include admins.
-TARGET_ROLES: dict[str | None, tuple[str, ...] | None] = {
+TARGET_ROLES: dict[str | None, tuple[Role, ...] | None] = {
     None: None,
-    "member": ("member",),
-    "coordinator": ("coordinator", "admin"),
-    "admin": ("admin",),
+    Role.MEMBER: (Role.MEMBER,),
+    Role.COORDINATOR: (Role.COORDINATOR, Role.ADMIN),
+    Role.ADMIN: (Role.ADMIN,),
 }
 
 
@@ -135,9 +135,9 @@ class _Composer:
 
 
 def _room_addresses(config: Config, target_role: str | None) -> list[Address]:
-    if target_role == "admin":
+    if target_role == Role.ADMIN:
         return []
-    return room_addresses(config, coordinators_only=target_role == "coordinator")
+    return room_addresses(config, coordinators_only=target_role == Role.COORDINATOR)
 
 
 def announce(

@@ -38,7 +38,7 @@ from coopbot.chat import Address, Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, UsageError
 from coopbot.i18n import t
-from coopbot.models import Identity, LinkCode, Member, OutboxMessage, Poll
+from coopbot.models import Identity, LinkCode, Member, OutboxMessage, Poll, Role
 from coopbot.outbox import queue, queue_to_coordinators, reachable_identities
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
@@ -61,7 +61,7 @@ def check_can_leave(session: Session, member: Member, *, by_vote: bool = False) 
     """Refuse what would leave the co-op stuck; a removal by vote only keeps the last admin."""
     if not member.active:
         raise Conflict("data.already_left", number=member.id)
-    if member.role == "admin" and len(active_members(session, "admin")) <= 1:
+    if member.role == Role.ADMIN and len(active_members(session, Role.ADMIN)) <= 1:
         raise Conflict("data.last_admin_removal" if by_vote else "data.last_admin")
     held = offers.held_jobs(session, member)
     if held and not by_vote:

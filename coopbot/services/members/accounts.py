@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session, selectinload
 
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import ROLES, Identity, Invite, LinkCode, Member, OutboxMessage
+from coopbot.models import ROLES, Identity, Invite, LinkCode, Member, OutboxMessage, Role
 from coopbot.services.audit import record
 from coopbot.services.refs import member_number
 
 INVITE_TTL = timedelta(days=7)
 LINK_TTL = timedelta(minutes=15)
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-ROLE_RANK = {"member": 1, "coordinator": 2, "admin": 3}
+#: `str` keys so a role named in a command (`@command(role=...)`) is looked up as it is.
+ROLE_RANK: dict[str, int] = {Role.MEMBER: 1, Role.COORDINATOR: 2, Role.ADMIN: 3}
 MAX_NAME = 60
 
 
@@ -67,11 +68,16 @@ def clean_name(name: str) -> str:
     return cleaned[:MAX_NAME]
 
 
-def check_role(role: str) -> str:
+def check_role(role: str) -> Role:
     role = role.lower()
     if role not in ROLES:
         raise UsageError("members.bad_role", role=role[:30], roles=", ".join(ROLES))
-    return role
+    return Role(role)
+
+
+def at_least(member: Member, role: Role) -> bool:
+    """Whether `member` holds `role` or one above it: an admin may do what a coordinator may."""
+    return ROLE_RANK[member.role] >= ROLE_RANK[role]
 
 
 def create_member(
@@ -138,7 +144,7 @@ def coordinators(session: Session) -> list[Member]:
     return list(
         session.scalars(
             select(Member)
-            .where(Member.active.is_(True), Member.role.in_(("coordinator", "admin")))
+            .where(Member.active.is_(True), Member.role.in_((Role.COORDINATOR, Role.ADMIN)))
             .order_by(Member.id)
         )
     )
@@ -215,9 +221,9 @@ def create_invite(session: Session, actor: Member | None, role: str, now: dateti
     """Make a one-time code; `actor` None means the operator's command line."""
     role = check_role(role)
     if actor is not None:
-        if actor.role == "member":
+        if actor.role == Role.MEMBER:
             raise NotAllowed("members.cannot_invite")
-        if ROLE_RANK[role] > ROLE_RANK[actor.role] or (role == "admin" and actor.role != "admin"):
+        if not at_least(actor, role) or (role == Role.ADMIN and actor.role != Role.ADMIN):
             raise NotAllowed("members.cannot_grant", role=role)
     code = new_code()
     session.add(
@@ -308,10 +314,10 @@ def redeem_link_code(
 
 def set_role(session: Session, actor: Member | None, target: Member, role: str, now: datetime) -> Member:
     role = check_role(role)
-    if actor is not None and actor.role != "admin":
+    if actor is not None and actor.role != Role.ADMIN:
         raise NotAllowed("members.only_admin_roles")
-    if target.role == "admin" and role != "admin":
-        admins = active_members(session, "admin")
+    if target.role == Role.ADMIN and role != Role.ADMIN:
+        admins = active_members(session, Role.ADMIN)
         if len(admins) <= 1:
             raise Conflict("members.last_admin")
     old = target.role

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from coopbot.chat import Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Contribution, Job, LedgerEntry, Member, Period
+from coopbot.models import Contribution, ContributionStatus, Job, LedgerEntry, Member, Period, PeriodStatus
 from coopbot.money import format_milli
 from coopbot.outbox import queue_to_coordinators, queue_to_member
 from coopbot.services.audit import record
@@ -83,7 +83,7 @@ def record_delivery(session: Session, config: Config, job: Job, now: datetime) -
             kind="delivery",
             quantity_milli=MILLI,
             points_milli=points_for(MILLI, weight),
-            status="approved",
+            status=ContributionStatus.APPROVED,
             source="job",
             source_ref=ref,
             note=f"J-{job.id}",
@@ -174,7 +174,7 @@ def log_work(
         kind=kind,
         quantity_milli=quantity_milli,
         points_milli=points_for(quantity_milli, weight_of(period, kind)),
-        status="pending",
+        status=ContributionStatus.PENDING,
         source="manual",
         unit=unit,
         note=typed(note, MAX_NOTE),
@@ -215,7 +215,7 @@ def log_correction(
         raise NotAllowed("ledger.cannot_correct_own")
     _check_quantity(quantity_milli, unit, correction=True)
     kind = (kind or original.kind).lower()
-    weight = weight_of(session.get_one(Period, original.period_id), kind)
+    weight = weight_of(period_of(session, original), kind)
     period = current_period(session, config, now)
     correction = Contribution(
         member_id=original.member_id,
@@ -223,7 +223,7 @@ def log_correction(
         kind=kind,
         quantity_milli=quantity_milli,
         points_milli=points_for(quantity_milli, weight),
-        status="approved",
+        status=ContributionStatus.APPROVED,
         source="correction",
         unit=unit,
         corrects_id=original.id,
@@ -234,7 +234,7 @@ def log_correction(
     )
     session.add(correction)
     session.flush()
-    member = session.get_one(Member, original.member_id)
+    member = owner_of(session, original)
     record(
         session,
         now,
@@ -273,18 +273,18 @@ def decide(
     reason = typed(reason, MAX_NOTE)
     if not approve and not reason:
         raise UsageError("ledger.reject_reason_missing", ref=code)
-    if contribution.member_id == actor.id:
+    if not may_decide(actor, contribution):
         raise NotAllowed("ledger.cannot_decide_own", ref=code)
-    period = session.get_one(Period, contribution.period_id)
-    if contribution.status != "pending":
+    period = period_of(session, contribution)
+    if contribution.status != ContributionStatus.PENDING:
         raise Conflict(f"ledger.already_{contribution.status}", ref=code)
-    if period.status != "open":
+    if period.status != PeriodStatus.OPEN:
         raise Conflict("ledger.decide_closed_period", ref=code, period=period.label)
-    status = "approved" if approve else "rejected"
+    status = ContributionStatus.APPROVED if approve else ContributionStatus.REJECTED
     changed = rowcount(
         session.execute(
             update(Contribution)
-            .where(Contribution.id == contribution.id, Contribution.status == "pending")
+            .where(Contribution.id == contribution.id, Contribution.status == ContributionStatus.PENDING)
             .values(status=status, decided_by=actor.id, decided_at=now, reject_reason=reason or None)
             .execution_options(synchronize_session="fetch")
         )
@@ -292,12 +292,55 @@ def decide(
     if changed != 1:
         raise Conflict("ledger.already_decided", ref=code)
     session.refresh(contribution)
-    member = session.get_one(Member, contribution.member_id)
+    member = owner_of(session, contribution)
     record(session, now, f"contribution.{status}", actor=actor, subject=member, ref=code, reason=reason)
     _tell_member(
         session, config, member, contribution, f"ledger.{status}_notice", now, by=actor.name, reason=reason
     )
     return contribution
+
+
+def may_decide(actor: Member, contribution: Contribution) -> bool:
+    """Nobody approves or rejects their own work, whatever their role."""
+    return contribution.member_id != actor.id
+
+
+class Pending(NamedTuple):
+    """An entry waiting for approval, whose work it is, and whether the reader may decide it."""
+
+    contribution: Contribution
+    owner: Member
+    decidable: bool
+
+
+def pending_for_approval(session: Session, reader: Member) -> list[Pending]:
+    """Every pending entry of an open period, oldest first: a closed period's entries wait for
+    nobody (they are corrected instead). The reader's own are listed, but not theirs to decide."""
+    rows = session.execute(
+        select(Contribution, Member)
+        .join(Period, Period.id == Contribution.period_id)
+        .join(Member, Member.id == Contribution.member_id)
+        .where(Contribution.status == ContributionStatus.PENDING, Period.status == PeriodStatus.OPEN)
+        .order_by(Contribution.id)
+    )
+    return [Pending(contribution, owner, may_decide(reader, contribution)) for contribution, owner in rows]
+
+
+def owner_of(session: Session, contribution: Contribution) -> Member:
+    """Whose work an entry counts (a correction counts for the member of the entry it corrects)."""
+    return session.get_one(Member, contribution.member_id)
+
+
+def original_of(session: Session, correction: Contribution) -> Contribution:
+    """The entry a correction corrects, which stays as it was in its own period."""
+    if correction.corrects_id is None:
+        raise ValueError(f"{contribution_code(correction)} corrects nothing")
+    return session.get_one(Contribution, correction.corrects_id)
+
+
+def period_of(session: Session, row: Contribution | LedgerEntry) -> Period:
+    """The period an entry counts in: where it was written, not where it is read."""
+    return session.get_one(Period, row.period_id)
 
 
 def _tell_member(

@@ -134,6 +134,25 @@ def share_text(session: Session, config: Config, period: Period, allocation: All
     return "\n".join(lines)
 
 
+def allocation_of(session: Session, period_id: int, member_id: int) -> Allocation | None:
+    """What a closed period gave one member; None if they were not in it."""
+    return session.scalars(
+        select(Allocation).where(Allocation.period_id == period_id, Allocation.member_id == member_id)
+    ).first()
+
+
+def shares_of(session: Session, member_id: int, limit: int) -> list[tuple[Allocation, Period]]:
+    """A member's shares of the closed periods, the latest first: only a close writes them."""
+    rows = session.execute(
+        select(Allocation, Period)
+        .join(Period, Period.id == Allocation.period_id)
+        .where(Allocation.member_id == member_id)
+        .order_by(Period.ends_at.desc())
+        .limit(limit)
+    )
+    return [(allocation, period) for allocation, period in rows]
+
+
 def summary_text(words: Words, period: Period) -> str:
     lines = [words.title]
     distributed = int(period.totals.get("distributed", 0))
@@ -201,9 +220,9 @@ def queue_close(session: Session, config: Config, plan: Plan, now: datetime) -> 
 @renderer(SHARE)
 def _share_message(session: Session, config: Config, argument: str, row: OutboxMessage) -> Outgoing:
     period = session.get_one(Period, int(argument))
-    allocation = session.scalars(
-        select(Allocation).where(Allocation.period_id == period.id, Allocation.member_id == row.member_id)
-    ).one()
+    allocation = allocation_of(session, period.id, row.member_id) if row.member_id is not None else None
+    if allocation is None:
+        raise LookupError(f"no share of period {period.label} for outbox message {row.id}")
     member = session.get_one(Member, allocation.member_id)
     return Outgoing(share_text(session, config, period, allocation, member.language or config.coop.default_language))
 

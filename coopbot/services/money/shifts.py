@@ -17,10 +17,17 @@ from coopbot.chat import Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, UsageError
 from coopbot.i18n import t
-from coopbot.models import Contribution, Member, Period, Shift
+from coopbot.models import Contribution, ContributionStatus, Member, PeriodStatus, Shift
 from coopbot.outbox import queue_to_member
 from coopbot.scheduler import SweepContext, sweep
-from coopbot.services.money.ledger import add_once, contribution_code, current_period, weight_of, with_source_ref
+from coopbot.services.money.ledger import (
+    add_once,
+    contribution_code,
+    current_period,
+    period_of,
+    weight_of,
+    with_source_ref,
+)
 from coopbot.services.money.periods import rowcount
 from coopbot.services.money.shares import MILLI, points_for, round_div
 
@@ -74,7 +81,7 @@ def end_shift(
     if closed != 1:
         raise Conflict("ledger.no_open_shift")
     session.refresh(running)
-    return running, _shift_contribution(session, config, running, now, status="approved")
+    return running, _shift_contribution(session, config, running, now, status=ContributionStatus.APPROVED)
 
 
 def shift_minutes(shift: Shift) -> int:
@@ -84,7 +91,7 @@ def shift_minutes(shift: Shift) -> int:
 
 
 def _shift_contribution(
-    session: Session, config: Config, shift: Shift, now: datetime, status: str
+    session: Session, config: Config, shift: Shift, now: datetime, status: ContributionStatus
 ) -> Contribution | None:
     minutes = shift_minutes(shift)
     if minutes == 0:
@@ -108,7 +115,7 @@ def _shift_contribution(
             source_ref=ref,
             note="",
             created_at=now,
-            decided_at=now if status == "approved" else None,
+            decided_at=now if status == ContributionStatus.APPROVED else None,
         ),
     )
 
@@ -120,19 +127,18 @@ def _correct_auto_closed(
         select(Shift).where(Shift.member_id == member.id, Shift.auto_closed.is_(True)).order_by(Shift.id.desc())
     ).first()
     contribution = with_source_ref(session, Contribution, f"shift:{shift.id}") if shift else None
-    if shift is None or contribution is None or contribution.status != "pending":
+    if shift is None or contribution is None or contribution.status != ContributionStatus.PENDING:
         raise Conflict("ledger.no_open_shift")
-    owner = session.get_one(Period, contribution.period_id)
-    if owner.status != "open":
-        raise Conflict("ledger.decide_closed_period", ref=contribution_code(contribution), period=owner.label)
+    period = period_of(session, contribution)
+    if period.status != PeriodStatus.OPEN:
+        raise Conflict("ledger.decide_closed_period", ref=contribution_code(contribution), period=period.label)
     if at <= shift.started_at or at - shift.started_at > max_shift(config):
         raise UsageError("ledger.shift_fix_range", since=local_hm(shift.started_at, config), hours=format_hours(config))
     shift.ended_at = at
     minutes = shift_minutes(shift)
     contribution.quantity_milli = round_div(minutes * MILLI, 60)
-    period = session.get_one(Period, contribution.period_id)
     contribution.points_milli = points_for(contribution.quantity_milli, weight_of(period, "shift"))
-    contribution.status = "approved"
+    contribution.status = ContributionStatus.APPROVED
     contribution.decided_at = at
     contribution.note = "corrected by the rider"
     session.flush()
@@ -168,7 +174,7 @@ def close_overlong_shift(session: Session, config: Config, shift_id: int, now: d
     if won != 1:
         return None
     session.refresh(shift)
-    _shift_contribution(session, config, shift, now, status="pending")
+    _shift_contribution(session, config, shift, now, status=ContributionStatus.PENDING)
     member = session.get_one(Member, shift.member_id)
     lang = member.language or config.coop.default_language
     text = t(

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from coopbot.models import Contribution, LedgerEntry, Member
+from coopbot.models import Contribution, ContributionStatus, LedgerEntry, Member
 
 
 @dataclass
@@ -50,7 +50,7 @@ def tallies(session: Session, period_id: int, member_id: int | None = None) -> d
             func.sum(Contribution.quantity_milli),
             corrections,
         )
-        .where(Contribution.period_id == period_id, Contribution.status == "approved")
+        .where(Contribution.period_id == period_id, Contribution.status == ContributionStatus.APPROVED)
         .group_by(Contribution.member_id, Contribution.kind)
     )
     if member_id is not None:
@@ -96,7 +96,7 @@ def close_work(session: Session, period_id: int) -> list[Worker]:
             of_kind("shift").label("hours"),
             of_kind("delivery").label("deliveries"),
         )
-        .where(Contribution.period_id == period_id, Contribution.status == "approved")
+        .where(Contribution.period_id == period_id, Contribution.status == ContributionStatus.APPROVED)
         .group_by(Contribution.member_id)
         .subquery()
     )
@@ -115,12 +115,37 @@ def close_work(session: Session, period_id: int) -> list[Worker]:
 def pending_counts(session: Session, period_id: int, member_id: int | None = None) -> dict[int, int]:
     query = (
         select(Contribution.member_id, func.count())
-        .where(Contribution.period_id == period_id, Contribution.status == "pending")
+        .where(Contribution.period_id == period_id, Contribution.status == ContributionStatus.PENDING)
         .group_by(Contribution.member_id)
     )
     if member_id is not None:
         query = query.where(Contribution.member_id == member_id)
     return {member: int(count) for member, count in session.execute(query)}
+
+
+def pending_points(session: Session, period_id: int) -> int:
+    """Points still waiting for a coordinator in a period: shown beside the approved ones,
+    counted in no share until approved."""
+    pending = select(func.coalesce(func.sum(Contribution.points_milli), 0)).where(
+        Contribution.period_id == period_id, Contribution.status == ContributionStatus.PENDING
+    )
+    return int(session.scalar(pending) or 0)
+
+
+def not_approved(session: Session, period_id: int, member_id: int) -> list[Contribution]:
+    """A member's entries of a period that count for nothing yet (pending) or never will
+    (rejected), oldest first: what `/contrib` lists under the points."""
+    return list(
+        session.scalars(
+            select(Contribution)
+            .where(
+                Contribution.period_id == period_id,
+                Contribution.member_id == member_id,
+                Contribution.status != ContributionStatus.APPROVED,
+            )
+            .order_by(Contribution.id)
+        )
+    )
 
 
 def money(session: Session, period_id: int) -> dict[str, int]:

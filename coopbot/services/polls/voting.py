@@ -27,11 +27,11 @@ from coopbot.chat import Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Member, Poll, Vote, Voter
+from coopbot.models import Member, Poll, PollStatus, Role, Vote, Voter
 from coopbot.outbox import queue_to_member, queue_to_rooms
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
-from coopbot.services.members.accounts import ROLE_RANK, active_members
+from coopbot.services.members.accounts import active_members, at_least
 from coopbot.services.polls import ballot_box, settings
 from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
 from coopbot.services.refs import POLL, parse_code, small_number
@@ -125,7 +125,7 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
         if not equals or not key.strip() or not value.strip():
             raise UsageError("polls.sets_usage")
         # Who may propose it first: a member who may not learns that, not whether a member can be removed.
-        if settings.is_restricted(config, key) and ROLE_RANK[proposer.role] < ROLE_RANK["coordinator"]:
+        if settings.is_restricted(config, key) and not at_least(proposer, Role.COORDINATOR):
             raise NotAllowed("polls.restricted_setting", setting=settings.governed(key).key)
         # The same gate as at the close (`settings.apply`): what passes here can be applied then.
         sets_key, sets_value = settings.validate(session, config, key, value, now)
@@ -147,7 +147,7 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
         proposer_id=proposer.id,
         created_at=now,
         closes_at=closes_at,
-        status="open",
+        status=PollStatus.OPEN,
         sets_key=sets_key,
         sets_value=sets_value,
         result={},
@@ -225,7 +225,7 @@ def vote(
     poll = get(session, ref, lock=True)  # serialises votes and the close of this poll
     if not member.active:
         raise NotAllowed("polls.former_member")
-    if poll.status != "open" or now >= poll.closes_at:
+    if poll.status != PollStatus.OPEN or now >= poll.closes_at:
         raise Conflict("polls.closed", poll=code(poll))
     choices = parse_choices(poll, text)
     if poll.kind == "multiple" and text.strip().startswith("+"):
@@ -258,6 +258,26 @@ def voter_ids(session: Session, poll: Poll) -> set[int]:
     return set(session.scalars(select(table.member_id).where(table.poll_id == poll.id)))
 
 
+def public_votes(session: Session, poll: Poll) -> dict[str, list[str]]:
+    """Who chose what, for an open (non-secret) poll only: a secret poll names nobody here,
+    whatever its tables hold. Choices in the ballot's order, each with its voters by name;
+    a choice nobody made is left out."""
+    if poll.secret:
+        return {}
+    names: dict[str, list[str]] = {key: [] for key in choice_keys(poll)}
+    rows = session.execute(
+        select(Vote.choices, Member.name)
+        .join(Member, Member.id == Vote.member_id)
+        .where(Vote.poll_id == poll.id)
+        .order_by(Member.name)
+    )
+    for choices, name in rows:
+        for choice in choices:
+            if str(choice) in names:
+                names[str(choice)].append(name)
+    return {key: voters for key, voters in names.items() if voters}
+
+
 # --- counting ---------------------------------------------------------------------
 
 
@@ -268,10 +288,14 @@ class Tally:
     turnout: int
 
 
+def choice_keys(poll: Poll) -> list[str]:
+    """What a ballot may choose, as counted and shown: a proposal's words, or option numbers as text."""
+    return list(PROPOSAL_CHOICES) if poll.kind == "proposal" else [str(n) for n in range(1, len(poll.options) + 1)]
+
+
 def tally(poll: Poll, ballots: list[list[Any]]) -> Tally:
     """Each ballot counted once; an option counted at most once per ballot."""
-    keys = list(PROPOSAL_CHOICES) if poll.kind == "proposal" else [str(n) for n in range(1, len(poll.options) + 1)]
-    counts = dict.fromkeys(keys, 0)
+    counts = dict.fromkeys(choice_keys(poll), 0)
     for ballot in ballots:
         for choice in {str(c) for c in ballot}:
             if choice in counts:
@@ -333,8 +357,8 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
         CursorResult[Any],
         session.execute(
             update(Poll)
-            .where(Poll.id == poll_id, Poll.status == "open")
-            .values(status="closed", closed_at=now)
+            .where(Poll.id == poll_id, Poll.status == PollStatus.OPEN)
+            .values(status=PollStatus.CLOSED, closed_at=now)
             .execution_options(synchronize_session=False)
         ),
     ).rowcount
@@ -376,9 +400,9 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
 def close_early(session: Session, config: Config, member: Member, ref: str, now: datetime) -> Poll:
     """The proposer or a coordinator may close once every active member has voted."""
     poll = get(session, ref, lock=True)
-    if poll.status != "open":
+    if poll.status != PollStatus.OPEN:
         raise Conflict("polls.already_closed", poll=code(poll))
-    if poll.proposer_id != member.id and ROLE_RANK[member.role] < ROLE_RANK["coordinator"]:
+    if poll.proposer_id != member.id and not at_least(member, Role.COORDINATOR):
         raise NotAllowed("polls.close_not_allowed", poll=code(poll))
     active = {m.id for m in active_members(session)}
     voted = voter_ids(session, poll) & active
@@ -401,7 +425,7 @@ def remind(session: Session, config: Config, poll_id: int, now: datetime) -> int
         CursorResult[Any],
         session.execute(
             update(Poll)
-            .where(Poll.id == poll_id, Poll.status == "open", Poll.reminded_at.is_(None))
+            .where(Poll.id == poll_id, Poll.status == PollStatus.OPEN, Poll.reminded_at.is_(None))
             .values(reminded_at=now)
             .execution_options(synchronize_session=False)
         ),
@@ -431,7 +455,7 @@ def remind_at(config: Config, poll: Poll) -> datetime | None:
 
 
 def open_polls(session: Session) -> list[Poll]:
-    return list(session.scalars(select(Poll).where(Poll.status == "open").order_by(Poll.closes_at, Poll.id)))
+    return list(session.scalars(select(Poll).where(Poll.status == PollStatus.OPEN).order_by(Poll.closes_at, Poll.id)))
 
 
 @sweep("polls.close")
@@ -442,7 +466,9 @@ def close_due(ctx: SweepContext) -> None:
     """
     with ctx.sessions() as session:
         due = session.scalars(
-            select(Poll.id).where(Poll.status == "open", Poll.closes_at <= ctx.now).order_by(Poll.closes_at, Poll.id)
+            select(Poll.id)
+            .where(Poll.status == PollStatus.OPEN, Poll.closes_at <= ctx.now)
+            .order_by(Poll.closes_at, Poll.id)
         ).all()
     ctx.each(due, code, lambda session, poll_id: close(session, ctx.config, poll_id, ctx.now))
 
@@ -453,7 +479,7 @@ def remind_due(ctx: SweepContext) -> None:
         waiting = [
             poll.id
             for poll in session.scalars(
-                select(Poll).where(Poll.status == "open", Poll.reminded_at.is_(None), Poll.closes_at > ctx.now)
+                select(Poll).where(Poll.status == PollStatus.OPEN, Poll.reminded_at.is_(None), Poll.closes_at > ctx.now)
             )
             if (when := remind_at(ctx.config, poll)) is not None and when <= ctx.now
         ]

@@ -7,7 +7,8 @@ import unicodedata
 import pytest
 
 from coopbot.errors import NotFound, UsageError
-from coopbot.services.members.accounts import find_member
+from coopbot.models import Member, Role
+from coopbot.services.members.accounts import at_least, find_member
 from tests.conftest import Coop
 
 ELODIE = unicodedata.normalize("NFC", "Élodie")
@@ -60,3 +61,16 @@ async def test_an_admin_changes_elodies_role_and_reads_her_audit_by_name(coop: C
     audit = (await coop.say(alice, f"/audit {typed}")).splitlines()
     assert audit[0] == f"Latest privileged actions by or about {ELODIE}:"
     assert "coordinator" in audit[-1]
+
+
+@pytest.mark.parametrize(
+    ("role", "needed", "allowed"),
+    [
+        (Role.ADMIN, Role.COORDINATOR, True),
+        (Role.COORDINATOR, Role.COORDINATOR, True),
+        (Role.MEMBER, Role.COORDINATOR, False),
+        (Role.COORDINATOR, Role.ADMIN, False),
+    ],
+)
+def test_a_role_includes_the_ones_below_it(role: Role, needed: Role, allowed: bool) -> None:
+    assert at_least(Member(name="Ana", role=role), needed) is allowed

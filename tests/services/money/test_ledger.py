@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import StatementError
 
-from coopbot.models import Contribution, LedgerEntry, Period
+from coopbot.models import Allocation, Contribution, ContributionStatus, LedgerEntry, Member, Period, PeriodStatus
 from coopbot.money import parse_quantity
-from coopbot.services.money import ledger, periods
+from coopbot.services.money import ledger, notices, periods, work
 from coopbot.services.polls import settings as settings_svc
 from tests.conftest import Coop
 
@@ -104,3 +105,93 @@ def test_weekly_and_cron_periods_follow_the_coop_clock() -> None:
 )
 def test_quantities_are_read_as_members_write_them(typed: str, expected: tuple[int, str] | None) -> None:
     assert parse_quantity(typed) == expected
+
+
+# --- what the handlers read --------------------------------------------------------------
+
+DECEMBER = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+
+
+def log(coop: Coop, member_id: int, note: str) -> int:
+    with coop.session() as session:
+        member = session.get_one(Member, member_id)
+        return ledger.log_work(session, coop.bot.config, member, 1000, "hour", "admin", note, coop.clock.now()).id
+
+
+def close_period_of(coop: Coop, contribution_id: int) -> None:
+    with coop.session() as session:
+        ledger.period_of(session, session.get_one(Contribution, contribution_id)).status = PeriodStatus.CLOSED
+
+
+async def test_what_waits_for_approval_is_in_open_periods_and_never_ones_own_to_decide(coop: Coop) -> None:
+    bruno = coop.member_id(coop.member("Bruno", "coordinator"))
+    chloe = coop.member_id(coop.member("Chloé"))
+    log(coop, chloe, "filing")
+    close_period_of(coop, log(coop, bruno, "minutes"))
+    coop.clock.set(DECEMBER)
+    hers, his = log(coop, chloe, "accounts"), log(coop, bruno, "training")
+    with coop.session() as session:
+        listed = ledger.pending_for_approval(session, session.get_one(Member, bruno))
+        seen = [(p.contribution.id, p.owner.name, p.decidable) for p in listed]
+    assert seen == [(hers, "Chloé", True), (his, "Bruno", False)]
+
+
+async def test_what_a_member_still_waits_for_is_theirs_and_of_one_period(coop: Coop) -> None:
+    bruno = coop.member_id(coop.member("Bruno", "coordinator"))
+    chloe, dan = coop.member_id(coop.member("Chloé")), coop.member_id(coop.member("Dan"))
+    earlier = log(coop, chloe, "filing")
+    close_period_of(coop, earlier)
+    coop.clock.set(DECEMBER)
+    waiting, refused, approved = (log(coop, chloe, note) for note in ("accounts", "typo", "minutes"))
+    log(coop, dan, "repairs")
+    with coop.session() as session:
+        coordinator = session.get_one(Member, bruno)
+        config, now = coop.bot.config, coop.clock.now()
+        ledger.decide(session, config, coordinator, f"C-{refused}", False, now, "twice")
+        ledger.decide(session, config, coordinator, f"C-{approved}", True, now)
+        december = ledger.current_period(session, config, now).id
+        entries = [(c.id, c.status) for c in work.not_approved(session, december, chloe)]
+        assert work.pending_points(session, december) == 2000  # Chloé's and Dan's
+        november = ledger.period_of(session, session.get_one(Contribution, earlier)).id
+        assert work.pending_points(session, november) == 1000
+    assert entries == [(waiting, ContributionStatus.PENDING), (refused, ContributionStatus.REJECTED)]
+
+
+async def test_a_members_shares_are_read_latest_first_and_only_theirs(coop: Coop) -> None:
+    chloe, dan = coop.member_id(coop.member("Chloé")), coop.member_id(coop.member("Dan"))
+    with coop.session() as session:
+        for month in (8, 10, 9):
+            start = datetime(2026, month, 1, tzinfo=UTC)
+            period = Period(label=f"2026-{month:02}", starts_at=start, ends_at=start + timedelta(days=28),
+                            status=PeriodStatus.CLOSED, settings={}, totals={})  # fmt: skip
+            session.add(period)
+            session.flush()
+            session.add(Allocation(period_id=period.id, member_id=chloe, points_milli=month, dividend_cents=0))
+            session.add(Allocation(period_id=period.id, member_id=dan, points_milli=1, dividend_cents=0))
+    with coop.session() as session:
+        shares = [(period.label, share.points_milli) for share, period in notices.shares_of(session, chloe, 2)]
+        september = periods.period_by_label(session, "2026-09")
+        assert september is not None
+        mine = notices.allocation_of(session, september.id, chloe)
+        nobody = notices.allocation_of(session, september.id, dan + 1)
+    assert shares == [("2026-10", 10), ("2026-09", 9)]
+    assert mine is not None and mine.points_milli == 9
+    assert nobody is None
+
+
+async def test_states_written_as_plain_strings_read_back_as_enums_and_misspelt_ones_are_refused(
+    any_coop: Coop,
+) -> None:
+    """Rows from before the enums (plain strings, no migration) read back as members."""
+    with any_coop.session() as session:
+        session.execute(
+            text(
+                "INSERT INTO period (label, starts_at, ends_at, status, settings, totals) VALUES "
+                "('2026-10', '2026-10-01 00:00:00+00', '2026-11-01 00:00:00+00', 'closed', '{}', '{}')"
+            )
+        )
+    with any_coop.session() as session:
+        assert session.scalar(select(Period.status)) is PeriodStatus.CLOSED
+        assert session.scalar(select(func.count()).select_from(Period).where(Period.status == "closed")) == 1
+    with any_coop.session() as session, pytest.raises(StatementError):
+        session.execute(select(Period).where(Period.status == "clsoed")).all()

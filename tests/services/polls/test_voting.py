@@ -370,3 +370,19 @@ def test_without_the_environment_variable_a_private_key_file_is_made_once_away_f
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
     assert ballot_secret(config) == first
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_only_an_open_poll_says_who_chose_what_in_the_ballots_order(coop: Coop) -> None:
+    zoe, ana, bea = (coop.member_id(coop.member(name)) for name in ("Zoé", "Ana", "Béa"))
+    spec = voting.PollSpec("Where do we meet?", ["Café", "Park", "Depot"], multiple=True)
+    shown, secret = open_poll(coop, zoe, spec), open_poll(coop, zoe, voting.PollSpec("Hire?", [], secret=True))
+    for voter, choice in ((zoe, "3"), (ana, "3,1"), (bea, "1")):
+        cast(coop, voter, shown, choice)
+        cast(coop, voter, secret, "agree")
+    with coop.session() as session:  # a stray open ballot row must not name anyone in a secret poll either
+        session.add(Vote(poll_id=secret, member_id=zoe, choices=["agree"], at=coop.clock.now()))
+    with coop.session() as session:
+        named = voting.public_votes(session, session.get_one(Poll, shown))
+        hidden = voting.public_votes(session, session.get_one(Poll, secret))
+    assert named == {"1": ["Ana", "Béa"], "3": ["Ana", "Zoé"]}
+    assert hidden == {}
