@@ -46,8 +46,9 @@ from coopbot.config import Config, TelegramSection
 from coopbot.errors import ConfigError
 from coopbot.i18n import LANGUAGES, normalise_language, t
 from coopbot.models import TransportState
+from coopbot.splitting import split_text
 from coopbot.transports.telegram_intake import PerChatUpdates, Polling, Webhook
-from coopbot.transports.telegram_messages import TEXT_LIMIT, Part, as_send_error, parts_of, split_text
+from coopbot.transports.telegram_messages import TEXT_LIMIT, Part, as_send_error, parts_of
 
 if TYPE_CHECKING:
     from coopbot.app import CoopBot

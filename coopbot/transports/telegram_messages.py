@@ -2,8 +2,9 @@
 
 Telegram counts a message's length in UTF-16 code units, not characters (an
 emoji is two), and refuses anything over 4096, or a caption over 1024. A
-long answer is cut at line ends so each piece still reads well; the buttons
-go under the last piece, where the member finishes reading.
+long answer is cut by `coopbot.splitting`, the one splitter of the bot (at a
+sentence end, else a space), so each piece still reads well; the buttons go
+under the last piece, where the member finishes reading.
 
 When Telegram refuses, the outbox needs one of two words: try again later
 (and when, and whether only this chat must wait), or this chat cannot be
@@ -20,6 +21,7 @@ from datetime import timedelta
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 
 from coopbot.chat import Button, Outgoing, TransientSendError, UnreachableError
+from coopbot.splitting import split_text, utf16_units
 
 log = logging.getLogger(__name__)
 
@@ -49,39 +51,6 @@ def parts_of(message: Outgoing) -> list[Part]:
     if parts:
         parts[-1].buttons = message.buttons
     return parts
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut at line ends into pieces Telegram accepts (it counts UTF-16 code units)."""
-    pieces: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        rest = line
-        while utf16_units(current + rest) > limit:
-            if current:
-                pieces.append(current)
-                current = ""
-                continue
-            cut = _fit(rest, limit)
-            pieces.append(rest[:cut])
-            rest = rest[cut:]
-        current += rest
-    pieces.append(current)
-    return [piece.rstrip("\n") for piece in pieces if piece.strip()]
-
-
-def utf16_units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _fit(text: str, limit: int) -> int:
-    """How many characters of `text` fit in `limit` UTF-16 units."""
-    used = 0
-    for index, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > limit:
-            return index
-    return len(text)
 
 
 def as_send_error(exc: TelegramError) -> TransientSendError | UnreachableError | None:

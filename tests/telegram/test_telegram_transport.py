@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from coopbot.chat import Address, Button, Incoming, Outgoing, TransientSendError, UnreachableError
+from coopbot.splitting import split_text, utf16_units
 from coopbot.transports.telegram import TelegramTransport, build_application
-from coopbot.transports.telegram_messages import TEXT_LIMIT, split_text, utf16_units
+from coopbot.transports.telegram_messages import TEXT_LIMIT
 from tests.telegram.conftest import telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi
 
