@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from coopbot.chat import Button, Outgoing
-from coopbot.i18n import catalogue, placeholders
+from coopbot.i18n import catalogue, placeholders, render
 from coopbot.models import ROLES, AuditEntry, Member
 from coopbot.money import format_money
 from coopbot.services import audit as audit_trail
@@ -97,7 +97,8 @@ def audit_line(ctx: Context, entry: AuditEntry, people: dict[int, str]) -> str:
         sentence = entry.action + ("" if entry.subject_id is None else f" {subject}")
     else:
         used = placeholders(template)
-        sentence = template.format_map({name: details.get(name, "—") for name in used} | {"subject": subject})
+        params = {name: details.get(name, "—") for name in used} | {"subject": subject}
+        sentence = render(ctx.lang, template, **params)
     rest = [f"{k}: {v}" for k, v in details.items() if k not in used and v != "—"]
     line = ctx.t("data.audit_line", when=when, actor=actor, action=sentence)
     return line + (f" ({', '.join(rest)})" if rest else "")

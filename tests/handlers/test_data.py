@@ -129,6 +129,10 @@ async def test_everyone_reads_the_same_audit_with_names_and_local_time(coop: Coo
     assert (await coop.say(zoe, "/audit")).splitlines()[-1] == (
         "2026-11-02 09:30 · Alice\u00a0: a changé le rôle de Bob\u00a0: membre → coordinateur·rice"
     )
+    coop.member("Inès", handle="ines")
+    await coop.say(alice, "/role Inès coordinator")
+    elided = "a changé le rôle d’Inès\u00a0: membre → coordinateur·rice"
+    assert (await coop.say(zoe, "/audit")).splitlines()[-1].endswith(elided)
 
 
 async def test_the_audit_shows_the_latest_twenty_and_unknown_actions_by_code(coop: Coop) -> None:

@@ -265,9 +265,8 @@ def names(session: Session, member_ids: list[int]) -> str:
 
 
 def members_count(lang: str, count: int) -> str:
-    """`1 member`, `143 members` (French: `0 membre`, `1 membre`, `2 membres`)."""
-    singular = count <= 1 if lang == "fr" else count == 1
-    return t(lang, "announce.members_one" if singular else "announce.members_many", count=count)
+    """`1 member`, `143 members` (French: `0 membre`, `1 membre`, `2 membres`, by CLDR's rules)."""
+    return t(lang, "announce.members", count=count)
 
 
 def author_names(session: Session, announcements: list[Announcement]) -> dict[int, str]:

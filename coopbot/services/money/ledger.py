@@ -361,8 +361,7 @@ def describe(contribution: Contribution, lang: str) -> str:
     """'2h admin (2 points): accounting for March' in the reader's language."""
     quantity = format_milli(contribution.quantity_milli, lang)
     amount = (quantity + ("\u00a0h" if lang == "fr" else "h")) if contribution.unit == "hour" else quantity
-    key = "ledger.point" if contribution.points_milli == MILLI else "ledger.points"
-    points = t(lang, key, points=format_milli(contribution.points_milli, lang))
+    points = t(lang, "ledger.points", points=format_milli(contribution.points_milli, lang))
     text = f"{amount} {contribution.kind} ({points})"
     return f"{text}: {contribution.note}" if contribution.note else text
 
