@@ -49,7 +49,7 @@ def start_shift(session: Session, config: Config, member: Member, now: datetime,
         raise Conflict("ledger.shift_already_open", since=local_hm(running.started_at, config))
     started = at or now
     if now - started > max_shift(config):
-        raise UsageError("ledger.shift_start_too_early", hours=format_hours(config))
+        raise UsageError("ledger.shift_start_too_early", hours=config.periods.max_shift_hours)
     shift = Shift(member_id=member.id, started_at=started)
     session.add(shift)
     session.flush()
@@ -69,7 +69,7 @@ def end_shift(
     if ended <= running.started_at:
         raise UsageError("ledger.shift_end_before_start", since=local_hm(running.started_at, config))
     if ended - running.started_at > max_shift(config):
-        raise UsageError("ledger.shift_too_long", hours=format_hours(config))
+        raise UsageError("ledger.shift_too_long", hours=config.periods.max_shift_hours)
     closed = rowcount(
         session.execute(
             update(Shift)
@@ -133,7 +133,8 @@ def _correct_auto_closed(
     if period.status != PeriodStatus.OPEN:
         raise Conflict("ledger.decide_closed_period", ref=contribution_code(contribution), period=period.label)
     if at <= shift.started_at or at - shift.started_at > max_shift(config):
-        raise UsageError("ledger.shift_fix_range", since=local_hm(shift.started_at, config), hours=format_hours(config))
+        since = local_hm(shift.started_at, config)
+        raise UsageError("ledger.shift_fix_range", since=since, hours=config.periods.max_shift_hours)
     shift.ended_at = at
     minutes = shift_minutes(shift)
     contribution.quantity_milli = round_div(minutes * MILLI, 60)
@@ -182,7 +183,7 @@ def close_overlong_shift(session: Session, config: Config, shift_id: int, now: d
         "ledger.shift_auto_closed",
         since=local_hm(shift.started_at, config),
         until=local_hm(ended, config),
-        hours=format_hours(config),
+        hours=config.periods.max_shift_hours,
     )
     queue_to_member(session, member, f"shift:{shift.id}:auto-closed", Outgoing(text), now)
     return shift
@@ -203,7 +204,3 @@ def _shift_limit_sweep(ctx: SweepContext) -> None:
 def local_hm(moment: datetime, config: Config) -> str:
     return moment.astimezone(config.coop.tz).strftime("%H:%M")
 
-
-def format_hours(config: Config) -> str:
-    hours = config.periods.max_shift_hours
-    return f"{hours:g}"
