@@ -63,7 +63,7 @@ def away(ctx: Context) -> Reply:
     held = offers.set_away(ctx.session, ctx.config, ctx.me, ctx.now)
     text = ctx.t("dispatch.now_away")
     if held:
-        text += "\n" + ctx.t("dispatch.still_holding", jobs=", ".join(job_code(j.id) for j in held))
+        text += "\n" + ctx.t("dispatch.still_holding", jobs=", ".join(job_code(j.id) for j in held), count=len(held))
     return text
 
 

@@ -101,7 +101,7 @@ async def test_a_courier_holding_a_job_delivers_or_releases_it_first(coop: Coop)
         session.flush()
         number = job.id
     assert await coop.say(zoe, "/leave") == (
-        f"You still hold J-{number}: deliver them or type /release JOB first, then /leave again."
+        f"You still hold 1 job, J-{number}: deliver it or type /release J-{number} first, then /leave again."
     )
 
 

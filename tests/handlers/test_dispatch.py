@@ -240,7 +240,7 @@ async def test_available_twice_keeps_ones_place_and_away_reminds_of_held_jobs(co
     await coop.say("bob", "/accept J-1")
     assert await reply(coop, "bob", "/away") == (
         "You are away: no job offers until you type /available again.\n"
-        "You still hold J-1: deliver them, or type /release JOB so someone else can take them."
+        "You still hold 1 job, J-1: deliver it, or type /release J-1 so someone else can take it."
     )
 
 

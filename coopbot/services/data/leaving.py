@@ -65,7 +65,7 @@ def check_can_leave(session: Session, member: Member, *, by_vote: bool = False) 
         raise Conflict("data.last_admin_removal" if by_vote else "data.last_admin")
     held = offers.held_jobs(session, member)
     if held and not by_vote:
-        raise Conflict("data.jobs_in_hand", jobs=", ".join(f"J-{job.id}" for job in held))
+        raise Conflict("data.jobs_in_hand", jobs=", ".join(f"J-{job.id}" for job in held), count=len(held))
 
 
 def live_platforms(config: Config) -> set[str]:
@@ -119,7 +119,8 @@ def start_leave(session: Session, member: Member, now: datetime, config: Config,
                           name=member.name, number=member.id, poll=poll_ref.get("poll", "—"))  # fmt: skip
     if held:
         queue_to_coordinators(session, config, f"member-jobs:{member.id}", "data.notice_jobs", now,
-                              number=member.id, jobs=", ".join(f"J-{job.id}" for job in held))  # fmt: skip
+                              number=member.id, jobs=", ".join(f"J-{job.id}" for job in held),
+                              count=len(held))  # fmt: skip
     return queued
 
 
