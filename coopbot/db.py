@@ -1,8 +1,10 @@
 """Engines and sessions, on SQLite (embedded default) or PostgreSQL.
 
-On SQLite every transaction starts with BEGIN IMMEDIATE: a read followed by a
-write (claim a job, redeem an invite) then cannot interleave with another
-writer, and the busy timeout makes the second writer wait instead of failing.
+A SQLite engine's connections are set up by `coopbot.storage` (`sqlite_pragmas`)
+and begin every transaction with BEGIN IMMEDIATE (`begin_immediate`): a read
+followed by a write (claim a job, redeem an invite) then cannot interleave
+with another writer, and the busy timeout makes the second writer wait
+instead of failing.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.errors import CoopError
+from coopbot.storage.sqlite import begin_immediate, sqlite_pragmas
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -57,27 +60,9 @@ def check_driver(url: str) -> None:
 def _sqlite_engine(url: str, busy_timeout: float, **kwargs: Any) -> Engine:
     connect_args = {"check_same_thread": False, "timeout": busy_timeout}
     engine = create_engine(url, connect_args=connect_args, **kwargs)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if ":memory:" not in url and url != "sqlite://":
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    # The dialect's own begin, not a "begin" event: any connection event makes SQLAlchemy
-    # run its event machinery around every statement, which cost a third of a short command.
-    engine.dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
+    sqlite_pragmas(engine, busy_timeout=busy_timeout, wal=":memory:" not in url and url != "sqlite://")
+    begin_immediate(engine)
     return engine
-
-
-def _begin_immediate(dbapi_connection: Any) -> None:
-    dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -5,9 +5,9 @@ their share, an announcement reaches everyone: one round trip per message
 would dominate each of them. So members are read as plain rows
 (`recipients`), rows are built in one place (`outbox_row`), existing keys
 are looked up once (`store_new`) and the rest written in one statement
-(`insert_rows`: COPY on PostgreSQL, one executemany elsewhere). The
-queueing API built on them is here too; callers reach it, with the delivery
-loop, through `coopbot.outbox`.
+(`coopbot.storage.bulk_insert`: COPY on PostgreSQL, one executemany
+elsewhere). The queueing API built on them is here too; callers reach it,
+with the delivery loop, through `coopbot.outbox`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
-    Dialect,
     Select,
     String,
     Table,
-    any_,
-    bindparam,
-    insert,
     literal,
     not_,
     or_,
@@ -34,22 +29,16 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import cast as cast_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from coopbot.chat import Address, Button, Outgoing
 from coopbot.config import Config
 from coopbot.models import Identity, Member, OutboxMessage
+from coopbot.storage import bulk_insert, insert_new_from_select, present_keys
 
 OUTBOX = cast(Table, OutboxMessage.__table__)
 MEMBER = cast(Table, Member.__table__)
 IDENTITY = cast(Table, Identity.__table__)
-#: Keys looked up per SELECT on SQLite: well under its bound-parameter limit.
-KEY_CHUNK = 5000
-#: From how many rows PostgreSQL gets COPY. A single row costs the same either way
-#: (0.28 ms against 0.30 ms here) and goes through SQLAlchemy, whose errors callers know;
-#: 20 rows take half the time of an INSERT, 200 rows 0.4 times.
-COPY_FROM = 2
 
 
 #: The `/notify` choices that name one platform (the others mean every platform).
@@ -201,9 +190,9 @@ def store_new(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     if not fresh:
         return 0
     session.flush()
-    for key in stored_keys(session, list(fresh)):
+    for key in present_keys(session, OUTBOX.c.key, list(fresh)):
         del fresh[key]
-    insert_rows(session, OUTBOX, list(fresh.values()))
+    bulk_insert(session, OUTBOX, list(fresh.values()))
     session.info[QUEUED] = True
     return len(fresh)
 
@@ -245,16 +234,9 @@ def queue_rendered(session: Session, member_ids: Select[Any], key: str, render: 
     )
     columns = ["key", "platform", "chat_id", "private", "member_id", "identity_id", "text", "buttons", "status",
                "attempts", "next_attempt_at", "created_at", "render"]
-    dialect = session.connection().dialect.name
-    upsert = postgresql.insert(OUTBOX) if dialect == "postgresql" else sqlite.insert(OUTBOX)
-    statement = (
-        upsert.from_select(columns, rows)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .execution_options(preserve_rowcount=True)  # SQLAlchemy drops an INSERT's count otherwise
-    )
     session.flush()
     session.info[QUEUED] = True
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
+    return insert_new_from_select(session, OUTBOX, columns, rows, ["key"])
 
 
 # --- queueing (inside the caller's transaction) ------------------------------------
@@ -345,74 +327,3 @@ def queue_to_rooms(
         for address in room_addresses(config, coordinators_only=coordinators_only)
     ]
     return store_new(session, rows)
-
-
-def stored_keys(session: Session, keys: list[str]) -> list[str]:
-    """Which of these keys the outbox holds already."""
-    if session.connection().dialect.name == "postgresql":
-        wanted = bindparam("keys", keys, type_=postgresql.ARRAY(String))
-        return list(session.scalars(select(OUTBOX.c.key).where(OUTBOX.c.key == any_(wanted))))
-    found: list[str] = []
-    for start in range(0, len(keys), KEY_CHUNK):
-        found += session.scalars(select(OUTBOX.c.key).where(OUTBOX.c.key.in_(keys[start : start + KEY_CHUNK])))
-    return found
-
-
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows in the session's transaction, as fast as the database allows.
-
-    A claim tells 200 riders and a 10,000-member close writes three rows per
-    member: SQLAlchemy's generic per-row parameter handling would cost more
-    than the database's own work. Each value goes once through the column
-    type's own bind processor (the conversion an ORM insert does), then
-    PostgreSQL gets COPY and SQLite one executemany of the compiled INSERT.
-    Every row gives the same columns and all of them that matter: COPY
-    applies no column defaults.
-    """
-    if not rows:
-        return
-    connection = session.connection()
-    dialect = connection.dialect
-    sql, names = _insert_sql(table, tuple(rows[0]), dialect)
-    changes = [
-        (place, change)
-        for place, name in enumerate(names)
-        if (change := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
-    ]
-    # Converted values are remembered while the same object comes again (`now`, a shared
-    # message's buttons): most of a batch's conversions are repeats.
-    last: dict[int, tuple[Any, Any]] = {}
-    values = []
-    for row in rows:
-        value = list(map(row.__getitem__, names))
-        for place, change in changes:
-            given = value[place]
-            seen = last.get(place)
-            if seen is None or seen[0] is not given:
-                seen = last[place] = (given, change(given))
-            value[place] = seen[1]
-        values.append(tuple(value))
-    if dialect.name == "postgresql" and len(rows) >= COPY_FROM:
-        columns = ", ".join(f'"{name}"' for name in names)
-        raw: Any = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-            for written in values:
-                copy.write_row(written)
-    elif dialect.positional:
-        connection.exec_driver_sql(sql, values)
-    else:
-        connection.exec_driver_sql(sql, [dict(zip(names, value, strict=True)) for value in values])
-
-
-_INSERTS: dict[tuple[str, tuple[str, ...], str], tuple[str, tuple[str, ...]]] = {}
-
-
-def _insert_sql(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-    """The INSERT of these columns in the dialect's SQL, and the columns in the order
-    its parameters take; compiled once per process."""
-    key = (table.name, columns, dialect.name)
-    if key not in _INSERTS:
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
-        names = tuple(compiled.positiontup or ()) if dialect.positional else columns
-        _INSERTS[key] = (str(compiled), names)
-    return _INSERTS[key]

@@ -17,20 +17,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.chat import Incoming, Outgoing
 from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.errors import CoopError, NotAllowed, UsageError
 from coopbot.i18n import normalise_language, t
-from coopbot.loop_sessions import KNOWN_MEMBERS, RECEIPTS
-from coopbot.models import Identity, Member, SeenEvent
+from coopbot.models import Identity, Member
 from coopbot.outbox_rows import took_queued
 from coopbot.services.members.accounts import ROLE_RANK
+from coopbot.storage import member_by_account, record_receipt
 
 log = logging.getLogger(__name__)
 
@@ -194,28 +192,6 @@ def is_busy(exc: OperationalError) -> bool:
     return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
 
 
-#: Built once: every update runs these two, and building a statement costs more than running it.
-#: The member comes with all their accounts (`/whoami`, replies and notices use them); the one
-#: that wrote is picked from those, which costs less than loading it as a row of its own.
-WHO = (
-    select(Member)
-    .where(
-        Member.id
-        == select(Identity.member_id)
-        .where(Identity.platform == bindparam("platform"), Identity.external_id == bindparam("user"))
-        .scalar_subquery()
-    )
-    .options(joinedload(Member.identities))
-)
-#: The exactly-once receipt in the driver's own words: through SQLAlchemy's compiler this one
-#: INSERT, run for every update, cost twice as much. `at` is written by the column's own type.
-RECEIPT = "INSERT INTO seen_event (platform, event_id, at) VALUES ({}) ON CONFLICT (platform, event_id) DO NOTHING"
-RECEIPT_SQL = {
-    "sqlite": RECEIPT.format(":platform, :event_id, :at"),
-    "postgresql": RECEIPT.format("%(platform)s, %(event_id)s, %(at)s"),
-}
-
-
 class Router:
     def __init__(
         self,
@@ -230,7 +206,6 @@ class Router:
         self.clock = clock
         #: Called once a command's transaction has committed messages to the outbox.
         self.on_queued = on_queued
-        self._stamps: dict[str, Callable[[Any], Any]] = {}
 
     def handle(self, incoming: Incoming, *, sessions: Sessions | None = None) -> list[Outgoing]:
         """Answer one message; never half-writes, and never raises but `Busy`.
@@ -287,13 +262,7 @@ class Router:
     @staticmethod
     def _who(session: Session, incoming: Incoming) -> tuple[Identity | None, Member | None]:
         """The account and the active member behind a message; (None, None) for strangers."""
-        known: dict[tuple[str, str], Member] | None = session.info.get(KNOWN_MEMBERS)
-        key = (incoming.platform, incoming.user_id)
-        member = known.get(key) if known is not None else None
-        if member is None:
-            member = session.scalars(WHO, {"platform": key[0], "user": key[1]}).unique().one_or_none()
-            if member is not None and known is not None:
-                known[key] = member
+        member = member_by_account(session, incoming.platform, incoming.user_id)
         if member is None or not member.active:
             return None, None
         identity = next(
@@ -307,24 +276,15 @@ class Router:
         This starts the transaction, before anything is read: `LoopSessions` checks then
         whether the members it kept are still what the database holds.
         """
-        connection = session.connection()
         if incoming.event_id is None:
+            session.connection()
             return True
-        at = self._stored_time(connection.dialect, self.clock.now())
-        params = {"platform": incoming.platform, "event_id": incoming.event_id, "at": at}
-        if connection.exec_driver_sql(RECEIPT_SQL[connection.dialect.name], params).rowcount != 1:
+        if not record_receipt(session, incoming.platform, incoming.event_id, self.clock.now()):
             # A replay after a crash, or a platform counting its ids from 1 again: either way
             # worth seeing, since nothing is answered. Never the text (it may be a secret vote).
             log.warning("update %s on platform %s was already handled; ignored", incoming.event_id, incoming.platform)
             return False
-        session.info[RECEIPTS] = session.info.get(RECEIPTS, 0) + 1
         return True
-
-    def _stored_time(self, dialect: Dialect, now: datetime) -> Any:
-        """`now` as SQLAlchemy itself would hand it to this database's driver."""
-        if dialect.name not in self._stamps:
-            self._stamps[dialect.name] = SeenEvent.__table__.c.at.type.bind_processor(dialect) or (lambda v: v)
-        return self._stamps[dialect.name](now)
 
     def _language(self, member: Member | None, incoming: Incoming) -> str:
         if member is not None and member.language:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from coopbot.chat import Button, Outgoing
@@ -44,6 +44,7 @@ from coopbot.services.dispatch.parsing import JobSpec, job_code
 from coopbot.services.members.accounts import ROLE_RANK
 from coopbot.services.money import ledger
 from coopbot.services.text import typed
+from coopbot.storage import claim_read
 
 #: A job as a claim sees it: (status, assignee id, assignee's name, this member's offer status).
 State = tuple[str, int | None, str | None, str | None]
@@ -144,32 +145,8 @@ def accept(session: Session, config: Config, member: Member, job_id: int, now: d
 
 
 def _state(connection: Connection, mine: dict[str, int]) -> State | None:
-    """The job as this member's tap sees it, read on the driver's own cursor.
-
-    Every tap of a race runs this read and most stop after it. SQLAlchemy's
-    per-statement bookkeeping costs about as much as the query itself, so
-    the statement is compiled once per dialect and runs on the DBAPI cursor
-    of the same connection, inside the caller's transaction.
-    """
-    sql, order = _compiled_read(connection.dialect)
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql, mine if order is None else tuple(mine[name] for name in order))
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return None if row is None else (row[0], row[1], row[2], row[3])
-
-
-_READS: dict[str, tuple[str, tuple[str, ...] | None]] = {}
-
-
-def _compiled_read(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """WHY_NOT in the dialect's SQL, with its parameters' order when they are positional."""
-    if dialect.name not in _READS:
-        compiled = WHY_NOT.compile(dialect=dialect)
-        _READS[dialect.name] = (str(compiled), tuple(compiled.positiontup or ()) if dialect.positional else None)
-    return _READS[dialect.name]
+    """The job as this member's tap sees it; every tap of a race runs it, most stop after it."""
+    return cast("State | None", claim_read(connection, WHY_NOT, mine))
 
 
 def _claimable(state: State | None) -> bool:

@@ -1,0 +1,46 @@
+"""Where coopbot talks to its database in ways the ORM would not: every such technique, by name.
+
+The co-op's rules (`coopbot/services`, `handlers`) use the ORM and SQLAlchemy
+Core only. Whatever is specific to a database or a driver, and was worth it
+when measured, is one named operation here, whose docstring says why it is
+done that way and what it was measured to save:
+
+Every message (`statements`)
+    `record_receipt`   the exactly-once receipt, as the driver's own SQL per dialect
+    `member_by_account` who sent it: one prebuilt query, or the member kept on SQLite
+    `claim_read`       one row read on the DBAPI cursor (every tap of a race for a job)
+
+SQLite (`sqlite`)
+    `sqlite_pragmas`   WAL, busy timeout, foreign keys, `synchronous=NORMAL`
+    `begin_immediate`  BEGIN IMMEDIATE as the dialect's own begin, not an event
+    `KnownMembers`     the members kept between messages while the database is unchanged
+
+Thousands of rows (`bulk`)
+    `bulk_insert`      COPY on PostgreSQL, one executemany elsewhere
+    `present_keys`     which keys are stored already: one array parameter, or chunks
+    `insert_new_from_select`  INSERT ... SELECT ... ON CONFLICT DO NOTHING, counted
+    `without_cycle_collection`  the garbage collector rests during a big write
+
+`coopbot.db` makes engines and sessions (and calls `sqlite_pragmas` and
+`begin_immediate` for SQLite); `coopbot.loop_sessions` is the event loop's
+session, which uses `KnownMembers`.
+"""
+
+from __future__ import annotations
+
+from coopbot.storage.bulk import bulk_insert, insert_new_from_select, present_keys, without_cycle_collection
+from coopbot.storage.sqlite import KnownMembers, begin_immediate, sqlite_pragmas
+from coopbot.storage.statements import claim_read, member_by_account, record_receipt
+
+__all__ = [
+    "KnownMembers",
+    "begin_immediate",
+    "bulk_insert",
+    "claim_read",
+    "insert_new_from_select",
+    "member_by_account",
+    "present_keys",
+    "record_receipt",
+    "sqlite_pragmas",
+    "without_cycle_collection",
+]

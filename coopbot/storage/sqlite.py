@@ -1,0 +1,144 @@
+"""SQLite: how its connections are set up, and the members kept while it is unchanged.
+
+Every SQLite connection coopbot opens gets the same pragmas (`sqlite_pragmas`)
+and begins each transaction with BEGIN IMMEDIATE (`begin_immediate`). The
+event loop's long-lived session keeps the members it loaded from one message
+to the next (`KnownMembers`), trusting SQLite's own counters to say when
+anything changed: `PRAGMA data_version` for other connections' commits, the
+driver's `total_changes` for this one's writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.orm import Session, SessionTransaction
+
+from coopbot.models import Member
+
+#: Past this many members kept, the next message starts afresh (a bound on memory).
+MOST_KEPT = 1000
+#: `Session.info` keys, private to the storage package: the members kept for a session
+#: (`kept_members`), and how many receipts its current message wrote (`count_receipt`).
+_KEPT = "coopbot.storage.known_members"
+_RECEIPTS = "coopbot.storage.receipts"
+
+#: The key a member is kept under: (platform, user id on that platform).
+Account = tuple[str, str]
+
+
+def sqlite_pragmas(engine: Engine, *, busy_timeout: float, wal: bool) -> None:
+    """Set up every connection the engine opens: WAL, busy timeout, foreign keys, `synchronous=NORMAL`.
+
+    Reason: WAL lets readers (the outbox, `/why`) read while a command writes, and
+    with it `synchronous=NORMAL` syncs at checkpoints instead of at every commit;
+    the busy timeout makes a second writer wait its turn instead of failing.
+    pysqlite's own transaction handling is switched off (`isolation_level =
+    None`) so that SQLAlchemy, through `begin_immediate`, decides when a
+    transaction begins. Figure: none of its own; every SQLite figure in the
+    README's benchmark table is measured with these settings.
+    """
+    milliseconds = int(busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={milliseconds}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def begin_immediate(engine: Engine) -> None:
+    """Begin every transaction of a SQLite engine with BEGIN IMMEDIATE.
+
+    Reason: a read followed by a write (claim a job, redeem an invite) then
+    cannot interleave with another writer, and the busy timeout makes the
+    second writer wait instead of failing. It replaces the dialect's own begin
+    rather than listening to a "begin" event: any connection event makes
+    SQLAlchemy run its event machinery around every statement, which cost a
+    third of a short command (part of hot `/whoami` in the router going from
+    0.47 ms to 0.09 ms, commit 30fb803).
+    """
+    engine.dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
+
+
+def _begin_immediate(dbapi_connection: Any) -> None:
+    dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+class KnownMembers:
+    """The members a long-lived SQLite session has loaded, kept from one message to the next.
+
+    Reason: loading a member and their accounts through the ORM cost half of a
+    short command, and most messages come from someone who wrote a moment
+    before. Figure: hot `/whoami` in the router 0.09 ms with the member kept
+    against 0.35 ms loaded afresh (commit 30fb803); `bench/telegram_roundtrip.py`
+    `/whoami` 1.34–1.40× a bare echo bot, 1.61–1.74× when another connection
+    wrote just before (the member loaded afresh every time).
+
+    What it keeps is never older than the database. Each transaction of the
+    session, once it holds the write lock, asks SQLite whether any other
+    connection has committed since the last one (`PRAGMA data_version`); if so,
+    everything kept is dropped. A message that wrote anything besides its own
+    receipts (`record_receipt` counts them), or that failed, drops everything
+    too. `member_by_account` finds and keeps the members; nothing else needs to
+    know where they are kept.
+    """
+
+    def __init__(self, session: Session, connection: Connection) -> None:
+        """`connection`: the one connection `session` is bound to, for the whole of its life."""
+        self._session = session
+        self._connection = connection
+        self._members: dict[Account, Member] = {}
+        self._version: int | None = None
+        event.listen(session, "after_begin", self._after_begin)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """One message: the kept members are offered to `member_by_account` for its length."""
+        info = self._session.info
+        info[_KEPT] = self._members
+        info[_RECEIPTS] = 0
+        changes = self._driver().total_changes
+        try:
+            yield
+        except BaseException:
+            self.forget()
+            raise
+        if self._driver().total_changes - changes > info[_RECEIPTS]:
+            self.forget()
+
+    def forget(self) -> None:
+        self._session.expunge_all()
+        self._members.clear()
+
+    def _after_begin(self, session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+        """Under the write lock: nobody else can commit until this transaction ends."""
+        version = self._driver().execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version or len(self._members) > MOST_KEPT:
+            self.forget()
+            self._version = version
+
+    def _driver(self) -> Any:
+        return self._connection.connection.driver_connection
+
+
+def kept_members(session: Session) -> dict[Account, Member] | None:
+    """The members kept for this session's current message; None when it keeps none."""
+    kept: dict[Account, Member] | None = session.info.get(_KEPT)
+    return kept
+
+
+def count_receipt(session: Session) -> None:
+    """One more receipt written by this message: a row that leaves the kept members in place."""
+    session.info[_RECEIPTS] = session.info.get(_RECEIPTS, 0) + 1

@@ -1,0 +1,83 @@
+"""The statements every message or tap runs: `claim_read`, `record_receipt`, `member_by_account`,
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from coopbot.db import transaction
+from coopbot.models import Identity, Member, SeenEvent
+from coopbot.storage import claim_read, member_by_account, record_receipt
+from tests.storage.conftest import NOW, Statements, add_member
+
+#: Its parameters are named in the opposite order to their places in the SQL, as a caller may.
+NAME_AND_ACCOUNT = (
+    select(Member.name, Identity.external_id, Member.active)
+    .join(Identity, Identity.member_id == Member.id)
+    .where(Identity.external_id == bindparam("user"), Member.id == bindparam("member"))
+)
+
+
+def test_claim_read_reads_the_row_within_the_callers_transaction(sessions: sessionmaker[Session]) -> None:
+    alice = add_member(sessions, "Alice")
+    with transaction(sessions) as session:
+        connection = session.connection()
+        assert claim_read(connection, NAME_AND_ACCOUNT, {"member": alice, "user": "alice"}) == ("Alice", "alice", True)
+        assert claim_read(connection, NAME_AND_ACCOUNT, {"member": alice, "user": "bruno"}) is None
+        session.execute(update(Member).where(Member.id == alice).values(name="Alicia"))  # not committed
+        assert claim_read(connection, NAME_AND_ACCOUNT, {"member": alice, "user": "alice"}) == ("Alicia", "alice", True)
+
+
+def test_claim_read_goes_past_sqlalchemys_statement_machinery(
+    engine: Engine, sessions: sessionmaker[Session], statements: Statements
+) -> None:
+    alice = add_member(sessions, "Alice")
+    with statements.in_transaction(sessions, engine) as (session, sent):
+        for _ in range(3):
+            assert claim_read(session.connection(), NAME_AND_ACCOUNT, {"member": alice, "user": "alice"}) is not None
+    assert sent == []
+
+
+def test_a_receipt_is_written_once_per_update_and_platform(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        assert record_receipt(session, "telegram", "u1", NOW)
+        assert not record_receipt(session, "telegram", "u1", NOW + timedelta(seconds=1))
+        assert record_receipt(session, "matrix", "u1", NOW)
+    with transaction(sessions) as session:
+        assert not record_receipt(session, "telegram", "u1", NOW)
+        stored = session.execute(select(SeenEvent.platform, SeenEvent.at).order_by(SeenEvent.id)).all()
+    # The time goes through the column's own type: it reads back as the aware time written.
+    assert [tuple(row) for row in stored] == [("telegram", NOW), ("matrix", NOW)]
+
+
+def test_a_receipt_is_the_drivers_own_sql(
+    engine: Engine, sessions: sessionmaker[Session], statements: Statements
+) -> None:
+    with statements.in_transaction(sessions, engine) as (session, sent):
+        record_receipt(session, "telegram", "u1", NOW)
+    assert [(s.sql.split("(")[0].strip(), s.compiled) for s in sent] == [("INSERT INTO seen_event", False)]
+
+
+def test_member_by_account_loads_the_member_with_every_account_in_one_statement(
+    engine: Engine, sessions: sessionmaker[Session], statements: Statements
+) -> None:
+    add_member(sessions, "Alice", ("console", "alice"), ("matrix", "@alice:example.org"))
+    with statements.in_transaction(sessions, engine) as (session, sent):
+        found = member_by_account(session, "matrix", "@alice:example.org")
+        assert found is not None
+        assert sorted(i.platform for i in found.identities) == ["console", "matrix"]
+        assert member_by_account(session, "console", "nobody") is None
+    assert len(sent) == 2  # one per call: the accounts came with the member
+
+
+def test_member_by_account_finds_members_who_left_too(sessions: sessionmaker[Session]) -> None:
+    alice = add_member(sessions, "Alice")
+    with transaction(sessions) as session:
+        session.execute(update(Member).where(Member.id == alice).values(active=False))
+    with transaction(sessions) as session:
+        found = member_by_account(session, "console", "alice")
+        assert found is not None
+        assert not found.active  # whether they may still talk is the router's to say
