@@ -250,7 +250,7 @@ class Job(Base):
     price_cents: Mapped[int | None] = mapped_column(BigInteger)
     note: Mapped[str] = mapped_column(String(1000), default="")
     #: `str` until the dispatch services write `JobStatus` members (read back, it is one).
-    status: Mapped[str] = mapped_column(StateColumn(JobStatus), default=JobStatus.OPEN, index=True)
+    status: Mapped[JobStatus] = mapped_column(StateColumn(JobStatus), default=JobStatus.OPEN, index=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
     created_at: Mapped[datetime]
@@ -282,7 +282,7 @@ class Offer(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
     #: `str` until the dispatch services write `OfferStatus` members (read back, it is one).
-    status: Mapped[str] = mapped_column(StateColumn(OfferStatus), default=OfferStatus.OPEN)
+    status: Mapped[OfferStatus] = mapped_column(StateColumn(OfferStatus), default=OfferStatus.OPEN)
     offered_at: Mapped[datetime]
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     rank: Mapped[int] = mapped_column(Integer, default=0)

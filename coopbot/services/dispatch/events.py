@@ -21,15 +21,15 @@ from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.errors import NotFound
 from coopbot.i18n import t
-from coopbot.models import Job, JobEvent, Member, Offer
+from coopbot.models import Job, JobEvent, JobStatus, Member, Offer
 from coopbot.money import format_money
 from coopbot.outbox import queue_to_coordinators, queue_to_member
 from coopbot.services.dispatch.parsing import job_code, when
 
-CLAIMABLE = ("open", "offered")
-HELD = ("assigned", "picked_up")
+CLAIMABLE = (JobStatus.OPEN, JobStatus.OFFERED)
+HELD = (JobStatus.ASSIGNED, JobStatus.PICKED_UP)
 LIVE = (*CLAIMABLE, *HELD)
-TERMINAL = ("delivered", "failed", "cancelled")
+TERMINAL = (JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.CANCELLED)
 #: Claims and offer changes go through the tables, not the ORM: cheaper, and
 #: no stale objects to synchronise (ORM objects are reloaded after).
 JOB = cast(Table, Job.__table__)

@@ -20,7 +20,7 @@ from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Job, JobEvent, Member, Offer
+from coopbot.models import Job, JobEvent, JobStatus, Member, Offer, OfferStatus, Role
 from coopbot.outbox import queue_to_coordinators, queue_to_member
 from coopbot.services.dispatch.events import (
     CLAIMABLE,
@@ -47,15 +47,15 @@ from coopbot.services.text import typed
 from coopbot.storage import claim_read
 
 #: A job as a claim sees it: (status, assignee id, assignee's name, this member's offer status).
-State = tuple[str, int | None, str | None, str | None]
+State = tuple[JobStatus, int | None, str | None, OfferStatus | None]
 _MY_OPEN_OFFER = ((OFFER.c.job_id == bindparam("job")) & (OFFER.c.member_id == bindparam("member"))
-                  & (OFFER.c.status == "open"))
+                  & (OFFER.c.status == OfferStatus.OPEN))
 #: The claim, built once: it runs for every tap of every rider.
 CLAIM = (update(JOB)
-         .where(JOB.c.id == bindparam("job"), (JOB.c.status == "open") | (JOB.c.status == "offered"),
+         .where(JOB.c.id == bindparam("job"), (JOB.c.status == JobStatus.OPEN) | (JOB.c.status == JobStatus.OFFERED),
                 select(OFFER.c.id).where(_MY_OPEN_OFFER).exists())
-         .values(status="assigned", assignee_id=bindparam("assignee"), updated_at=bindparam("now")))
-TAKE_OFFER = update(OFFER).where(_MY_OPEN_OFFER).values(status="accepted")
+         .values(status=JobStatus.ASSIGNED, assignee_id=bindparam("assignee"), updated_at=bindparam("now")))
+TAKE_OFFER = update(OFFER).where(_MY_OPEN_OFFER).values(status=OfferStatus.ACCEPTED)
 WHY_NOT = (select(JOB.c.status, JOB.c.assignee_id, MEMBER.c.name, OFFER.c.status)
            .select_from(JOB.outerjoin(MEMBER, MEMBER.c.id == JOB.c.assignee_id)
                         .outerjoin(OFFER, (OFFER.c.job_id == JOB.c.id) & (OFFER.c.member_id == bindparam("member"))))
@@ -67,12 +67,12 @@ MAX_REASON = 300
 
 
 def is_coordinator(member: Member) -> bool:
-    return ROLE_RANK.get(member.role, 0) >= ROLE_RANK["coordinator"]
+    return ROLE_RANK.get(member.role, 0) >= ROLE_RANK[Role.COORDINATOR]
 
 
 def work_buttons(lang: str, job: Job) -> tuple[Button, ...]:
     code = job_code(job.id)
-    if job.status == "picked_up":
+    if job.status == JobStatus.PICKED_UP:
         return (Button(t(lang, "dispatch.button_deliver"), f"/deliver {code}", "🏁"),)
     return (
         Button(t(lang, "dispatch.button_pickup"), f"/pickup {code}", "📦"),
@@ -103,7 +103,7 @@ def post_jobs(session: Session, config: Config, actor: Member, specs: Sequence[J
     posted = []
     for spec in specs:
         job = Job(pickup=spec.pickup, dropoff=spec.dropoff, deadline=spec.deadline,
-                  price_cents=spec.price_cents, note=spec.note, status="open", created_by=actor.id,
+                  price_cents=spec.price_cents, note=spec.note, status=JobStatus.OPEN, created_by=actor.id,
                   created_at=now, updated_at=now, policy=policy, round=0)
         session.add(job)
         session.flush()
@@ -150,7 +150,7 @@ def _state(connection: Connection, mine: dict[str, int]) -> State | None:
 
 
 def _claimable(state: State | None) -> bool:
-    return state is not None and state[0] in CLAIMABLE and state[3] == "open"
+    return state is not None and state[0] in CLAIMABLE and state[3] == OfferStatus.OPEN
 
 
 def _refusal(job_id: int, member: Member, state: State | None) -> CoopError:
@@ -162,10 +162,10 @@ def _refusal(job_id: int, member: Member, state: State | None) -> CoopError:
     if status not in CLAIMABLE:
         if assignee == member.id and status in HELD:
             return Conflict("dispatch.already_yours", job=code)
-        if status in (*HELD, "delivered"):
+        if status in (*HELD, JobStatus.DELIVERED):
             return Conflict("dispatch.already_taken", job=code, name=name)
         return Conflict(f"dispatch.job_{status}", job=code)
-    if offer in ("expired", "declined"):
+    if offer in (OfferStatus.EXPIRED, OfferStatus.DECLINED):
         return Conflict(f"dispatch.offer_{offer}", job=code)
     return Conflict("dispatch.not_offered", job=code)
 
@@ -186,7 +186,7 @@ def _after_claim(session: Session, config: Config, job: Job, member: Member, now
 def decline(session: Session, config: Config, member: Member, job_id: int, now: datetime) -> Job:
     job = lock_job(session, job_id)
     offer = offers_of(session, job).get(member.id)
-    if offer is None or offer.status != "open":
+    if offer is None or offer.status != OfferStatus.OPEN:
         raise why_not(session, job_id, member)
     pass_offer(session, config, job, offer, member, now, "declined")
     return job
@@ -218,7 +218,7 @@ def _wrong_state(session: Session, actor: Member, job: Job, kind: str) -> Confli
 
 
 def _move(session: Session, config: Config, actor: Member, job_id: int, now: datetime, *,
-          allowed: tuple[str, ...], to: str, kind: str, **details: Any) -> Job:
+          allowed: tuple[JobStatus, ...], to: JobStatus, kind: str, **details: Any) -> Job:
     """Change a held job's state for its assignee (or a coordinator), conditionally."""
     job = lock_job(session, job_id)
     if job.status not in allowed:
@@ -226,7 +226,7 @@ def _move(session: Session, config: Config, actor: Member, job_id: int, now: dat
     _may_move(session, actor, job)
     assignee = session.get_one(Member, job.assignee_id)
     values: dict[str, Any] = {"status": to, "updated_at": now}
-    if to == "open":
+    if to == JobStatus.OPEN:
         values["assignee_id"] = None
     moved = rowcount(session, update(JOB).where(JOB.c.id == job.id, JOB.c.status == job.status,
                                                  JOB.c.assignee_id == assignee.id).values(**values))
@@ -246,12 +246,14 @@ def _move(session: Session, config: Config, actor: Member, job_id: int, now: dat
 
 
 def pickup(session: Session, config: Config, actor: Member, job_id: int, now: datetime) -> Job:
-    return _move(session, config, actor, job_id, now, allowed=("assigned",), to="picked_up", kind="picked_up")
+    return _move(session, config, actor, job_id, now, allowed=(JobStatus.ASSIGNED,), to=JobStatus.PICKED_UP,
+                 kind="picked_up")
 
 
 def deliver(session: Session, config: Config, actor: Member, job_id: int, now: datetime) -> tuple[Job, int]:
     """Delivered: the rider's points and the job's price are recorded in the same transaction."""
-    job = _move(session, config, actor, job_id, now, allowed=("picked_up",), to="delivered", kind="delivered")
+    job = _move(session, config, actor, job_id, now, allowed=(JobStatus.PICKED_UP,), to=JobStatus.DELIVERED,
+                kind="delivered")
     contribution = ledger.record_delivery(session, config, job, now)
     return job, contribution.points_milli if contribution is not None else 0
 
@@ -261,15 +263,15 @@ def fail(session: Session, config: Config, actor: Member, job_id: int, reason: s
     reason = typed(reason, MAX_REASON)
     if not reason:
         raise UsageError("dispatch.fail_reason_missing", job=job_code(job_id))
-    return _move(session, config, actor, job_id, now, allowed=HELD, to="failed", kind="failed", reason=reason)
+    return _move(session, config, actor, job_id, now, allowed=HELD, to=JobStatus.FAILED, kind="failed", reason=reason)
 
 
 def release(session: Session, config: Config, actor: Member, job_id: int, now: datetime) -> tuple[Job, Outcome]:
     """Back to open and offered again, as a new round where the releaser comes last."""
     releaser = get_job(session, job_id).assignee_id
-    job = _move(session, config, actor, job_id, now, allowed=("assigned",), to="open", kind="released")
+    job = _move(session, config, actor, job_id, now, allowed=(JobStatus.ASSIGNED,), to=JobStatus.OPEN, kind="released")
     for offer in offers_of(session, job).values():
-        offer.status = "declined" if offer.member_id == releaser else "closed"
+        offer.status = OfferStatus.DECLINED if offer.member_id == releaser else OfferStatus.CLOSED
         offer.details = {"released": True} if offer.member_id == releaser else {}
     session.flush()
     return job, offer_step(session, config, job, now)
@@ -281,12 +283,12 @@ def assign(session: Session, config: Config, actor: Member, job_id: int, target:
     previous = job.assignee_id
     if job.status in TERMINAL:
         raise Conflict(f"dispatch.job_{job.status}", job=job_code(job.id))
-    if job.status == "picked_up":
+    if job.status == JobStatus.PICKED_UP:
         raise Conflict("dispatch.assign_picked_up", job=job_code(job.id), name=member_name(session, previous))
     if previous == target.id:
         raise Conflict("dispatch.already_assigned_to", job=job_code(job.id), name=target.name)
     rowcount(session, update(JOB).where(JOB.c.id == job.id, JOB.c.status == job.status)
-              .values(status="assigned", assignee_id=target.id, updated_at=now))
+              .values(status=JobStatus.ASSIGNED, assignee_id=target.id, updated_at=now))
     session.refresh(job)
     if previous is not None:
         before = session.get_one(Member, previous)
@@ -306,7 +308,7 @@ def cancel(session: Session, config: Config, actor: Member, job_id: int, reason:
     if job.status in TERMINAL:
         raise Conflict(f"dispatch.job_{job.status}", job=job_code(job.id))
     rowcount(session, update(JOB).where(JOB.c.id == job.id, JOB.c.status == job.status)
-              .values(status="cancelled", updated_at=now))
+              .values(status=JobStatus.CANCELLED, updated_at=now))
     session.refresh(job)
     close_offers(session, config, job, now, "dispatch.offer_cancelled")
     assignee = session.get(Member, job.assignee_id) if job.assignee_id else None
@@ -324,7 +326,7 @@ def cancel(session: Session, config: Config, actor: Member, job_id: int, reason:
 def offered_to(session: Session, member: Member) -> list[Job]:
     return list(session.scalars(
         select(Job).join(Offer, Offer.job_id == Job.id)
-        .where(Offer.member_id == member.id, Offer.status == "open", Job.status.in_(CLAIMABLE))
+        .where(Offer.member_id == member.id, Offer.status == OfferStatus.OPEN, Job.status.in_(CLAIMABLE))
         .order_by(Job.deadline.is_(None), Job.deadline, Job.id)))
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.i18n import t
-from coopbot.models import Contribution, Job, Member, Offer
+from coopbot.models import Contribution, ContributionStatus, Job, JobStatus, Member, Offer, OfferStatus
 from coopbot.outbox import Notice, queue_many, queue_to_member, recipients
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.dispatch.events import (
@@ -45,7 +45,7 @@ from coopbot.services.dispatch.parsing import job_code
 from coopbot.services.money import periods
 from coopbot.services.polls import settings as settings_svc
 
-PASSED = ("declined", "expired")
+PASSED = (OfferStatus.DECLINED, OfferStatus.EXPIRED)
 EXPIRY_BATCH = 200
 
 
@@ -100,7 +100,7 @@ def points_this_period(session: Session, member_ids: Iterable[int], now: datetim
     rows = session.execute(
         select(Contribution.member_id, func.coalesce(func.sum(Contribution.points_milli), 0))
         .where(Contribution.period_id == period.id, Contribution.member_id.in_(list(member_ids)),
-               Contribution.status != "rejected")
+               Contribution.status != ContributionStatus.REJECTED)
         .group_by(Contribution.member_id)
     )
     return {member_id: int(points) for member_id, points in rows}
@@ -139,7 +139,7 @@ def _open_offer(session: Session, config: Config, job: Job, rows: dict[int, Offe
         offer = Offer(job_id=job.id, member_id=member.id, offered_at=now)
         session.add(offer)
         rows[member.id] = offer
-    offer.status, offer.offered_at, offer.expires_at = "open", now, expires
+    offer.status, offer.offered_at, offer.expires_at = OfferStatus.OPEN, now, expires
     offer.rank, offer.details = job.round, details
     lang = lang_of(config, member)
     text = t(lang, "dispatch.offer", job=describe(job, config, lang, now))
@@ -162,8 +162,9 @@ def offer_step(session: Session, config: Config, job: Job, now: datetime, *, qui
     already passed on that broadcast) gets it and the coordinators are told.
     """
     rows = offers_of(session, job)
-    available = [m for m in available_members(session) if rows.get(m.id) is None or rows[m.id].status != "open"]
-    fresh = [m for m in available if m.id not in rows or rows[m.id].status == "closed"]
+    available = [m for m in available_members(session)
+                 if rows.get(m.id) is None or rows[m.id].status != OfferStatus.OPEN]
+    fresh = [m for m in available if m.id not in rows or rows[m.id].status == OfferStatus.CLOSED]
     job.round += 1
     job.updated_at = now
     if job.policy == "rotation" and fresh:
@@ -172,17 +173,17 @@ def offer_step(session: Session, config: Config, job: Job, now: datetime, *, qui
         timeout = offer_timeout(session, config, now)
         notice = _open_offer(session, config, job, rows, chosen, now, now + timeout, **ranked[0].detail(now))
         queue_many(session, [notice], now)
-        job.status = "offered"
+        job.status = JobStatus.OFFERED
         record_event(session, job, now, "offered", member=chosen, policy="rotation", round=job.round,
                      timeout=int(timeout.total_seconds()), candidates=[c.detail(now) for c in ranked])
         return Outcome("rotation", (chosen.name,))
     if job.policy == "rotation":
-        targets = [m for m in available if m.id not in rows or rows[m.id].status == "closed"
+        targets = [m for m in available if m.id not in rows or rows[m.id].status == OfferStatus.CLOSED
                    or (rows[m.id].status in PASSED and not rows[m.id].details.get("fallback"))]
     else:
         targets = fresh
     if not targets:
-        job.status = "open"
+        job.status = JobStatus.OPEN
         passed = sum(1 for offer in rows.values() if offer.status in PASSED)
         event = record_event(session, job, now, "unclaimed", policy=job.policy, round=job.round, passed=passed)
         if not quiet:
@@ -191,7 +192,7 @@ def offer_step(session: Session, config: Config, job: Job, now: datetime, *, qui
     fallback = job.policy == "rotation"
     queue_many(session, [_open_offer(session, config, job, rows, member, now, None, fallback=fallback)
                          for member in targets], now)
-    job.status = "offered"
+    job.status = JobStatus.OFFERED
     names = tuple(m.name for m in targets)
     event = record_event(session, job, now, "fallback" if fallback else "offered", policy="broadcast",
                          round=job.round, candidates=[{"id": m.id, "name": m.name} for m in targets])
@@ -207,9 +208,9 @@ def close_offers(session: Session, config: Config, job: Job, now: datetime, text
     The workers are read as plain rows (`outbox.recipients`), not members:
     the winner of a race pays for telling the 200 others.
     """
-    still_open = (OFFER.c.job_id == job.id) & (OFFER.c.status == "open")
+    still_open = (OFFER.c.job_id == job.id) & (OFFER.c.status == OfferStatus.OPEN)
     told = recipients(session, MEMBER.c.id.in_(select(OFFER.c.member_id).where(still_open)))
-    session.execute(update(OFFER).where(still_open).values(status="closed"))
+    session.execute(update(OFFER).where(still_open).values(status=OfferStatus.CLOSED))
     texts: dict[str, Outgoing] = {}
     notices: list[Notice] = []
     for recipient in told.values():
@@ -223,10 +224,11 @@ def close_offers(session: Session, config: Config, job: Job, now: datetime, text
 def pass_offer(session: Session, config: Config, job: Job, offer: Offer, member: Member, now: datetime,
                kind: str, **details: Any) -> None:
     """A worker declined or let the offer expire: next worker, or tell the coordinators."""
-    offer.status = kind
+    offer.status = OfferStatus(kind)
     record_event(session, job, now, kind, member=member, round=job.round, **details)
-    remaining = session.scalar(select(func.count(Offer.id)).where(Offer.job_id == job.id, Offer.status == "open"))
-    if job.status == "offered" and not remaining:
+    remaining = session.scalar(select(func.count(Offer.id))
+                               .where(Offer.job_id == job.id, Offer.status == OfferStatus.OPEN))
+    if job.status == JobStatus.OFFERED and not remaining:
         offer_step(session, config, job, now)
 
 
@@ -247,12 +249,12 @@ def set_available(session: Session, config: Config, member: Member, now: datetim
         job = lock_job(session, job_id)
         offer = session.scalars(select(Offer).where(Offer.job_id == job.id, Offer.member_id == member.id)).first()
         status = offer.status if offer else None
-        if job.status == "open":
+        if job.status == JobStatus.OPEN:
             passed_once = offer is not None and status in PASSED and not offer.details.get("fallback")
-            eligible = status in (None, "closed") or (job.policy == "rotation" and passed_once)
+            eligible = status in (None, OfferStatus.CLOSED) or (job.policy == "rotation" and passed_once)
             if eligible and offer_step(session, config, job, now).kind != "waiting":
                 offered += 1
-        elif status in (None, "closed") and _broadcasting(session, job):
+        elif status in (None, OfferStatus.CLOSED) and _broadcasting(session, job):
             notice = _open_offer(session, config, job, offers_of(session, job), member, now, None, late=True)
             queue_many(session, [notice], now)
             record_event(session, job, now, "offered", member=member, policy="broadcast", round=job.round,
@@ -264,18 +266,18 @@ def set_available(session: Session, config: Config, member: Member, now: datetim
 def _broadcasting(session: Session, job: Job) -> bool:
     """An offered job whose open offers have no expiry: anyone available may take it."""
     return session.scalar(select(func.count(Offer.id)).where(
-        Offer.job_id == job.id, Offer.status == "open", Offer.expires_at.is_not(None))) == 0
+        Offer.job_id == job.id, Offer.status == OfferStatus.OPEN, Offer.expires_at.is_not(None))) == 0
 
 
 def set_away(session: Session, config: Config, member: Member, now: datetime, reason: str = "away") -> list[Job]:
     """Stop offers; open offers pass to the next worker. Returns the jobs still held."""
     member.available, member.idle_asked_at = False, None
     open_offers = session.scalars(select(Offer.job_id).where(Offer.member_id == member.id,
-                                                            Offer.status == "open")).all()
+                                                            Offer.status == OfferStatus.OPEN)).all()
     for job_id in open_offers:
         job = lock_job(session, job_id)
         offer = offers_of(session, job).get(member.id)
-        if offer is not None and offer.status == "open":
+        if offer is not None and offer.status == OfferStatus.OPEN:
             pass_offer(session, config, job, offer, member, now, "declined", reason=reason)
     return held_jobs(session, member)
 
@@ -297,7 +299,7 @@ def expire_offers(ctx: SweepContext) -> None:
     resting = [offer_id for offer_id, _ in ctx.resting()]
     with ctx.sessions() as session:
         due = [(offer_id, job_id) for offer_id, job_id in session.execute(
-            select(Offer.id, Offer.job_id).where(Offer.status == "open", Offer.expires_at.is_not(None),
+            select(Offer.id, Offer.job_id).where(Offer.status == OfferStatus.OPEN, Offer.expires_at.is_not(None),
                                                  Offer.expires_at <= ctx.now, Offer.id.not_in(resting))
             .order_by(Offer.expires_at, Offer.id).limit(EXPIRY_BATCH))]
     ctx.each(due, lambda item: job_code(item[1]),
@@ -308,7 +310,7 @@ def expire_offer(session: Session, config: Config, offer_id: int, job_id: int, n
     """One offer past its time: its worker is told, the job passes to the next one."""
     job = lock_job(session, job_id)
     offer = session.get(Offer, offer_id, populate_existing=True)
-    if offer is None or offer.status != "open":
+    if offer is None or offer.status != OfferStatus.OPEN:
         return
     member = session.get_one(Member, offer.member_id)
     tell(session, config, member, f"job:{job.id}:expired:m{member.id}:{offer.rank}", now,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.config import Config
 from coopbot.db import transaction
-from coopbot.models import Allocation, Period
+from coopbot.models import Allocation, Period, PeriodStatus
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
 from coopbot.services.money import notices, shares
@@ -90,8 +90,8 @@ def close_period(sessions: sessionmaker[Session], config: Config, period_id: int
         won = rowcount(
             session.execute(
                 update(Period)
-                .where(Period.id == period_id, Period.status == "open")
-                .values(status="closed", closed_at=now)
+                .where(Period.id == period_id, Period.status == PeriodStatus.OPEN)
+                .values(status=PeriodStatus.CLOSED, closed_at=now)
             )
         )
         if won != 1:
@@ -138,7 +138,7 @@ def _write(session: Session, plan: Plan) -> None:
 def due_periods(sessions: sessionmaker[Session], now: datetime) -> list[tuple[int, str]]:
     """(id, label) of every open period that has ended, oldest first."""
     with sessions() as session:
-        query = select(Period.id, Period.label).where(Period.status == "open", Period.ends_at <= now)
+        query = select(Period.id, Period.label).where(Period.status == PeriodStatus.OPEN, Period.ends_at <= now)
         return [(period_id, label) for period_id, label in session.execute(query.order_by(Period.ends_at))]
 
 
@@ -170,6 +170,7 @@ def _period_close_sweep(ctx: SweepContext) -> None:
 def preview(session: Session, config: Config, now: datetime) -> Plan:
     """The close of the due period, or of the current one as if it ended now; writes nothing."""
     due = session.scalars(
-        select(Period).where(Period.status == "open", Period.ends_at <= now).order_by(Period.ends_at).limit(1)
+        select(Period).where(Period.status == PeriodStatus.OPEN, Period.ends_at <= now)
+        .order_by(Period.ends_at).limit(1)
     ).first()
     return plan_close(session, config, due or current_period(session, config, now))

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coopbot.config import Config
-from coopbot.models import Period
+from coopbot.models import Period, PeriodStatus
 from coopbot.services.money.shares import Terms
 from coopbot.services.polls import settings as settings_svc
 
@@ -141,7 +141,7 @@ def current_period(session: Session, config: Config, now: datetime) -> Period:
         label=label,
         starts_at=start,
         ends_at=end,
-        status="open",
+        status=PeriodStatus.OPEN,
         settings=settings_snapshot(session, config, start),
         totals={},
     )
