@@ -1,7 +1,9 @@
 """The picture posted with each period's summary: who got what share.
 
 Rendered with matplotlib's Agg backend (no display, safe in a worker thread
-and on a server). Members who asked to be hidden are never drawn: the caller
+and on a server), imported on the first chart drawn: matplotlib, numpy and
+Pillow are about half of an idle bot's memory, and most days draw nothing.
+Members who asked to be hidden are never drawn: the caller
 leaves them out, and the footnote only says how many are not shown. A big
 co-op gets its largest shares and one bar for everyone else, so the chart
 stays readable at 10,000 members.
@@ -13,12 +15,6 @@ import io
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import matplotlib
-
-matplotlib.use("Agg")
-
-from matplotlib.figure import Figure
 
 MAX_BARS = 25
 _lock = threading.Lock()
@@ -49,6 +45,8 @@ def shares_png(
         shown.append(Bar(others_label(len(rest)), sum(b.share_bp for b in rest), ""))
     width = max(6.0, min(14.0, 1.0 + 0.5 * len(shown)))
     with _lock:  # pyplot-free Figure is thread-safe per figure, fonts are not
+        from matplotlib.figure import Figure  # the object-oriented API: no pyplot, no display backend
+
         figure = Figure(figsize=(width, 4.5), dpi=100)
         axes = figure.subplots()
         heights = [bar.share_bp / 100 for bar in shown]

@@ -4,26 +4,26 @@ Names here are a contract (DESIGN.md, "CLI contract"): operators' scripts rely
 on them. Every command takes `--config PATH` and `-v`, before or after its
 name; secrets come from environment variables named in the config, never from
 the command line.
+
+Building the parser imports nothing heavy: `coopbot --help` and a mistyped
+command answer at once. Each command imports what it needs (the bot, the
+database, the ballot keys' cryptography) when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from coopbot import secrets as ballot_secrets
-from coopbot.app import CoopBot
-from coopbot.config import Config, config_warnings, load_config
-from coopbot.db import DriverMissing, check_driver, make_engine, transaction, upgrade
 from coopbot.errors import ConfigError, CoopError
-from coopbot.i18n import t
-from coopbot.models import Member
-from coopbot.services.members import accounts as members_svc
+
+if TYPE_CHECKING:
+    from coopbot.config import Config
+    from coopbot.models import Member
 
 Action = Callable[[argparse.Namespace, TextIO], int]
 
@@ -41,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"config error:\n{exc}", file=sys.stderr)
         return 2
     except CoopError as exc:
+        from coopbot.i18n import t
+
         print(t("en", exc.key, **exc.params), file=sys.stderr)
         return 1
 
@@ -78,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(action=cmd_run)
 
     demo = sub.add_parser("demo", help="a scripted co-op period on a throw-away database, as a chat transcript")
-    demo.add_argument("--lang", choices=("en", "fr"), default="en")
+    demo.add_argument(
+        "--lang", choices=("en", "fr"), default="en", help="the transcript's language: narration, members and bot"
+    )
     demo.set_defaults(action=cmd_demo)
 
     chat = sub.add_parser("chat", help="talk to the bot from the terminal as a member")
@@ -127,10 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_of(args: argparse.Namespace) -> Config:
+    from coopbot.config import load_config
+
     return load_config(args.config)
 
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.config import config_warnings
+    from coopbot.db import DriverMissing, check_driver
+    from coopbot.i18n import t
+
     config = config_of(args)
     where = args.config or ("config.toml" if Path("config.toml").exists() else "built-in defaults")
     problems = []
@@ -156,6 +166,8 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
 
 def key_warnings(config: Config) -> list[str]:
     """Secret-ballot keys beside the database: one backup would hold the ballots and what links them."""
+    from coopbot import secrets as ballot_secrets
+
     path = ballot_secrets.key_in_database_folder(config)
     if path is None:
         return []
@@ -169,6 +181,8 @@ def key_warnings(config: Config) -> list[str]:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.db import make_engine, upgrade
+
     config = config_of(args)
     upgrade(make_engine(config.database.url))
     out.write("database is up to date\n")
@@ -176,6 +190,10 @@ def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_member_add(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.app import CoopBot
+    from coopbot.db import transaction
+    from coopbot.services.members import accounts as members_svc
+
     config = config_of(args)
     bot = CoopBot(config)
     with transaction(bot.sessions) as session:
@@ -195,6 +213,10 @@ def cmd_member_add(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_invite(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.app import CoopBot
+    from coopbot.db import transaction
+    from coopbot.services.members import accounts as members_svc
+
     bot = CoopBot(config_of(args))
     with transaction(bot.sessions) as session:
         code = members_svc.create_invite(session, None, args.role, bot.clock.now())
@@ -204,6 +226,9 @@ def cmd_invite(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_member_list(args: argparse.Namespace, out: TextIO) -> int:
     """Everyone ever added, former members too: the number is what other commands take."""
+    from coopbot.app import CoopBot
+    from coopbot.services.members import accounts as members_svc
+
     config = config_of(args)
     bot = CoopBot(config)
     try:
@@ -226,6 +251,8 @@ def accounts_text(member: Member) -> str:
 
 
 def state_text(member: Member, config: Config) -> str:
+    from coopbot.services.members import accounts as members_svc
+
     if member.active:
         return "active"
     if members_svc.is_erased(member):
@@ -236,18 +263,24 @@ def state_text(member: Member, config: Config) -> str:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
     from coopbot.runner import run_forever
 
     return asyncio.run(run_forever(config_of(args), out))
 
 
 def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
     from coopbot.runner import chat_loop
 
     return asyncio.run(chat_loop(config_of(args), args.name, sys.stdin, out))
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
     from coopbot.demo import run_demo
 
     return asyncio.run(run_demo(out, lang=args.lang))

@@ -2,22 +2,34 @@
 
 It runs the real bot (router, services, outbox, scheduler) through the
 console transport with a clock it moves itself, so a whole period fits in a
-second and prints as a chat transcript.
+second and prints as a chat transcript, in English or French
+(`coopbot/locales/*/demo.toml`: the narration, and what members type).
+
+Every run prints the same transcript: the clock is fake, invite codes come
+from a seeded generator, and the outbox sends one message at a time, in the
+order they were queued (a real bot has several sends in flight, each reading
+its row in a worker thread, so messages to different chats can swap places).
 """
 
 from __future__ import annotations
 
+import random
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
+
+from babel.dates import format_datetime
 
 from coopbot.app import CoopBot
 from coopbot.chat import Outgoing
 from coopbot.clock import FakeClock
 from coopbot.config import Config
 from coopbot.db import transaction
+from coopbot.i18n import t
 from coopbot.services.members import accounts as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
 
@@ -41,17 +53,39 @@ def found_in(replies: list[Outgoing], pattern: re.Pattern[str]) -> str:
     raise RuntimeError(f"the bot's reply has no {pattern.pattern}")
 
 
+@contextmanager
+def seeded_codes(seed: int = 2026) -> Iterator[None]:
+    """Invite codes from a seeded generator while the demo plays, so every run shows the same
+    ones. A real co-op's codes stay random: a code is what lets a stranger in."""
+    draw = random.Random(seed)
+    real = members_svc.new_code
+
+    def new_code(groups: int = 2) -> str:
+        return "-".join("".join(draw.choice(members_svc.CODE_ALPHABET) for _ in range(4)) for _ in range(groups))
+
+    members_svc.new_code = new_code
+    try:
+        yield
+    finally:
+        members_svc.new_code = real
+
+
 class Demo:
-    def __init__(self, bot: CoopBot, clock: FakeClock, out: TextIO) -> None:
+    def __init__(self, bot: CoopBot, clock: FakeClock, out: TextIO, lang: str = "en") -> None:
         self.bot = bot
         self.clock = clock
         self.out = out
+        self.lang = lang
         self.console = ConsoleTransport(out=out)
         bot.add_transport(self.console)
         self.chat = Conversation(bot, self.console, out)
 
-    def scene(self, title: str) -> None:
-        self.out.write(f"\n── {title} ──\n")
+    def text(self, key: str, **params: object) -> str:
+        """A line of the demo's catalogue, in its language."""
+        return t(self.lang, f"demo.{key}", **params)
+
+    def scene(self, key: str) -> None:
+        self.out.write(f"\n── {self.text(key)} ──\n")
 
     async def say(self, who: str, text: str, **kwargs: object) -> list[Outgoing]:
         return await self.chat.say(who, text, **kwargs)  # type: ignore[arg-type]
@@ -73,8 +107,8 @@ class Demo:
             self.clock.set(until)
         if delta is not None:
             self.clock.advance(delta)
-        shown = self.clock.now().astimezone(self.bot.config.coop.tz)
-        self.out.write(f"  … {shown:%A %d %B, %H:%M} …\n")
+        shown = format_datetime(self.clock.now(), self.text("when"), tzinfo=self.bot.config.coop.tz, locale=self.lang)
+        self.out.write(f"  … {shown} …\n")
         self.bot.scheduler.run_due()
         await self.bot.outbox.drain()
 
@@ -90,15 +124,17 @@ async def run_demo(out: TextIO, *, lang: str = "en") -> int:
         )
         clock = FakeClock(datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
         bot = CoopBot(config, clock=clock)
+        bot.outbox.max_in_flight = 1  # one send at a time: the transcript shows the queue's order
         try:
-            await play(Demo(bot, clock, out))
+            with seeded_codes():
+                await play(Demo(bot, clock, out, lang))
         finally:
             bot.dispose()
     return 0
 
 
 async def play(demo: Demo) -> None:
-    demo.out.write("coopbot demo: a small courier co-op's month, on a throw-away database.\n")
+    demo.out.write(demo.text("title") + "\n")
     alice = demo.founder("Alice")
     bruno = demo.person("bruno", "Bruno")
     chloe = demo.person("chloe", "Chloé")
@@ -114,9 +150,9 @@ async def play(demo: Demo) -> None:
 
 
 async def founding(demo: Demo, alice: str, bruno: str, chloe: str, dan: str, eve: str) -> None:
-    demo.scene("The founder invites a coordinator, who invites riders")
+    demo.scene("scene_founding")
     code = code_in(await demo.say(alice, "/invite coordinator"))
-    await demo.say(dan, "hello?")
+    await demo.say(dan, demo.text("hello"))
     await demo.say(bruno, f"/join {code}")
     code = code_in(await demo.say(bruno, "/invite"))
     await demo.say(chloe, f"/join {code}")
@@ -124,7 +160,7 @@ async def founding(demo: Demo, alice: str, bruno: str, chloe: str, dan: str, eve
     await demo.say(dan, f"/join {code_in(await demo.say(bruno, '/invite'))}")
     await demo.say(eve, f"/join {code_in(await demo.say(bruno, '/invite'))}")
 
-    demo.scene("Getting around")
+    demo.scene("scene_getting_around")
     await demo.say(chloe, "/help")
     await demo.say(chloe, "/whoami")
     await demo.say(dan, "/lang fr")
@@ -134,12 +170,10 @@ async def founding(demo: Demo, alice: str, bruno: str, chloe: str, dan: str, eve
 
 
 async def lunch_rush(demo: Demo, bruno: str, chloe: str, dan: str) -> None:
-    demo.scene("A lunch rush: one job, two riders, one winner")
+    demo.scene("scene_lunch_rush")
     await demo.say(chloe, "/available")
     await demo.say(dan, "/available")
-    await demo.say(
-        bruno, "/newjob Boulangerie Martin, 3 rue Paul Bert -> 12 rue Oberkampf by 12:30 price 6.50 note fragile"
-    )
+    await demo.say(bruno, demo.text("new_job"))
     await demo.say(chloe, "", button="/accept J-1")
     await demo.say(dan, "/accept J-1")
     await demo.say(chloe, "", button="/pickup J-1")
@@ -149,27 +183,25 @@ async def lunch_rush(demo: Demo, bruno: str, chloe: str, dan: str) -> None:
 
 
 async def work_and_money(demo: Demo, alice: str, bruno: str, chloe: str) -> None:
-    demo.scene("Logging work, approving it, recording money")
+    demo.scene("scene_work_and_money")
     await demo.say(chloe, "/shift start")
     await demo.later(timedelta(hours=6, minutes=30))
     await demo.say(chloe, "/shift end")
-    mine = ref_in(await demo.say(chloe, "/log 2h admin accounting for November"), "C")
-    his = ref_in(await demo.say(bruno, "/log 1.5h training new riders"), "C")
+    mine = ref_in(await demo.say(chloe, demo.text("log_admin")), "C")
+    his = ref_in(await demo.say(bruno, demo.text("log_training")), "C")
     await demo.say(bruno, f"/approve {mine}")
     await demo.say(bruno, f"/approve {his}")
     await demo.say(alice, f"/approve {his}")
-    await demo.say(bruno, "/income 1250.00 restaurant contracts November")
-    await demo.say(bruno, "/expense 89,90 bike repairs")
+    await demo.say(bruno, demo.text("income"))
+    await demo.say(bruno, demo.text("expense"))
     await demo.say(chloe, "/contrib")
     await demo.say(chloe, "/period")
 
 
 async def a_vote(demo: Demo, alice: str, bruno: str, chloe: str, dan: str) -> None:
-    demo.scene("One member, one vote")
-    poll = ref_in(
-        await demo.say(chloe, "/propose Raise the legal reserve to 20%? --closes 2d --sets legal_reserve_pct=20"), "P"
-    )
-    await demo.say(alice, f"/vote {poll} agree")
+    demo.scene("scene_vote")
+    poll = ref_in(await demo.say(chloe, demo.text("propose")), "P")
+    await demo.say(alice, demo.text("vote_agree", poll=poll))
     await demo.say(bruno, "", button=f"/vote {poll} agree")
     await demo.say(dan, f"/vote {poll} contre")
     await demo.say(chloe, f"/results {poll}")
@@ -178,20 +210,20 @@ async def a_vote(demo: Demo, alice: str, bruno: str, chloe: str, dan: str) -> No
 
 
 async def announcements(demo: Demo, bruno: str, dan: str) -> None:
-    demo.scene("An announcement reaches everyone")
-    await demo.say(dan, "/announce Free pizza")
-    await demo.say(bruno, "/announce Assemblée générale jeudi 19h au local. Venez nombreux !")
+    demo.scene("scene_announcement")
+    await demo.say(dan, demo.text("announce_refused"))
+    await demo.say(bruno, demo.text("announce"))
     await demo.later(timedelta(seconds=10))
 
 
 async def month_end(demo: Demo, chloe: str) -> None:
-    demo.scene("The month ends: every member is told their share")
+    demo.scene("scene_month_end")
     await demo.later(until=datetime(2026, 11, 30, 23, 0, 5, tzinfo=UTC))
     await demo.say(chloe, "/share")
 
 
 async def own_data(demo: Demo, alice: str, chloe: str, eve: str) -> None:
-    demo.scene("Members own their data")
+    demo.scene("scene_own_data")
     await demo.say(chloe, "/mydata")
     await demo.say(eve, "/leave")
     await demo.say(eve, "", button="/leave confirm")

@@ -10,15 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-from coopbot.clock import SystemClock
-from coopbot.config import load_config
-from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
-from coopbot.services.data.export import export_zip
-from coopbot.services.members.accounts import member_by_ref
-
 
 def cli_export_member(args: Any, out: TextIO) -> int:
     """`coopbot export member MEMBER [--out FILE]`: the path is printed on the last line."""
+    from coopbot.clock import SystemClock
+    from coopbot.config import load_config
+    from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
+    from coopbot.services.data.export import export_zip
+    from coopbot.services.members.accounts import member_by_ref
+
     config = load_config(args.config)
     engine = make_engine(config.database.url)
     try:

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from coopbot.app import CoopBot
-from coopbot.config import Config, load_config
-from coopbot.models import Period
-from coopbot.money import plain_amount, plain_milli
-from coopbot.services.money import exports, periods
-from coopbot.services.money.close import Plan, close_due, preview
-from coopbot.services.money.notices import date_range, figures_text, nothing_text
-from coopbot.services.money.shares import share_bp
+if TYPE_CHECKING:  # the commands import them when they run: `coopbot --help` stays quick
+    from coopbot.config import Config
+    from coopbot.models import Period
+    from coopbot.services.money.close import Plan
 
 
 def add_period_commands(sub: Any) -> None:
@@ -42,6 +38,11 @@ def add_export_commands(export: Any) -> None:
 
 
 def cmd_period_close(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.app import CoopBot
+    from coopbot.config import load_config
+    from coopbot.services.money import periods
+    from coopbot.services.money.close import close_due, preview
+
     config = load_config(args.config)
     bot = CoopBot(config)
     try:
@@ -81,6 +82,10 @@ def not_ended_text(period: Period, config: Config) -> str:
 
 
 def report(plan: Plan, config: Config, *, dry_run: bool) -> str:
+    from coopbot.money import plain_amount, plain_milli
+    from coopbot.services.money.notices import date_range, figures_text, nothing_text
+    from coopbot.services.money.shares import share_bp
+
     period, outcome = plan.period, plan.outcome
     start, end = date_range(period, config)
     state = "DRY RUN, nothing changed" if dry_run else "closed; messages queued for the running bot to send"
@@ -106,6 +111,10 @@ def report(plan: Plan, config: Config, *, dry_run: bool) -> str:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.app import CoopBot
+    from coopbot.config import load_config
+    from coopbot.services.money import exports
+
     config = load_config(args.config)
     bot = CoopBot(config)
     try:

@@ -19,7 +19,6 @@ once, and "more than once" is bounded by design:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -32,7 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.chat import Address, Button, Outgoing, Pacing, TransientSendError, Transport, UnreachableError
-from coopbot.clock import Clock
+from coopbot.clock import Clock, SystemClock
 from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import Identity, Member, OutboxMessage
@@ -145,7 +144,8 @@ class Pacer:
 
     Slots are handed out in increasing order, so at most one send starts in
     every `1 / per_second` seconds; a chat asked to wait (429) only holds
-    back its own messages.
+    back its own messages. Times are the clock's seconds (`Clock.monotonic`):
+    on a test's fake clock, pacing takes no real time.
     """
 
     pacing: Pacing
@@ -157,6 +157,7 @@ class Pacer:
     started: deque[float] = field(default_factory=deque)
     chat_started: dict[str, float] = field(default_factory=dict)
     chat_hold: dict[str, float] = field(default_factory=dict)
+    clock: Clock = field(default_factory=SystemClock)
 
     def interval(self, private: bool) -> float:
         if private:
@@ -180,7 +181,7 @@ class Pacer:
         """Wait until starting a send now keeps every limit, counted on real start times."""
         limit = max(1, int(self.pacing.per_second))
         while True:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             while self.started and self.started[0] <= now - 1.0:
                 self.started.popleft()
             wait = max(
@@ -193,7 +194,7 @@ class Pacer:
                 self.started.append(now)
                 self.chat_started[chat_id] = now
                 return
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
 
     def pause(self, until: float) -> None:
         self.paused_until = max(self.paused_until, until)
@@ -231,6 +232,7 @@ class Outbox:
         *,
         horizon: float = 1.0,
         batch: int = 500,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
@@ -238,6 +240,8 @@ class Outbox:
         self.transports = transports
         self.horizon = horizon
         self.batch = batch
+        #: Sends per platform awaiting an answer at once (MAX_IN_FLIGHT; the demo sends one at a time).
+        self.max_in_flight = max_in_flight
         self._pacers: dict[str, Pacer] = {}
         self._inflight: set[int] = set()
         #: Chats with a message in flight: one at a time per chat keeps them in order.
@@ -251,12 +255,12 @@ class Outbox:
         """At most MAX_IN_FLIGHT sends await a platform's answer: beyond that the HTTP
         client only queues them, and its connection pool slows down as the queue grows."""
         if platform not in self._semaphores:
-            self._semaphores[platform] = asyncio.Semaphore(MAX_IN_FLIGHT)
+            self._semaphores[platform] = asyncio.Semaphore(self.max_in_flight)
         return self._semaphores[platform]
 
     def pacer(self, platform: str) -> Pacer:
         if platform not in self._pacers:
-            self._pacers[platform] = Pacer(self.transports[platform].pacing())
+            self._pacers[platform] = Pacer(self.transports[platform].pacing(), clock=self.clock)
         return self._pacers[platform]
 
     def poke(self) -> None:
@@ -302,7 +306,7 @@ class Outbox:
                 held.add(chat)
                 continue
             pacer = self.pacer(platform)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if not due or pacer.ready_at(chat_id) > now + self.horizon:
                 held.add(chat)
                 continue
@@ -319,40 +323,46 @@ class Outbox:
         return started
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Deliver until nothing is due or in flight (used by demo, chat and tests)."""
+        """Deliver until nothing is due or in flight (used by demo, chat and tests).
+
+        Pass after pass: each starts what is due, then waits until all it started
+        were answered, so the next one finds their chats free. The same queue so
+        goes out in the same passes however long each send takes. `timeout` is in
+        real seconds: a bound for a platform that never answers.
+        """
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while (remaining := deadline - time.monotonic()) > 0:
             started = await self.deliver_due()
             if self._tasks:
-                await asyncio.wait(set(self._tasks), timeout=0.2)
+                await asyncio.wait(set(self._tasks), timeout=remaining)
             elif not started:
                 return
-            else:
-                await asyncio.sleep(0)
 
     async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:
+        """Deliver until `stop`: a pass when poked, or after `idle` seconds of the clock."""
         self._loop = asyncio.get_running_loop()
         while not stop.is_set():
+            self._wake.clear()  # before the pass: what is queued during it is seen at once after
+            began = self.clock.monotonic()
             try:
                 await self.deliver_due()
             except Exception:
                 log.exception("outbox pass failed; trying again shortly")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=idle)
+            await self.clock.wait_for(self._wake, began + idle - self.clock.monotonic())
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
 
     async def _send_at(self, row_id: int, slot: float, chat: tuple[str, str], private: bool) -> None:
         platform, chat_id = chat
         try:
-            delay = slot - time.monotonic()
+            delay = slot - self.clock.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
             async with self._in_flight(platform):
-                await self.pacer(platform).gate(chat_id, private)
                 loaded = await asyncio.to_thread(self._load, row_id)
                 if loaded is not None:
+                    # Nothing between the gate and the send: the limits hold on when sends really start.
+                    await self.pacer(platform).gate(chat_id, private)
                     await self._send(*loaded)
         finally:
             self._inflight.discard(row_id)
@@ -379,8 +389,7 @@ class Outbox:
             outcome = partial(self._mark_sent, row_id, ref)
         await self._record(outcome)
 
-    @staticmethod
-    async def _record(outcome: Callable[[], None]) -> None:
+    async def _record(self, outcome: Callable[[], None]) -> None:
         """Commit what the platform answered, however long the database takes: a sent message
         left pending would be sent again without any crash, and by a free slot, past the bound."""
         failures = 0
@@ -391,12 +400,12 @@ class Outbox:
             except Exception:
                 failures += 1
                 log.exception("recording the outcome of an outbox send failed; trying again")
-                await asyncio.sleep(backoff(failures))
+                await self.clock.sleep(backoff(failures))
 
     def _hold(self, row: OutboxMessage, exc: TransientSendError) -> None:
         if exc.retry_after is None:
             return
-        until = time.monotonic() + exc.retry_after
+        until = self.clock.monotonic() + exc.retry_after
         pacer = self.pacer(row.platform)
         if exc.scope == "all":
             pacer.pause(until)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from coopbot.app import CoopBot
-from coopbot.config import load_config
 from coopbot.errors import NotFound, UsageError
-from coopbot.models import OutboxMessage
-from coopbot.outbox import recipient_of
+
+if TYPE_CHECKING:  # imported when a command runs: `coopbot --help` stays quick
+    from sqlalchemy.orm import Session
+
+    from coopbot.models import OutboxMessage
 
 #: The largest id an outbox row can have (a 32-bit INTEGER on PostgreSQL).
 MAX_ID = 2**31 - 1
@@ -53,12 +51,18 @@ class Failed:
 
 
 def failed_messages(session: Session) -> list[Failed]:
+    from sqlalchemy import select
+
+    from coopbot.models import OutboxMessage
+
     rows = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "failed").order_by(OutboxMessage.id))
     return [described(session, row) for row in rows]
 
 
 def described(session: Session, row: OutboxMessage) -> Failed:
     """On one line: an error may span several (a traceback's repr)."""
+    from coopbot.outbox import recipient_of
+
     error = " ".join((row.last_error or "").split())[:ERROR_WIDTH]
     return Failed(row.id, row.failed_at, recipient_of(session, row), row.failure_kind or "-", row.attempts, error)
 
@@ -74,6 +78,10 @@ def message_id(given: str) -> int:
 def retry(session: Session, row_id: int, now: datetime) -> Failed:
     """Back to the queue with every attempt forgotten, as if just queued; only a failed message
     (one sent, dead or still pending must not be sent again by hand)."""
+    from sqlalchemy import update
+
+    from coopbot.models import OutboxMessage
+
     row = session.get(OutboxMessage, row_id)
     if row is None:
         raise NotFound("outbox.retry_not_found", id=row_id)
@@ -90,6 +98,9 @@ def retry(session: Session, row_id: int, now: datetime) -> Failed:
 
 
 def cmd_outbox_failed(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.app import CoopBot
+    from coopbot.config import load_config
+
     bot = CoopBot(load_config(args.config))
     try:
         tz = bot.config.coop.tz
@@ -109,6 +120,9 @@ def cmd_outbox_failed(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_outbox_retry(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.app import CoopBot
+    from coopbot.config import load_config
+
     row_id = message_id(args.id)
     bot = CoopBot(load_config(args.config))
     try:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import signal
+from concurrent.futures import ProcessPoolExecutor
 from typing import TextIO
+
+from sqlalchemy import make_url
 
 from coopbot.app import CoopBot
 from coopbot.config import Config, config_warnings
-from coopbot.db import transaction
+from coopbot.db import check_driver, make_engine, transaction, upgrade
 from coopbot.errors import CoopError, NotFound
 from coopbot.i18n import t
 from coopbot.models import Member
@@ -30,10 +34,36 @@ def add_configured_transports(bot: CoopBot) -> None:
         bot.add_transport(build_matrix_transport(bot.config, bot))
 
 
+def upgrade_apart(url: str) -> bool:
+    """Upgrade the database in a short-lived child process, if it can be reached from one.
+
+    The migrations need alembic, mako and the migration scripts, about 11 MiB that would
+    otherwise stay in the memory of a bot meant to run for months. The child is forked
+    before the bot starts any thread. A database in memory lives in this process alone:
+    False, and the caller upgrades it here.
+    """
+    in_memory = url.startswith("sqlite") and make_url(url).database in (None, "", ":memory:")
+    if in_memory or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    check_driver(url)  # a missing driver is said here, as by every other command
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as child:
+        child.submit(_upgrade, url).result()
+    return True
+
+
+def _upgrade(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
 async def run_forever(config: Config, out: TextIO) -> int:
     for warning in config_warnings(config):
         out.write(f"warning: {warning}\n")
-    bot = CoopBot(config)
+    out.flush()  # the child that upgrades the database must not inherit unwritten output
+    bot = CoopBot(config, migrate=not upgrade_apart(config.database.url))
     add_configured_transports(bot)
     if not bot.transports:
         out.write("No Telegram or Matrix configured: running in the console.\n")

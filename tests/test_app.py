@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import func, select
@@ -14,6 +18,8 @@ from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing, U
 from coopbot.models import SeenEvent
 from coopbot.services.members.accounts import add_identity, member_of
 from tests.conftest import Coop, forbid_worker_threads
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -94,7 +100,9 @@ async def test_a_refusal_leaves_nothing_half_written_but_still_counts_as_a_visit
         assert session.scalars(select(Identity.reachable)).one() is True
 
 
-async def test_a_message_waits_for_a_held_database_without_stalling_the_other_chats(coop: Coop) -> None:
+async def test_a_message_waits_for_a_held_database_without_stalling_the_other_chats(
+    coop: Coop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On SQLite a command runs in the event loop only while nobody else writes: with the
     write lock held elsewhere (a sweep, a second process) it waits in a worker thread,
     and the loop keeps serving Telegram, Matrix and the outbox meanwhile."""
@@ -102,12 +110,20 @@ async def test_a_message_waits_for_a_held_database_without_stalling_the_other_ch
     url = coop.bot.config.database.url.removeprefix("sqlite:///")
     other = sqlite3.connect(url, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    handed_over = asyncio.Event()
+    to_thread = asyncio.to_thread
+
+    async def watched(fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
+        if fn == coop.bot.router.handle:
+            handed_over.set()
+        return await to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", watched)
     answer = asyncio.create_task(coop.say(alice, "/whoami"))
-    ticks = 0
-    for _ in range(20):
-        await asyncio.sleep(0.01)
-        ticks += 1
-    assert not answer.done() and ticks == 20  # waiting, and the loop ran all along
+    await asyncio.wait_for(handed_over.wait(), timeout=10)  # the message waits for the lock in a worker thread
+    served = asyncio.get_running_loop().create_future()  # what else the loop serves: Telegram, Matrix, the outbox
+    asyncio.get_running_loop().call_soon(served.set_result, "served")
+    assert await served == "served" and not answer.done()
     other.execute("COMMIT")
     other.close()
     assert "Alice" in await asyncio.wait_for(answer, timeout=10)
@@ -120,3 +136,23 @@ async def test_a_free_database_answers_in_the_loop(coop: Coop, monkeypatch: pyte
     forbid_worker_threads(monkeypatch)
     [answer] = await coop.bot.handle(Incoming("console", alice, alice, True, "/whoami", event_id="e1"))
     assert "Alice" in answer.text
+
+
+CHARTS = """
+import sys
+from handlers import load_all
+from coopbot.services import load_services
+import coopbot.app, coopbot.runner, coopbot.services.money.notices
+load_all()
+load_services()
+drawing = {"matplotlib", "numpy", "PIL"}
+print(sorted(drawing & {name.split(".")[0] for name in sys.modules}))
+from coopbot.charts import Bar, shares_png
+png = shares_png([Bar("Ana", 6000, "€6"), Bar("Bo", 4000, "€4")], title="2026-11", ylabel="%", others_label=str)
+print(sorted(drawing & {name.split(".")[0] for name in sys.modules}), png.startswith(b"\\x89PNG"))
+"""
+
+
+def test_matplotlib_numpy_and_pillow_load_only_when_a_chart_is_drawn() -> None:
+    done = subprocess.run([sys.executable, "-c", CHARTS], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.splitlines() == ["[]", "['PIL', 'matplotlib', 'numpy'] True"]

@@ -189,3 +189,31 @@ def test_a_short_postgresql_url_is_checked_too(
     postgres_without_driver.write_text('[database]\nurl = "postgresql://coopbot@127.0.0.1:1/coopbot"\n')
     assert main(["--config", str(postgres_without_driver), "member", "list"]) == 1
     assert capsys.readouterr().err.strip() == NO_DRIVER
+
+
+# --- light to start ------------------------------------------------------------------------
+
+#: What `--help` and a mistyped command must not load: the bot, the database, the ballot keys' cryptography,
+#: the period close's machinery (in coopbot.services).
+HEAVY = ("coopbot.app", "coopbot.db", "coopbot.secrets", "coopbot.services", "coopbot.models",
+         "sqlalchemy", "cryptography", "alembic", "matplotlib", "telegram", "nio", "pydantic")
+
+LOADED = f"""
+import sys
+from coopbot.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+loaded = [name for name in sys.modules if any(name == heavy or name.startswith(heavy + ".") for heavy in {HEAVY})]
+print(sorted(loaded), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["no-such-command"], ["period", "close", "--no-such-option"],
+                                  ["demo", "--help"]])
+def test_help_and_argument_errors_load_nothing_heavy(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-c", LOADED, *argv], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert "usage: coopbot" in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"

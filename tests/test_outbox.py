@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +20,7 @@ from coopbot.chat import (
     TransientSendError,
     UnreachableError,
 )
+from coopbot.clock import FakeClock
 from coopbot.config import Config
 from coopbot.models import Identity, Member, OutboxMessage
 from coopbot.outbox import Notice, Pacer, queue, queue_many, queue_rendered, queue_to_member, recipients, renderer
@@ -40,6 +45,50 @@ def test_a_chat_asked_to_wait_holds_only_its_own_messages() -> None:
     assert pacer.ready_at("other") == 0.0
     pacer.pause(60.0)
     assert pacer.ready_at("other") == 60.0
+
+
+@dataclass
+class TimedTransport(SendOnly):
+    """Notes the clock's seconds at each send."""
+
+    clock: FakeClock
+    paced: Pacing
+    sent: list[tuple[str, float]] = field(default_factory=list)
+    platform: str = "timed"
+
+    def pacing(self) -> Pacing:
+        return self.paced
+
+    async def send(self, address: Address, message: Outgoing, key: str) -> str:
+        self.sent.append((address.chat_id, self.clock.monotonic()))
+        return str(len(self.sent))
+
+
+async def test_pacing_counts_the_clocks_seconds_so_a_fake_clock_paces_without_waiting(coop: Coop) -> None:
+    paced = Pacing(per_second=2, private_chat_interval=1.0, group_per_minute=20)
+    transport, start = TimedTransport(coop.clock, paced), coop.clock.now()
+    coop.bot.add_transport(transport)
+    with coop.session() as session:
+        for n in range(3):
+            for chat, private in (("ana", True), ("bo", True), ("room", False)):
+                queue(session, key=f"{chat}{n}", address=Address("timed", chat, private), message=Outgoing("x"),
+                      now=coop.clock.now())
+    started, moved = time.monotonic(), 0
+    await coop.bot.outbox.drain()
+    while len(transport.sent) < 9 and moved < 10:  # a message paced past the next second waits for the clock
+        coop.clock.advance(seconds=1)
+        moved += 1
+        await coop.bot.outbox.drain()
+    assert time.monotonic() - started < 2.0, "seconds of pacing took no real time"
+    assert len(transport.sent) == 9
+    times = [at for _, at in transport.sent]
+    assert times == sorted(times)
+    assert all(sum(1 for t in times if at - 1.0 < t <= at) <= 2 for at in times), "2 a second at most"
+    for chat, gap in (("ana", 1.0), ("bo", 1.0), ("room", 3.0)):
+        mine = [at for to, at in transport.sent if to == chat]
+        assert all(later - earlier >= gap for earlier, later in itertools.pairwise(mine)), chat
+    assert times[-1] - times[0] >= 6.0, "three group messages, 3 s apart"
+    assert coop.clock.now() == start + timedelta(seconds=moved), "pacing leaves the date alone"
 
 
 @dataclass
@@ -293,3 +342,60 @@ async def test_a_renderer_that_fails_means_a_retry_not_a_loss(coop: Coop) -> Non
         assert {row.status for row in rows} == {"sent"}
         assert sum(row.attempts for row in rows) == 2 + 2  # two failed writes, two sends
         assert "RuntimeError('the renderer hit a bug')" in {row.last_error for row in rows}
+
+
+
+@dataclass
+class WatchedTransport(FlakyTransport):
+    """Flaky, and tells the test when it is tried and when it delivered, and which outbox task tried."""
+
+    attempts: list[asyncio.Task[object]] = field(default_factory=list)
+    tried: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, address: Address, message: Outgoing, key: str) -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        self.attempts.append(task)
+        self.tried.set()
+        ref = await super().send(address, message, key)
+        self.arrived.set()
+        return ref
+
+
+async def test_the_delivery_loop_retries_when_the_clock_moves_not_after_real_time(
+    coop: Coop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = WatchedTransport(failures=1)
+    coop.bot.add_transport(transport)
+    outbox = coop.bot.outbox
+    passes, passed = [0], asyncio.Condition()
+    one_pass = outbox.deliver_due
+
+    async def counted() -> int:
+        started = await one_pass()
+        async with passed:
+            passes[0] += 1
+            passed.notify_all()
+        return started
+
+    monkeypatch.setattr(outbox, "deliver_due", counted)
+    with coop.session() as session:
+        queue(session, key="hello", address=Address("flaky", "c1", True), message=Outgoing("hi"),
+              now=coop.clock.now())
+    stop = asyncio.Event()
+    loop = asyncio.create_task(outbox.run(stop, idle=30.0))  # 30 s of the clock, never of the wall
+    try:
+        async with asyncio.timeout(10):
+            await transport.tried.wait()
+            await asyncio.wait(transport.attempts)  # the failure is recorded: a retry is due in a moment
+            async with passed:
+                await passed.wait_for(lambda: passes[0] >= 2)  # the pass that attempt woke saw nothing due
+            assert transport.delivered == []
+            coop.clock.advance(seconds=60)
+            await transport.arrived.wait()
+    finally:
+        stop.set()
+        outbox.poke()
+        await loop
+    assert transport.delivered == [("c1", "hi")]

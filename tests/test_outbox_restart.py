@@ -55,6 +55,10 @@ class RecordingTransport:
     attempts: int = 0
     hung: list[asyncio.Task[object]] = field(default_factory=list)
     dead: bool = False
+    #: The outbox tasks whose send went through, in order (each ends once its "sent" is committed).
+    senders: list[asyncio.Task[object]] = field(default_factory=list)
+    #: Told of every delivery and every send that hangs.
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def start(self, on_incoming: IncomingHandler) -> None:
         return None
@@ -78,18 +82,33 @@ class RecordingTransport:
         if self.transient > 0:
             self.transient -= 1
             raise TransientSendError("502 Bad Gateway")
+        task = asyncio.current_task()
+        assert task is not None
         if self.hang_after is not None and len(self.deliveries) >= self.hang_after:
-            task = asyncio.current_task()
-            assert task is not None
-            self.hung.append(task)
-            await asyncio.Event().wait()
+            await self._hang(task)
         self.deliveries.append((address.chat_id, key, message.text))
         if self.lose_answer_after is not None and len(self.deliveries) > self.lose_answer_after:
-            task = asyncio.current_task()
-            assert task is not None
-            self.hung.append(task)
-            await asyncio.Event().wait()
+            await self._hang(task)
+        self.senders.append(task)
+        await self._tell()
         return str(len(self.deliveries))
+
+    async def _hang(self, task: asyncio.Task[object]) -> None:
+        self.hung.append(task)
+        await self._tell()
+        await asyncio.Event().wait()
+
+    async def _tell(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+        """Until `condition` holds, checked at each delivery or hang."""
+        try:
+            async with asyncio.timeout(timeout), self.changed:
+                await self.changed.wait_for(condition)
+        except TimeoutError:
+            pytest.fail(f"gave up waiting: {what}")
 
     def per_chat(self, keyed: Callable[[str], bool] = lambda key: key.startswith("announce:")) -> Counter[str]:
         return Counter(chat for chat, key, _ in self.deliveries if keyed(key))
@@ -154,17 +173,9 @@ async def kill(task: asyncio.Task[None], transport: RecordingTransport) -> None:
     cancellation that races with its wake-up, so cancel until it is gone."""
     while not task.done():
         task.cancel()
-        await asyncio.sleep(0.01)
+        await asyncio.wait([task], timeout=1)
     transport.kill()
     await asyncio.gather(task, *transport.hung, return_exceptions=True)
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"gave up waiting: {what}")
-        await asyncio.sleep(0.01)
 
 
 async def test_a_crash_half_way_through_an_announcement_loses_nobody_and_repeats_nobody(
@@ -182,8 +193,9 @@ async def test_a_crash_half_way_through_an_announcement_loses_nobody_and_repeats
 
     stop = asyncio.Event()
     loop_task = asyncio.create_task(first.outbox.run(stop, idle=0.05))
-    await wait_until(lambda: len(dying.deliveries) >= 400, "400 deliveries before the crash")
-    await wait_until(lambda: statuses(first)["sent"] == 400, "the 400 deliveries recorded")
+    await dying.wait_until(lambda: len(dying.deliveries) >= 400, "400 deliveries before the crash")
+    await asyncio.wait(dying.senders, timeout=120)  # each ends once its "sent" is committed
+    assert statuses(first)["sent"] == 400, "the 400 deliveries recorded"
     await kill(loop_task, dying)
     first.dispose()
     assert statuses(first)["pending"] == COURIERS + 2 - 400, "the crash left the rest pending"
@@ -235,7 +247,7 @@ async def test_a_send_lost_between_delivery_and_commit_is_sent_again_under_the_s
     first.add_transport(lossy)
     stop = asyncio.Event()
     loop_task = asyncio.create_task(first.outbox.run(stop, idle=0.05))
-    await wait_until(lambda: bool(lossy.hung), "the send that never answers")
+    await lossy.wait_until(lambda: bool(lossy.hung), "the send that never answers")
     await kill(loop_task, lossy)
     first.dispose()
 

@@ -164,9 +164,17 @@ async def test_someone_who_cannot_be_reached_is_reported_not_pestered(
             return False
         return True
 
+    async def next_sync() -> None:
+        async with transport._synced:  # notified after each sync the transport has read
+            await transport._synced.wait()
+
     async with asyncio.timeout(30):
-        while await still_reachable():
-            await asyncio.sleep(0.2)
+        while True:
+            synced = asyncio.ensure_future(next_sync())  # listening before trying: no sync is missed
+            if not await still_reachable():
+                synced.cancel()
+                break
+            await synced  # Dana's leave reaches the bot with one of its syncs
     assert [m.body for m in dana.messages(sender=matrix_coop.user_id)] == ["first"]
 
 

@@ -48,6 +48,8 @@ from tests.telegram.fake_telegram_rules import (
 __all__ = ["FakeBotApi", "FakeChat", "FakeUser", "FloodLimits"]
 
 SEND_METHODS = ("sendMessage", "sendPhoto", "sendDocument")
+#: How often `wait_for` looks again without news from the server: a predicate may read the bot's state.
+RECHECK = 0.05
 
 
 class FakeBotApi:
@@ -97,6 +99,8 @@ class FakeBotApi:
         self._stopping: asyncio.Event | None = None
         self._new_updates: asyncio.Event | None = None
         self._webhook_queue: asyncio.Queue[dict[str, Any]] | None = None
+        #: The tests' `wait_for`s: their loop and the event to set when the server records something.
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -285,16 +289,36 @@ class FakeBotApi:
             return sum(1 for c in calls if outcome in (None, c.outcome))
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        """Poll `predicate` (under the server's lock) until it is truthy."""
+        """Until `predicate` (run under the server's lock) is truthy: checked each time the server
+        answers a request, and every RECHECK seconds for a predicate on the bot's own state."""
+        changed = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), changed)
         deadline = time.monotonic() + timeout
-        while True:
+        with self._lock:
+            self._waiters.append(waiter)
+        try:
+            while True:
+                changed.clear()
+                with self._lock:
+                    result = predicate()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the fake Telegram never saw {predicate}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), timeout=min(remaining, RECHECK))
+        finally:
             with self._lock:
-                result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the fake Telegram never saw {predicate}")
-            await asyncio.sleep(0.005)
+                self._waiters.remove(waiter)
+
+    def _changed(self) -> None:
+        """Wake whoever waits for something the server records (from the server's thread)."""
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, changed in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(changed.set)
 
     async def wait_message(
         self, chat_id: int, contains: str = "", after: int = 0, timeout: float = 10.0
@@ -316,9 +340,20 @@ class FakeBotApi:
         return self._chats[chat.id]
 
     async def _handle(self, request: web.Request) -> web.Response:
+        """Answer, and only then wake the waiting tests: the bot may be reading the answer."""
+        try:
+            response = await self._answer(request)
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        finally:
+            self._changed()
+
+    async def _answer(self, request: web.Request) -> web.Response:
         call = Call(request.match_info["method"], time.monotonic())
         with self._lock:
             self.calls.append(call)
+        self._changed()
         form = await request.post() if request.can_read_body else {}
         for key, value in [*form.items(), *request.query.items()]:
             call.params[key] = value if isinstance(value, web.FileField) else decode_param(key, str(value))
@@ -497,3 +532,4 @@ class FakeBotApi:
                 status = await self.post_webhook(update, self.webhook["secret_token"])
                 with self._lock:
                     self.webhook_statuses.append(status)
+                self._changed()

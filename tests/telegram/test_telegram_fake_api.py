@@ -48,23 +48,32 @@ async def test_pending_updates_wait_for_the_bot_and_are_confirmed_once(fake_api:
     fake_api.say(ana, "one")
     fake_api.say(ana, "two")
     seen: list[str] = []
+    arrived = asyncio.Condition()
 
     async def record(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
-        seen.append(str(update.effective_message.text))
+        async with arrived:
+            seen.append(str(update.effective_message.text))
+            arrived.notify_all()
 
-    for _ in range(2):
+    async def a_bot_until_it_has(text: str) -> None:
         app = bare_app(fake_api)
         app.add_handler(MessageHandler(filters.TEXT, record))
         async with app:
             await app.start()
             assert app.updater is not None
             await app.updater.start_polling(timeout=1)
-            await fake_api.wait_for(lambda: len(seen) >= 2)
-            await asyncio.sleep(0.05)
+            async with asyncio.timeout(10), arrived:
+                await arrived.wait_for(lambda: text in seen)
             await app.updater.stop()
             await app.stop()
-    assert seen == ["one", "two"]
+
+    await a_bot_until_it_has("two")
+    # The next bot is given a third update: by the time it has it, it would have had the
+    # first two again too, had they not been confirmed (updates come in order).
+    fake_api.say(ana, "three")
+    await a_bot_until_it_has("three")
+    assert seen == ["one", "two", "three"]
 
 
 async def test_html_is_checked_like_telegram() -> None:

@@ -34,8 +34,6 @@ import os
 import struct
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -74,14 +72,12 @@ def _choices(poll: Poll, mask: int) -> list[Any]:
 def seal(poll: Poll, key: bytes, ballots: dict[int, list[Any]]) -> bytes:
     records = b"".join(RECORD.pack(member_id, _mask(poll, ballots[member_id])) for member_id in sorted(ballots))
     nonce = os.urandom(NONCE)
-    return bytes([FORMAT_SEALED]) + nonce + AESGCM(key).encrypt(nonce, records, _aad(poll.id))
+    return bytes([FORMAT_SEALED]) + nonce + secrets.encrypt(key, nonce, records, _aad(poll.id))
 
 
 def unseal(poll: Poll, key: bytes, sealed: bytes) -> dict[int, list[Any]]:
-    try:
-        records = AESGCM(key).decrypt(sealed[1 : 1 + NONCE], sealed[1 + NONCE :], _aad(poll.id))
-    except InvalidTag:
-        raise secrets.KeyLost(f"the ballot box of {code(poll)} does not open with its poll key") from None
+    lost = f"the ballot box of {code(poll)} does not open with its poll key"
+    records = secrets.decrypt(key, sealed[1 : 1 + NONCE], sealed[1 + NONCE :], _aad(poll.id), lost=lost)
     return {member_id: _choices(poll, mask) for member_id, mask in RECORD.iter_unpack(records)}
 
 
