@@ -39,7 +39,6 @@ from coopbot.app import CoopBot
 from coopbot.clock import FakeClock
 from coopbot.config import Config, DatabaseSection
 from coopbot.models import Contribution, Identity, LedgerEntry, Member, OutboxMessage
-from coopbot.outbox import render_message
 from coopbot.services.money import periods
 from coopbot.services.money.close import close_period
 
@@ -165,7 +164,7 @@ def render_time(bot: CoopBot, config: Config, sample: int = 200) -> float:
         ).all()
         started = time.perf_counter()
         for row in rows:
-            assert render_message(session, config, row).text
+            assert bot.renderers.render(session, config, row).text
         return (time.perf_counter() - started) / len(rows)
 
 

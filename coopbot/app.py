@@ -11,6 +11,11 @@ in `LoopSessions`: a connection that does not wait (if another writer holds
 the lock, nothing is written and the message goes to a worker thread to wait
 its turn), and that keeps the members it loaded while the database does not
 change.
+
+The commands, sweeps and renderers the modules declare are collected here,
+once, into registries this bot owns (`commands`, `sweeps`, `renderers`) and
+hands to its router, scheduler and outbox: two bots in one process (a test and
+the next) never share what one of them was taught.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from coopbot.db import make_engine, make_sessionmaker, upgrade
 from coopbot.i18n import t
 from coopbot.loop_sessions import LoopSessions
 from coopbot.outbox import Outbox
-from coopbot.scheduler import Scheduler
-from handlers import load_all
-from handlers.registry import Busy, Router
+from coopbot.outbox_render import Renderers, collect_renderers
+from coopbot.scheduler import Scheduler, Sweeps, collect_sweeps
+from handlers import collect_commands
+from handlers.registry import Busy, Commands, Router
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,6 @@ class CoopBot:
         *,
         migrate: bool = True,
     ) -> None:
-        load_all()
         self.config = config
         self.engine = engine or make_engine(config.database.url)
         if migrate:
@@ -56,9 +61,12 @@ class CoopBot:
             self.loop_sessions = LoopSessions(self.engine.url.render_as_string(hide_password=False))
         self.clock: Clock = clock or SystemClock()
         self.transports: dict[str, Transport] = {}
-        self.outbox = Outbox(self.sessions, self.clock, config, self.transports)
-        self.router = Router(self.sessions, config, self.clock, on_queued=self.outbox.poke)
-        self.scheduler = Scheduler(self.sessions, config, self.clock, on_queued=self.outbox.poke)
+        self.commands: Commands = collect_commands()
+        self.sweeps: Sweeps = collect_sweeps()
+        self.renderers: Renderers = collect_renderers()
+        self.outbox = Outbox(self.sessions, self.clock, config, self.transports, renderers=self.renderers)
+        self.router = Router(self.sessions, config, self.clock, commands=self.commands, on_queued=self.outbox.poke)
+        self.scheduler = Scheduler(self.sessions, config, self.clock, sweeps=self.sweeps, on_queued=self.outbox.poke)
         self._stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
 

@@ -30,11 +30,12 @@ from functools import partial
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from coopbot.chat import Address, Button, Outgoing, Pacing, TransientSendError, Transport, UnreachableError
+from coopbot.chat import Address, Outgoing, Pacing, TransientSendError, Transport, UnreachableError
 from coopbot.clock import Clock, SystemClock
 from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import Identity, Member, OutboxMessage
+from coopbot.outbox_render import Renderer, Renderers, message_of, renderer
 from coopbot.outbox_rows import (
     Notice,
     Reach,
@@ -51,15 +52,15 @@ from coopbot.outbox_rows import (
     store_new,
     took_queued,
 )
-from coopbot.services import load_services
 from coopbot.services.members.accounts import coordinators
 
-#: The queueing API; the row mechanics it rests on are in `coopbot.outbox_rows`.
+#: The queueing API; the row mechanics it rests on are in `coopbot.outbox_rows`, and messages
+#: written when sent in `coopbot.outbox_render`.
 __all__ = [
     "FAILED_PREFIX", "LEAVE_PREFIX", "MAX_IN_FLIGHT", "TRANSIENT_FOR", "UNEXPECTED_ATTEMPTS", "Notice", "Outbox",
-    "Pacer", "Reach", "Recipient", "Renderer", "backoff", "message_of", "outbox_row", "queue", "queue_many",
-    "queue_rendered", "queue_to_coordinators", "queue_to_member", "queue_to_rooms", "reachable_identities",
-    "recipient_of", "recipients", "render_message", "renderer", "room_addresses", "store_new", "took_queued",
+    "Pacer", "Reach", "Recipient", "Renderer", "Renderers", "backoff", "message_of", "outbox_row", "queue",
+    "queue_many", "queue_rendered", "queue_to_coordinators", "queue_to_member", "queue_to_rooms",
+    "reachable_identities", "recipient_of", "recipients", "renderer", "room_addresses", "store_new", "took_queued",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,33 +107,6 @@ def queue_to_coordinators(
         for member in coordinators(session)
     ]
     return queue_many(session, notices, now)
-
-
-# --- messages written when sent ------------------------------------------------
-
-#: Writes a message at delivery: (session, config, argument, row) -> the message.
-Renderer = Callable[[Session, Config, str, OutboxMessage], Outgoing]
-RENDERERS: dict[str, Renderer] = {}
-
-
-def renderer(name: str) -> Callable[[Renderer], Renderer]:
-    """Register how rows queued with `render="name:argument"` are written."""
-
-    def register(fn: Renderer) -> Renderer:
-        RENDERERS[name] = fn
-        return fn
-
-    return register
-
-
-def render_message(session: Session, config: Config, row: OutboxMessage) -> Outgoing:
-    """The row's message: stored, or written now by its renderer."""
-    if row.render is None:
-        return message_of(row)
-    name, _, argument = row.render.partition(":")
-    if name not in RENDERERS:
-        load_services()
-    return RENDERERS[name](session, config, argument, row)
 
 
 # --- delivery ----------------------------------------------------------------
@@ -212,14 +186,6 @@ def recipient_of(session: Session, row: OutboxMessage) -> str:
     return f"{row.platform}:{row.chat_id}"
 
 
-def message_of(row: OutboxMessage) -> Outgoing:
-    attachment = None
-    if row.attachment is not None and row.attachment_name:
-        attachment = (row.attachment_name, row.attachment, row.attachment_mime or "application/octet-stream")
-    buttons = tuple(Button(label, command, emoji) for label, command, emoji in row.buttons)
-    return Outgoing(row.text, buttons=buttons, attachment=attachment)
-
-
 class Outbox:
     """The delivery loop. One per deployment; `deliver_due` is one pass."""
 
@@ -230,6 +196,7 @@ class Outbox:
         config: Config,
         transports: dict[str, Transport],
         *,
+        renderers: Renderers | None = None,
         horizon: float = 1.0,
         batch: int = 500,
         max_in_flight: int = MAX_IN_FLIGHT,
@@ -238,6 +205,9 @@ class Outbox:
         self.clock = clock
         self.config = config
         self.transports = transports
+        #: How rows queued with `render=` are written (the bot's, collected at start). None, for
+        #: an outbox that only sends stored messages, is none at all: such a row would fail.
+        self.renderers = renderers if renderers is not None else Renderers()
         self.horizon = horizon
         self.batch = batch
         #: Sends per platform awaiting an answer at once (MAX_IN_FLIGHT; the demo sends one at a time).
@@ -423,7 +393,7 @@ class Outbox:
                 row.last_error = "the member has left the co-op"
                 return None
             try:
-                message = render_message(session, self.config, row)
+                message = self.renderers.render(session, self.config, row)
             except Exception as exc:  # a renderer bug must not lose the message either
                 log.exception("writing outbox message %s failed", row_id)
                 self._count_failure(session, row, UNEXPECTED, repr(exc), None)

@@ -1,13 +1,14 @@
 """Time-driven work: closing periods and polls, expiring offers, reminders.
 
-Each area registers a *sweep* with `@sweep("name")`: a function that looks in
+Each area declares a *sweep* with `@sweep("name")`: a function that looks in
 the database for what is due at `now` and does it, idempotently (conditional
 UPDATEs). APScheduler 3 calls every sweep on a short interval and once at
 start, so a close or an expiry missed while the bot was down happens at the
 next start, and two processes racing do the work once. A sweep hands its due
 items to `ctx.each`, which handles each in its own transaction so that one
 failing item never stops the others (see `coopbot.sweep_items`). Tests call
-`run_due()` with a fake clock instead of waiting.
+`run_due()` with a fake clock instead of waiting. The bot collects the declared
+sweeps once, at start (`collect_sweeps`), and hands them to its `Scheduler`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from coopbot import services
 from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.db import transaction
-from coopbot.services import load_services
+from coopbot.declared import Mark, Named, Registry
 from coopbot.sweep_items import Failures, resting, run_each
 
 log = logging.getLogger(__name__)
@@ -68,15 +70,29 @@ class SweepContext:
 
 
 SweepFn = Callable[[SweepContext], None]
-SWEEPS: dict[str, SweepFn] = {}
+Sweep = Named[SweepFn]
+SWEEP: Mark[Sweep] = Mark("sweep", Named)
 
 
 def sweep(name: str) -> Callable[[SweepFn], SweepFn]:
-    def register(fn: SweepFn) -> SweepFn:
-        SWEEPS[name] = fn
-        return fn
+    """Declare a function as the sweep `name`; the bot that collects it (`Sweeps`) runs it."""
 
-    return register
+    def declare(fn: SweepFn) -> SweepFn:
+        return SWEEP.put(fn, Named(name, fn))
+
+    return declare
+
+
+class Sweeps(Registry[Sweep]):
+    """The sweeps one bot runs at every tick."""
+
+    def __init__(self, functions: Iterable[SweepFn] = ()) -> None:
+        super().__init__(SWEEP, functions)
+
+
+def collect_sweeps() -> Sweeps:
+    """Every sweep the service modules declare (they are the only ones that do)."""
+    return Sweeps(SWEEP.declared_in(services))
 
 
 class Scheduler:
@@ -86,13 +102,14 @@ class Scheduler:
         config: Config,
         clock: Clock,
         *,
+        sweeps: Sweeps,
         on_queued: Callable[[], None] = lambda: None,
         tick_seconds: float = TICK_SECONDS,
     ) -> None:
-        load_services()
         self.sessions = sessions
         self.config = config
         self.clock = clock
+        self.sweeps = sweeps
         self.on_queued = on_queued
         self.tick_seconds = tick_seconds
         self._aps: object | None = None
@@ -104,12 +121,12 @@ class Scheduler:
         """Run every sweep once; a failing sweep is logged and does not stop the others."""
         ctx = SweepContext(self.sessions, self.config, now or self.clock.now(), failures=self.failures)
         failed = []
-        for name, fn in sorted(SWEEPS.items()):
+        for due in sorted(self.sweeps, key=lambda declared: declared.name):
             try:
-                fn(replace(ctx, name=name))
+                due.fn(replace(ctx, name=due.name))
             except Exception:
-                log.exception("sweep %s failed; it will run again at the next tick", name)
-                failed.append(name)
+                log.exception("sweep %s failed; it will run again at the next tick", due.name)
+                failed.append(due.name)
         self.on_queued()
         return failed
 

@@ -1,15 +1,17 @@
 """Chat commands, one module per area, shared by every platform.
 
-Importing `load_all` registers every command: each module under this package
-adds its own with the `@command` decorator, so a new area needs no edit here.
+Each module under this package declares its own commands with the `@command`
+decorator, so a new area needs no edit here; `collect_commands` gathers them
+into the registry a bot answers from (built once, in `coopbot.app.CoopBot`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import sys
+
+from handlers.registry import COMMAND, Commands
 
 
-def load_all() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+def collect_commands() -> Commands:
+    """Every command the modules of this package declare, in a registry of its own."""
+    return Commands(COMMAND.declared_in(sys.modules[__name__]))

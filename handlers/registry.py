@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from coopbot.chat import Incoming, Outgoing
+from coopbot.chat import Incoming, MenuEntry, Outgoing
 from coopbot.clock import Clock
 from coopbot.config import Config
+from coopbot.declared import Mark, Registry
 from coopbot.errors import CoopError, NotAllowed, UsageError
 from coopbot.i18n import normalise_language, t
 from coopbot.models import Identity, Member
@@ -76,8 +77,7 @@ class Refused(Exception):
         self.command = command
 
 
-COMMANDS: dict[str, Command] = {}
-ALIASES: dict[str, str] = {}
+COMMAND: Mark[Command] = Mark("command", Command)
 
 
 def command(
@@ -88,19 +88,33 @@ def command(
     private: bool = False,
     aliases: tuple[str, ...] = (),
 ) -> Callable[[HandlerFn], HandlerFn]:
-    def register(fn: HandlerFn) -> HandlerFn:
-        if name in COMMANDS or name in ALIASES:
-            raise RuntimeError(f"command /{name} registered twice")
-        COMMANDS[name] = Command(name, fn, area, role, private, aliases)
-        for alias in aliases:
-            ALIASES[alias] = name
-        return fn
+    """Declare a handler as `/name`; the bot that collects it (`Commands`) registers it."""
 
-    return register
+    def declare(fn: HandlerFn) -> HandlerFn:
+        return COMMAND.put(fn, Command(name, fn, area, role, private, aliases))
+
+    return declare
 
 
-def lookup(name: str) -> Command | None:
-    return COMMANDS.get(ALIASES.get(name, name))
+class Commands(Registry[Command]):
+    """The commands one bot answers: collected from the handlers at start (`handlers.collect_commands`)."""
+
+    def __init__(self, functions: Iterable[HandlerFn] = ()) -> None:
+        super().__init__(COMMAND, functions)
+
+    def names_of(self, spec: Command) -> tuple[str, ...]:
+        return (spec.name, *spec.aliases)
+
+    def for_member(self, member: Member | None) -> list[Command]:
+        """What `member` may use (None: a stranger), as /help lists it."""
+        return [cmd for cmd in self if cmd.allowed(member)]
+
+    def menu(self) -> list[MenuEntry]:
+        """The commands a platform's menu offers: those strangers and members may use (a
+        menu is the same for everyone in a chat, so never a coordinator's command)."""
+        return [MenuEntry(cmd.name, cmd.help_key) for cmd in self if cmd.role in (None, "member")]
+
+
 
 
 @dataclass
@@ -116,6 +130,8 @@ class Context:
     lang: str
     command: str
     rest: str
+    #: The bot's commands: what /help lists, and the form `usage` shows.
+    commands: Commands
     args: list[str] = field(default_factory=list)
     now: datetime = field(init=False)
 
@@ -134,7 +150,7 @@ class Context:
 
     def usage(self) -> UsageError:
         """The error for malformed arguments: shows the expected form."""
-        cmd = lookup(self.command)
+        cmd = self.commands.lookup(self.command)
         form = t(self.lang, cmd.usage_key) if cmd else ""
         return UsageError("registry.usage", command=self.command, form=form)
 
@@ -199,11 +215,13 @@ class Router:
         config: Config,
         clock: Clock,
         *,
+        commands: Commands,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.sessions = sessions
         self.config = config
         self.clock = clock
+        self.commands = commands
         #: Called once a command's transaction has committed messages to the outbox.
         self.on_queued = on_queued
 
@@ -311,7 +329,7 @@ class Router:
         to = addressee(text)
         if to is not None and to != (incoming.bot_name or "").lower():
             return []  # `/cmd@OtherBot`: another bot's command, in a group the bots share
-        cmd = lookup(name)
+        cmd = self.commands.lookup(name)
         if cmd is None:
             return [Outgoing(self._unknown(name, member, lang))]
         if not cmd.allowed(member):
@@ -321,7 +339,8 @@ class Router:
         if identity is not None:
             self._touch(identity, member)
         ctx = Context(
-            session, self.config, self.clock, incoming, member, identity, lang, name, rest, split_args(rest)
+            session, self.config, self.clock, incoming, member, identity, lang, name, rest, self.commands,
+            split_args(rest),
         )
         try:
             replies = as_list(cmd.fn(ctx))
@@ -352,13 +371,9 @@ class Router:
                 member.last_seen_at = now
 
     def _unknown(self, name: str, member: Member | None, lang: str) -> str:
-        usable = [n for n, c in COMMANDS.items() if c.allowed(member)]
+        usable = [cmd.name for cmd in self.commands.for_member(member)]
         close = difflib.get_close_matches(name, usable, n=1, cutoff=0.6)
         shown = name[:30]
         if close:
             return t(lang, "registry.unknown_suggest", command=shown, suggestion=close[0])
         return t(lang, "registry.unknown", command=shown)
-
-
-def commands_for(member: Member | None) -> list[Command]:
-    return [cmd for cmd in COMMANDS.values() if cmd.allowed(member)]

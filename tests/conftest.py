@@ -23,6 +23,8 @@ from coopbot.db import transaction
 from coopbot.models import Job, Member
 from coopbot.services.members import accounts as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
+from handlers import collect_commands
+from handlers.registry import Commands
 
 PG_ENV = "COOPBOT_TEST_DATABASE_URL"
 
@@ -74,6 +76,13 @@ def key_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
     return state
+
+
+@pytest.fixture
+def declared_commands() -> Commands:
+    """Every command the handlers declare, collected as a bot does at start: a registry of
+    the test's own, for tests that read the command list without running a bot."""
+    return collect_commands()
 
 
 @pytest.fixture

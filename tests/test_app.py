@@ -9,15 +9,18 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from sqlalchemy import func, select
 
+from coopbot.app import CoopBot
 from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing, UnreachableError
+from coopbot.clock import FakeClock
 from coopbot.models import SeenEvent
 from coopbot.services.members.accounts import add_identity, member_of
-from tests.conftest import Coop, forbid_worker_threads
+from tests.conftest import Coop, forbid_worker_threads, make_config
 
 T = TypeVar("T")
 
@@ -81,23 +84,56 @@ async def test_a_refusal_leaves_nothing_half_written_but_still_counts_as_a_visit
     from coopbot.errors import UsageError
     from coopbot.models import Identity, Member
     from coopbot.services.members.accounts import create_member
-    from handlers.registry import COMMANDS, Context, command
+    from handlers.registry import Context, command
 
     @command("halfway", area="members")
     def halfway(ctx: Context) -> str:
         create_member(ctx.session, "Ghost", "member", ctx.now)
         raise UsageError("members.lang_usage")
 
-    try:
-        alice = coop.member("Alice")
-        with coop.session() as session:
-            session.execute(update(Identity).values(reachable=False))
-        assert "Type /lang fr" in await coop.say(alice, "/halfway")
-    finally:
-        del COMMANDS["halfway"]
+    coop.bot.commands.add(halfway)
+    alice = coop.member("Alice")
+    with coop.session() as session:
+        session.execute(update(Identity).values(reachable=False))
+    assert "Type /lang fr" in await coop.say(alice, "/halfway")
     with coop.session() as session:
         assert session.scalar(select(func.count(Member.id)).where(Member.name == "Ghost")) == 0
         assert session.scalars(select(Identity.reachable)).one() is True
+
+
+async def test_what_a_test_teaches_its_bot_no_other_bot_knows(coop: Coop, clock: FakeClock, tmp_path: Path) -> None:
+    """Commands, sweeps and renderers belong to the bot that collected them at start: one added
+    to a bot (as a test does) is unknown to the next bot, and so never leaks into another test."""
+    from coopbot.outbox_render import renderer
+    from coopbot.scheduler import SweepContext, sweep
+    from handlers.registry import Context, command
+
+    @command("only_here", area="members")
+    def only_here(ctx: Context) -> str:
+        return "here"
+
+    @sweep("test-only-here")
+    def only_here_sweep(ctx: SweepContext) -> None: ...
+
+    @renderer("only-here")
+    def only_here_renderer(*args: object) -> Outgoing:
+        return Outgoing("here")
+
+    coop.bot.commands.add(only_here)
+    coop.bot.sweeps.add(only_here_sweep)
+    coop.bot.renderers.add(only_here_renderer)
+    alice = coop.member("Alice")
+    assert await coop.say(alice, "/only_here") == "here"
+
+    other = CoopBot(make_config(f"sqlite:///{tmp_path / 'other.sqlite3'}"), clock=clock)
+    try:
+        assert other.commands.lookup("only_here") is None
+        assert "only_here" in coop.bot.commands and "only_here" not in other.commands
+        assert "test-only-here" not in other.sweeps and "only-here" not in other.renderers
+        assert other.router.commands is other.commands and other.scheduler.sweeps is other.sweeps
+        assert other.outbox.renderers is other.renderers
+    finally:
+        other.dispose()
 
 
 async def test_a_message_waits_for_a_held_database_without_stalling_the_other_chats(
@@ -140,11 +176,13 @@ async def test_a_free_database_answers_in_the_loop(coop: Coop, monkeypatch: pyte
 
 CHARTS = """
 import sys
-from handlers import load_all
-from coopbot.services import load_services
+from handlers import collect_commands
+from coopbot.outbox_render import collect_renderers
+from coopbot.scheduler import collect_sweeps
 import coopbot.app, coopbot.runner, coopbot.services.money.notices
-load_all()
-load_services()
+collect_commands()
+collect_sweeps()
+collect_renderers()
 drawing = {"matplotlib", "numpy", "PIL"}
 print(sorted(drawing & {name.split(".")[0] for name in sys.modules}))
 from coopbot.charts import Bar, shares_png

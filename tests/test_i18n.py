@@ -16,8 +16,7 @@ from coopbot.i18n import (
     references,
     t,
 )
-from handlers import load_all
-from handlers.registry import COMMANDS
+from handlers.registry import Commands
 
 
 def test_every_sentence_exists_in_both_languages() -> None:
@@ -83,10 +82,9 @@ def test_counted_references_name_plural_tables(lang: str) -> None:
     assert broken == []
 
 
-def test_every_command_has_help_and_usage_in_both_languages() -> None:
-    load_all()
+def test_every_command_has_help_and_usage_in_both_languages(declared_commands: Commands) -> None:
     for lang in LANGUAGES:
-        for command in COMMANDS.values():
+        for command in declared_commands:
             assert command.help_key in catalogue(lang), f"{lang}: no help for /{command.name}"
             assert command.usage_key in catalogue(lang), f"{lang}: no usage for /{command.name}"
 

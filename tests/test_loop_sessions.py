@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, text, update
@@ -13,7 +12,7 @@ from sqlalchemy import event, text, update
 from coopbot.chat import Incoming
 from coopbot.loop_sessions import LoopSessions
 from coopbot.models import Member
-from handlers.registry import COMMANDS, Context, command
+from handlers.registry import Context, command
 from tests.conftest import Coop, forbid_worker_threads
 
 
@@ -37,7 +36,7 @@ def member_loads(loop_sessions: LoopSessions) -> list[str]:
 
 
 @pytest.fixture
-def raw_promotion() -> Iterator[None]:
+def raw_promotion(coop: Coop) -> None:
     """/promote_raw: a command that writes past the ORM, as a bulk statement would."""
 
     @command("promote_raw", area="members")
@@ -45,8 +44,7 @@ def raw_promotion() -> Iterator[None]:
         ctx.session.execute(text("UPDATE member SET role = 'admin'"))
         return "done"
 
-    yield
-    del COMMANDS["promote_raw"]
+    coop.bot.commands.add(promote_raw)
 
 
 async def kept(coop: Coop, who: str, member_loads: list[str]) -> None:

@@ -302,6 +302,12 @@ def _flaky_hello(session: Session, config: Config, argument: str, row: OutboxMes
     return _hello_when_sent(session, config, argument, row)
 
 
+def learn_test_renderers(coop: Coop) -> None:
+    """This module's renderers, for its own bot only."""
+    for declared in (_hello_when_sent, _flaky_hello):
+        coop.bot.renderers.add(declared)
+
+
 def addressed(coop: Coop, prefix: str) -> set[tuple[int | None, int | None, str, str]]:
     with coop.session() as session:
         rows = session.execute(
@@ -312,6 +318,7 @@ def addressed(coop: Coop, prefix: str) -> set[tuple[int | None, int | None, str,
 
 
 async def test_messages_written_when_sent_go_where_notify_says_like_the_others(any_coop: Coop) -> None:
+    learn_test_renderers(any_coop)
     crew(any_coop, 5)
     now = any_coop.clock.now()
     with any_coop.session() as session:
@@ -326,6 +333,7 @@ async def test_messages_written_when_sent_go_where_notify_says_like_the_others(a
 
 
 async def test_a_renderer_that_fails_means_a_retry_not_a_loss(coop: Coop) -> None:
+    learn_test_renderers(coop)
     transport = FlakyTransport()
     coop.bot.add_transport(transport)
     flaky_member(coop, "Bob", "b1")

@@ -151,6 +151,7 @@ async def test_a_renderer_bug_counts_as_an_unexpected_failure(coop: Coop) -> Non
     coop.member("Alice", "coordinator")
     bob = coop.member("Bob")
     BUGS[0] = -1
+    coop.bot.renderers.add(_buggy)
     with coop.session() as session:
         queue(session, key="share:bob", address=Address("console", bob, True), message=Outgoing(""),
               now=coop.clock.now(), member_id=coop.member_id(bob))
@@ -238,7 +239,7 @@ async def failed_share(config_file: Path) -> tuple[int, int]:
                   now=now)
             session.execute(update(OutboxMessage).where(OutboxMessage.key == "notice:bob")
                             .values(status="sent"))
-        outbox = Outbox(bot.sessions, bot.clock, bot.config, {"flaky": transport})
+        outbox = Outbox(bot.sessions, bot.clock, bot.config, {"flaky": transport}, renderers=bot.renderers)
         for _ in range(UNEXPECTED_ATTEMPTS):
             await outbox.drain()
             with bot.sessions() as session, session.begin():  # the backoff has passed

@@ -17,7 +17,7 @@ from coopbot.clock import FakeClock
 from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import AuditEntry, Job, Member, Offer, OutboxMessage, Poll, SeenEvent
-from coopbot.scheduler import SWEEPS, TICK_SECONDS, Scheduler, SweepContext, sweep
+from coopbot.scheduler import TICK_SECONDS, Scheduler, SweepContext, Sweeps, sweep
 from coopbot.services.audit import record
 from coopbot.services.dispatch import offers
 from coopbot.services.dispatch.jobs import post_jobs
@@ -37,14 +37,12 @@ async def test_apscheduler_runs_the_sweeps_at_start_and_on_each_tick(coop: Coop)
         if len(calls) >= 3:
             ticked.set()
 
-    try:
-        scheduler = Scheduler(coop.bot.sessions, coop.bot.config, coop.clock, tick_seconds=0.05)
-        await scheduler.start()
-        assert len(calls) >= 1, "sweeps run once at start, to catch up"
-        await asyncio.wait_for(ticked.wait(), timeout=30)
-        scheduler.shutdown()
-    finally:
-        del SWEEPS["test-probe"]
+    coop.bot.sweeps.add(probe)
+    scheduler = Scheduler(coop.bot.sessions, coop.bot.config, coop.clock, sweeps=coop.bot.sweeps, tick_seconds=0.05)
+    await scheduler.start()
+    assert len(calls) >= 1, "sweeps run once at start, to catch up"
+    await asyncio.wait_for(ticked.wait(), timeout=30)
+    scheduler.shutdown()
     assert calls[0].now == coop.clock.now()
 
 
@@ -59,11 +57,27 @@ async def test_a_failing_sweep_does_not_stop_the_others(coop: Coop) -> None:
     def fine(ctx: SweepContext) -> None:
         ran.append("fine")
 
-    try:
-        assert coop.bot.scheduler.run_due() == ["test-broken"]
-    finally:
-        del SWEEPS["test-broken"], SWEEPS["test-fine"]
+    coop.bot.sweeps.add(broken)
+    coop.bot.sweeps.add(fine)
+    assert coop.bot.scheduler.run_due() == ["test-broken"]
     assert ran == ["fine"]
+
+
+def test_a_sweep_name_is_taken_once() -> None:
+    """Two sweeps under one name would run as one: the second is refused, not silently dropped."""
+
+    @sweep("test-twice")
+    def first(ctx: SweepContext) -> None: ...
+
+    @sweep("test-twice")
+    def second(ctx: SweepContext) -> None: ...
+
+    sweeps = Sweeps([first])
+    with pytest.raises(ValueError, match="sweep 'test-twice' declared twice"):
+        sweeps.add(second)
+    with pytest.raises(TypeError, match="not declared as a sweep"):
+        sweeps.add(lambda ctx: None)
+    assert [declared.fn for declared in sweeps] == [first]
 
 
 async def test_old_update_ids_are_forgotten_after_a_week(coop: Coop) -> None:
@@ -110,39 +124,37 @@ async def test_a_failing_item_rests_while_the_others_go_on_and_the_coordinators_
 
         ctx.each([1, 2, 3], lambda item: f"X-{item}", handle)
 
-    try:
-        await coop.tick()
-        # 1 and 3 went through; 2 failed alone, its audit line rolled back with it.
-        assert audited(coop, "test.item") == ["1", "3"]
-        assert attempts == [2]
-        assert "sweep test-items: X-2 failed (attempt 1, OverflowError)" in caplog.text
-        told = notices(coop, "sweep-failed:test-items:X-2")
-        assert told == [
-            "⚠️ The scheduled work “test-items” failed for X-2 (OverflowError). I try again after a pause that "
-            "grows each time; everything else goes on as usual. The details are in the bot’s log."
-        ]
-        assert told[0] in [m.text for m in coop.room("coordinators")]
+    coop.bot.sweeps.add(items)
+    await coop.tick()
+    # 1 and 3 went through; 2 failed alone, its audit line rolled back with it.
+    assert audited(coop, "test.item") == ["1", "3"]
+    assert attempts == [2]
+    assert "sweep test-items: X-2 failed (attempt 1, OverflowError)" in caplog.text
+    told = notices(coop, "sweep-failed:test-items:X-2")
+    assert told == [
+        "⚠️ The scheduled work “test-items” failed for X-2 (OverflowError). I try again after a pause that "
+        "grows each time; everything else goes on as usual. The details are in the bot’s log."
+    ]
+    assert told[0] in [m.text for m in coop.room("coordinators")]
 
-        await coop.tick(seconds=TICK_SECONDS)
-        assert attempts == [2], "it rests: no new try five seconds later"
-        await coop.tick(seconds=60)
-        assert attempts == [2, 2], "tried again after a minute"
-        await coop.tick(seconds=60)
-        assert attempts == [2, 2], "the pause doubles: two minutes now"
-        await coop.tick(seconds=60)
-        assert attempts == [2, 2, 2]
-        assert len(notices(coop, "sweep-failed:")) == 1, "the coordinators are told once, not at every try"
-        assert coop.bot.scheduler.failures.codes() == {"test-items": ["X-2"]}
+    await coop.tick(seconds=TICK_SECONDS)
+    assert attempts == [2], "it rests: no new try five seconds later"
+    await coop.tick(seconds=60)
+    assert attempts == [2, 2], "tried again after a minute"
+    await coop.tick(seconds=60)
+    assert attempts == [2, 2], "the pause doubles: two minutes now"
+    await coop.tick(seconds=60)
+    assert attempts == [2, 2, 2]
+    assert len(notices(coop, "sweep-failed:")) == 1, "the coordinators are told once, not at every try"
+    assert coop.bot.scheduler.failures.codes() == {"test-items": ["X-2"]}
 
-        broken.clear()  # the fault is fixed (an upgrade, a repaired row)
-        await coop.tick(minutes=4)
-        assert audited(coop, "test.item")[-3:] == ["1", "2", "3"]
-        assert notices(coop, "sweep-recovered:test-items:X-2") == [
-            "✅ X-2: the scheduled work that failed earlier has now gone through."
-        ]
-        assert coop.bot.scheduler.failures.codes() == {}
-    finally:
-        del SWEEPS["test-items"]
+    broken.clear()  # the fault is fixed (an upgrade, a repaired row)
+    await coop.tick(minutes=4)
+    assert audited(coop, "test.item")[-3:] == ["1", "2", "3"]
+    assert notices(coop, "sweep-recovered:test-items:X-2") == [
+        "✅ X-2: the scheduled work that failed earlier has now gone through."
+    ]
+    assert coop.bot.scheduler.failures.codes() == {}
 
 
 def test_the_pause_doubles_up_to_an_hour() -> None:
@@ -153,9 +165,8 @@ def test_the_pause_doubles_up_to_an_hour() -> None:
 
 
 async def test_every_sweep_has_its_sentence_for_the_coordinators_in_both_languages(coop: Coop) -> None:
-    for name in SWEEPS:
-        if name.startswith("test-"):
-            continue
+    assert {"period-close", "polls.close", "dispatch.offers"} <= set(coop.bot.sweeps.names()), "collected at start"
+    for name in coop.bot.sweeps.names():
         key = failed_text_key(name)
         assert key != "scheduler.failed.other", f"no sentence for a failure of {name}"
         english, french = t("en", key, item="P-3", error="OverflowError"), t("fr", key, item="P-3", error="E")

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from coopbot.chat import Incoming
+from coopbot.chat import Incoming, MenuEntry
 from coopbot.i18n import catalogue
 from coopbot.models import AuditEntry, Identity, Invite, Member
-from handlers.registry import COMMANDS, parse
+from handlers.registry import Commands, Context, Reply, command, parse
 from tests.conftest import Coop
 
 NASTY_ARGUMENTS = [
@@ -45,6 +45,45 @@ def test_parse_accepts_both_prefixes_and_bot_suffix() -> None:
     assert parse("/accept@coop_bot J-12") == ("accept", "J-12")
     assert parse("hello") is None
     assert parse("/") is None
+
+
+def test_commands_are_found_by_name_or_alias_and_each_name_is_taken_once() -> None:
+    @command("greet", area="members", role=None, aliases=("salut",))
+    def greet(ctx: Context) -> Reply:
+        return "hi"
+
+    @command("hush", area="members", role="coordinator")
+    def hush(ctx: Context) -> Reply:
+        return None
+
+    @command("salut", area="members")
+    def salut(ctx: Context) -> Reply:
+        return "salut"
+
+    @command("wave", area="members", aliases=("greet",))
+    def wave(ctx: Context) -> Reply:
+        return "wave"
+
+    commands = Commands([greet, hush])
+    assert commands.lookup("salut") is commands.lookup("greet") and commands.lookup("salut") is not None
+    assert commands.lookup("hello") is None
+    assert [cmd.name for cmd in commands.for_member(None)] == ["greet"]
+    assert commands.menu() == [MenuEntry("greet", "members.help.greet")]
+    for taken, clash in (("salut", salut), ("greet", wave)):
+        with pytest.raises(ValueError, match=f"command '{taken}' declared twice"):
+            commands.add(clash)
+    assert commands.names() == ["greet", "hush"], "a refused command leaves nothing behind"
+
+
+def test_a_handler_module_declares_its_commands_without_registering_them(declared_commands: Commands) -> None:
+    """Importing a handler module fills no global table: only a collection (the bot's, at
+    start) holds its commands."""
+    import handlers.members
+
+    assert declared_commands.lookup("aide") is declared_commands.lookup("help")
+    assert Commands().lookup("help") is None
+    help_ = declared_commands.lookup("help")
+    assert help_ is not None and help_.fn is handlers.members.help_
 
 
 def test_a_command_addressed_to_another_bot_is_not_carried_out(coop: Coop) -> None:
@@ -88,7 +127,7 @@ async def test_an_unknown_command_suggests_the_closest(coop: Coop) -> None:
 async def test_every_command_answers_bad_arguments_with_one_sentence(coop: Coop, role: str) -> None:
     me = coop.member("Alice", role, handle="alice")
     coop.member("Admin", "admin", handle="root")
-    for name in sorted(COMMANDS):
+    for name in sorted(coop.bot.commands.names()):
         if name in ("leave",):
             continue
         for argument in NASTY_ARGUMENTS:
@@ -108,16 +147,16 @@ def fuzz_coop(coop: Coop) -> Iterator[Coop]:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     user=st.sampled_from(["alice", "bob", "stranger", "🙂", "x" * 300]),
-    command=st.sampled_from(["", "/", "!"]).flatmap(
-        lambda prefix: st.sampled_from([*sorted(COMMANDS), "nope", "HELP"]).map(lambda c: prefix + c)
-    ),
+    prefix=st.sampled_from(["", "/", "!"]),
+    data=st.data(),
     argument=st.text(max_size=300),
     private=st.booleans(),
 )
 def test_random_text_from_random_users_never_breaks_the_router(
-    fuzz_coop: Coop, user: str, command: str, argument: str, private: bool
+    fuzz_coop: Coop, user: str, prefix: str, data: st.DataObject, argument: str, private: bool
 ) -> None:
     coop = fuzz_coop
+    command = prefix + data.draw(st.sampled_from([*sorted(coop.bot.commands.names()), "nope", "HELP"]), "command")
     before = counts(coop)
     incoming = Incoming(
         platform="console", user_id=user, chat_id=user if private else "coop",
