@@ -19,6 +19,13 @@ Inside any sentence, `{name:@key}` writes the number `name` with the plural
 table `key`, so one sentence can count several things:
 `"{jobs:@counts.jobs} and {votes:@counts.votes}"` → "1 job and 3 votes".
 
+A name the co-op stores in English (a kind of work, a setting, a state) is a *term*:
+`{kind:~work.kind}` writes `work.kind.<kind>` in the reader's language, and the name
+itself when the catalogue has no such entry (a kind of work configured after the
+catalogue was written still shows). `{setting:~settings.label (key)}` adds the name in
+brackets, for where a member must type it: "Legal reserve (legal_reserve_pct)". A list
+is written term by term, joined by commas. See `term`.
+
 French sentences elide at a placeholder: `de {name}` with Alice gives "d’Alice"
 (also que, le, la, ne, jusque, lorsque, puisque, before a written vowel).
 """
@@ -41,6 +48,9 @@ from babel.numbers import NumberFormatError, format_decimal, parse_decimal
 LOCALES = Path(__file__).parent / "locales"
 LANGUAGES = ("en", "fr")
 FALLBACK = "en"
+#: `{name:~vocabulary}`: the word for `name` in `vocabulary`; with TYPED after it, and the name.
+TERM = "~"
+TYPED = " (key)"
 #: CLDR plural categories, in CLDR's order.
 CATEGORIES = ("zero", "one", "two", "few", "many", "other")
 #: The key of a plural table that names the parameter holding the number.
@@ -182,6 +192,8 @@ def _render(lang: str, template: str, params: Mapping[str, Any]) -> str:
         value = _FORMATTER.convert_field(value, conversion)
         if spec and spec.startswith("@"):
             text = _counted(lang, spec[1:], value, params)
+        elif spec and spec.startswith(TERM):
+            text = _terms(lang, spec[1:], value)
         else:
             text = format(value, _render(lang, spec, params) if spec and "{" in spec else spec or "")
         if lang == "fr" and literal:
@@ -197,6 +209,46 @@ def _counted(lang: str, key: str, value: Any, params: Mapping[str, Any]) -> str:
         raise KeyError(f"{key!r} is not a plural table")
     form = entry.form(plural_category(lang, value))
     return _render(lang, form, {**params, COUNTS: count_text(lang, value)})
+
+
+def _known(key: str) -> bool:
+    return isinstance(entries(FALLBACK).get(key), str)
+
+
+def term(lang: str, vocabulary: str, name: Any, *, typed: bool = False) -> str:
+    """`name` as the reader says it: `term("fr", "work.kind", "delivery")` → "livraison".
+
+    The co-op stores these names in English and members read them in words. A name with no
+    entry is shown as it is, so a kind of work a co-op configured itself still reads; a dotted
+    name reads with its family's entry, given the rest as `{name}` (`weight.repair` with
+    `settings.label.weight`). `typed` adds the name in brackets where a member must type it.
+    """
+    name = str(name)
+    head, _, rest = name.partition(".")
+    if _known(f"{vocabulary}.{name}"):
+        words = t(lang, f"{vocabulary}.{name}")
+    elif rest and _known(f"{vocabulary}.{head}"):
+        words = t(lang, f"{vocabulary}.{head}", name=rest)
+    else:
+        words = name
+    return f"{words} ({name})" if typed and words != name else words
+
+
+def _terms(lang: str, spec: str, value: Any) -> str:
+    """`{name:~vocabulary}` or `{name:~vocabulary (key)}`; a list term by term."""
+    vocabulary = spec.removesuffix(TYPED)
+    typed = spec != vocabulary
+    names = value if isinstance(value, list | tuple) else [value]
+    return ", ".join(term(lang, vocabulary, name, typed=typed) for name in names)
+
+
+def vocabularies(template: str) -> set[str]:
+    """The vocabularies a template names its terms with (`{kind:~work.kind}` → `work.kind`)."""
+    return {
+        spec[1:].removesuffix(TYPED)
+        for _, name, spec, _ in _FORMATTER.parse(template)
+        if name and spec and spec.startswith(TERM)
+    }
 
 
 def render(lang: str, template: str, /, **params: Any) -> str:

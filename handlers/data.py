@@ -12,13 +12,14 @@ import json
 from typing import Any
 
 from coopbot.chat import Button, Outgoing
-from coopbot.i18n import catalogue, placeholders, render
+from coopbot.i18n import catalogue, placeholders, render, term
 from coopbot.models import ROLES, AuditEntry, Member
-from coopbot.money import format_money
+from coopbot.money import format_milli, format_money
 from coopbot.services import audit as audit_trail
 from coopbot.services.data import leaving
 from coopbot.services.data.export import export_zip
 from coopbot.services.members.accounts import find_member, member_by_ref, shown_name
+from coopbot.services.polls import settings
 from handlers.registry import Context, Reply, command
 
 AUDIT_LINES = 20
@@ -27,6 +28,8 @@ CONFIRM_WORDS = ("confirm", "confirmer", "yes", "oui")
 #: (and a pseudonym is already the subject's name).
 NEVER_SHOWN = {"choice", "choices", "ballot", "ballot_key", "vote", "pseudonym"}
 MAX_DETAIL = 80
+#: Details whose value is a name the co-op stores in English, and where its words are.
+VOCABULARIES = {"kind": "polls.kind", "outcome": "data.outcome", "target": "data.target"}
 
 
 @command("mydata", area="data", private=True, aliases=("mesdonnees",))
@@ -85,11 +88,14 @@ def audit(ctx: Context) -> Reply:
 
 
 def audit_line(ctx: Context, entry: AuditEntry, people: dict[int, str]) -> str:
-    """`2026-11-02 09:00 · Alice: changed the role of Bob: member → coordinator`."""
+    """`2026-11-02 09:00 · Alice: changed the role of Bob: member → coordinator`, and the
+    details no sentence names in brackets, each by its name in words."""
     when = entry.at.astimezone(ctx.config.coop.tz).strftime("%Y-%m-%d %H:%M")
     actor = people.get(entry.actor_id, f"#{entry.actor_id}") if entry.actor_id else ctx.t("data.the_bot")
     subject = people.get(entry.subject_id, f"#{entry.subject_id}") if entry.subject_id else "—"
-    details = {k: _value(ctx, k, v) for k, v in (entry.details or {}).items() if k not in NEVER_SHOWN}
+    raw = entry.details or {}
+    setting = str(raw["key"]) if entry.action.startswith("setting.") and "key" in raw else None
+    details = {k: _value(ctx, k, v, setting) for k, v in raw.items() if k not in NEVER_SHOWN}
     key = "data.action." + entry.action.replace(".", "_")
     template = catalogue(ctx.lang).get(key) or catalogue("en").get(key)
     if template is None:
@@ -99,22 +105,31 @@ def audit_line(ctx: Context, entry: AuditEntry, people: dict[int, str]) -> str:
         used = placeholders(template)
         params = {name: details.get(name, "—") for name in used} | {"subject": subject}
         sentence = render(ctx.lang, template, **params)
-    rest = [f"{k}: {v}" for k, v in details.items() if k not in used and v != "—"]
+    rest = [ctx.t("data.audit_detail", name=k, value=v) for k, v in details.items() if k not in used and v != "—"]
     line = ctx.t("data.audit_line", when=when, actor=actor, action=sentence)
-    return line + (f" ({', '.join(rest)})" if rest else "")
+    return ctx.t("data.audit_details", action=line, details=", ".join(rest)) if rest else line
 
 
-def _value(ctx: Context, key: str, value: Any) -> str:
-    """A detail as a reader wants it: money in the currency, roles in words, short."""
+def _value(ctx: Context, key: str, value: Any, setting: str | None = None) -> str:
+    """A detail as a reader wants it: money in the currency, roles, kinds and settings in
+    words, a setting's value as a vote shows it, short."""
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):
         return ctx.t("data.yes") if value else ctx.t("data.no")
+    currency = ctx.config.coop.currency
+    if setting is not None and key in ("old", "new", "value"):
+        return settings.describe(setting, str(value), ctx.lang, currency)
+    if key == "sets" and isinstance(value, str) and "=" in value:
+        name, _, given = value.partition("=")
+        return ctx.t("data.audit_sets", key=name, value=settings.describe(name, given, ctx.lang, currency))
     if key.endswith("_cents") and isinstance(value, int):
-        return format_money(value, ctx.config.coop.currency, ctx.lang)
-    if key in ("role", "old", "new") and value in ROLES:
+        return format_money(value, currency, ctx.lang)
+    if key == "points_milli" and isinstance(value, int):
+        return ctx.t("ledger.points", points=format_milli(value, ctx.lang))
+    if key in ("role", "old", "new", "target") and value in ROLES:
         return ctx.t(f"roles.{value}")
-    if key == "outcome" and f"data.outcome.{value}" in catalogue("en"):
-        return ctx.t(f"data.outcome.{value}")
+    if key in VOCABULARIES:
+        return term(ctx.lang, VOCABULARIES[key], value)
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.errors import NotAllowed, UsageError
+from coopbot.i18n import term
 from coopbot.models import Allocation, ContributionStatus, Period, PeriodStatus, Role
 from coopbot.money import format_milli, format_money, format_pct, parse_amount, parse_quantity
 from coopbot.services.members.accounts import at_least
@@ -191,7 +192,7 @@ def _pending_list(ctx: Context) -> Reply:
     buttons = []
     for contribution, owner, decidable in pending[:MAX_PENDING_SHOWN]:
         code = svc.contribution_code(contribution)
-        lines.append(f"{code} {owner.name}: {svc.describe(contribution, ctx.lang)}")
+        lines.append(ctx.t("ledger.pending_line", ref=code, name=owner.name, what=svc.describe(contribution, ctx.lang)))
         if decidable:
             buttons.append(Button(ctx.t("ledger.approve_button", ref=code), f"/approve {code}", "✅"))
     return Outgoing("\n".join(lines), buttons=tuple(buttons[:10]))
@@ -249,10 +250,8 @@ def contrib(ctx: Context) -> Reply:
     if not tally.by_kind and not entries:
         return ctx.t("ledger.contrib_none", period=period.label)
     lines = [ctx.t("ledger.contrib_title", period=period.label)]
-    lines += [
-        ctx.t("ledger.contrib_kind", kind=kind, points=points(ctx, value))
-        for kind, value in sorted(tally.by_kind.items())
-    ]
+    by_kind = tally.by_kind.items()
+    lines += sorted(ctx.t("ledger.contrib_kind", kind=kind, points=points(ctx, value)) for kind, value in by_kind)
     lines.append(
         ctx.t(
             "ledger.contrib_totals",
@@ -274,7 +273,12 @@ def period(ctx: Context) -> Reply:
     plan = plan_close(ctx.session, ctx.config, current)
     terms, outcome = plan.terms, plan.outcome
     tz = ctx.config.coop.tz
-    weights = ", ".join(f"{kind} {format_milli(value, ctx.lang)}" for kind, value in sorted(terms.weights.items()))
+    weights = ", ".join(
+        sorted(
+            ctx.t("ledger.period_weight", kind=kind, weight=format_milli(value, ctx.lang))
+            for kind, value in terms.weights.items()
+        )
+    )  # in the reader's alphabetical order of the kinds' words
     lines = [
         ctx.t(
             "ledger.period_title",
@@ -282,7 +286,7 @@ def period(ctx: Context) -> Reply:
             start=f"{current.starts_at.astimezone(tz):%Y-%m-%d %H:%M}",
             end=f"{current.ends_at.astimezone(tz):%Y-%m-%d %H:%M}",
             tz=ctx.config.coop.timezone,
-            status=ctx.t(f"ledger.period_{current.status}"),
+            status=term(ctx.lang, "states.period", current.status),
         ),
         ctx.t(
             "ledger.period_money",

@@ -62,7 +62,7 @@ def render(message: Outgoing, where: str) -> str:
     if message.buttons:
         body += "\n" + " " * len(head) + "  ".join(f"[{b.label}: {b.command}]" for b in message.buttons)
     if message.attachment is not None:
-        body += "\n" + " " * len(head) + f"(attachment: {message.attachment[0]})"
+        body += "\n" + " " * len(head) + f"📎 {message.attachment[0]}"  # no words: the same in every language
     return body
 
 

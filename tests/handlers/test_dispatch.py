@@ -209,7 +209,7 @@ async def test_why_shows_the_rule_the_ranking_and_who_passed(coop: Coop) -> None
     why = (await reply(coop, "dan", "/why J-1")).splitlines()
     assert why[0] == "J-1 Shop → Home"
     assert why[1] == "Now: assigned to Bob. Its history:"
-    assert why[2] == "• 09:10 posted by Carol; offer policy in force: rotation."
+    assert why[2] == "• 09:10 posted by Carol; offer policy in force: one at a time, in turn (rotation)."
     assert why[3].startswith("• 09:10 offered to Bob alone for 2 min (rotation: fewest points")
     assert why[3].endswith("Ranking: 1. Bob 0 pts, idle 5 min; 2. Dan 0 pts, idle 0 min")
     assert why[4] == "• 09:10 Bob declined."

@@ -49,7 +49,7 @@ async def test_a_binding_proposal_from_proposal_to_applied_setting(coop: Coop) -
     assert "3 active members got a ballot" in reply
     for who in (alice, bob, chloe):
         ballot = next(m for m in coop.inbox(who) if "asks: Raise the legal reserve" in m.text)
-        assert "legal_reserve_pct goes from 15% to 20%" in ballot.text
+        assert "legal reserve (legal_reserve_pct) goes from 15% to 20%" in ballot.text
         assert [b.command for b in ballot.buttons] == [
             "/vote P-1 agree",
             "/vote P-1 abstain",
@@ -72,7 +72,7 @@ async def test_a_binding_proposal_from_proposal_to_applied_setting(coop: Coop) -
         assert "PASSED" in result
         assert "Agree 2 · Abstain 0 · Disagree 0 · Block 0" in result
         assert "Turnout: 2 of 3 active members (66%)" in result
-        assert "legal_reserve_pct is now 20%" in result
+        assert "legal reserve is now 20%" in result
     assert "PASSED" in coop.room()[-1].text
     assert setting(coop, "legal_reserve_pct") == "20"
     named = await coop.say(chloe, "/results P-1")

@@ -148,7 +148,7 @@ def weight_of(period: Period, kind: str) -> int:
     terms = terms_of(period)
     weight = terms.weight(kind)
     if weight is None:
-        raise UsageError("ledger.unknown_kind", kind=kind[:30], kinds=", ".join(loggable_kinds(terms)))
+        raise UsageError("ledger.unknown_kind", kind=kind[:30], kinds=loggable_kinds(terms))
     return weight
 
 
@@ -358,12 +358,16 @@ def _tell_member(
 
 
 def describe(contribution: Contribution, lang: str) -> str:
-    """'2h admin (2 points): accounting for March' in the reader's language."""
-    quantity = format_milli(contribution.quantity_milli, lang)
-    amount = (quantity + ("\u00a0h" if lang == "fr" else "h")) if contribution.unit == "hour" else quantity
-    points = t(lang, "ledger.points", points=format_milli(contribution.points_milli, lang))
-    text = f"{amount} {contribution.kind} ({points})"
-    return f"{text}: {contribution.note}" if contribution.note else text
+    """'2h admin (2 points): accounting for March' in the reader's language, the kind of
+    work in words ('2 h administration (2 points) : …' in French)."""
+    work = t(
+        lang,
+        "ledger.work_hours" if contribution.unit == "hour" else "ledger.work_items",
+        quantity=format_milli(contribution.quantity_milli, lang),
+        kind=contribution.kind,
+        points=format_milli(contribution.points_milli, lang),
+    )
+    return t(lang, "ledger.work_note", work=work, note=contribution.note) if contribution.note else work
 
 
 # --- money -----------------------------------------------------------------------------

@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session
 
 from coopbot.config import Config
 from coopbot.errors import UsageError
+from coopbot.i18n import t, term
 from coopbot.models import Member, Poll, Setting
-from coopbot.money import parse_amount
+from coopbot.money import format_milli, format_money, format_pct, parse_amount
 from coopbot.services.audit import record
+from coopbot.services.money.shares import MILLI
 
 #: Binding actions that are not plain settings: `apply(session, config, value, now, poll)`.
 ActionFn = Callable[[Session, Config, str, datetime, Poll | None], Any]
@@ -153,6 +155,7 @@ GOVERNED: dict[str, Governed] = {
 }
 
 PCT_KEYS = ("legal_reserve_pct", "development_fund_pct")
+MONEY_KEYS = ("equity_threshold", "base_pay_per_hour", "base_pay_per_delivery")
 
 
 def register_action(
@@ -179,7 +182,7 @@ def governed(key: str) -> Governed:
         if not kind.isidentifier() or not kind.isascii() or len(kind) > MAX_KIND:
             raise UsageError("settings.bad_kind", kind=kind[:40])
         return Governed(key, parse_weight(key), GOVERNED[f"{WEIGHT_PREFIX}*"].restricted)
-    raise UsageError("settings.unknown_key", setting=key[:50], keys=", ".join(known_keys()))
+    raise UsageError("settings.unknown_key", setting=key[:50], keys=known_keys())
 
 
 def known_keys() -> list[str]:
@@ -205,7 +208,7 @@ def default(config: Config, key: str) -> str:
     shares = config.shares
     if key in ("legal_reserve_pct", "development_fund_pct", "dividend_pct"):
         return plain(_from_float(getattr(shares, key)))
-    if key in ("equity_threshold", "base_pay_per_hour", "base_pay_per_delivery"):
+    if key in MONEY_KEYS:
         return str(int((_from_float(getattr(shares, key)) * 100).to_integral_value()))
     if key == "offer_policy":
         return config.dispatch.policy
@@ -264,7 +267,7 @@ def snapshot(session: Session, config: Config, now: datetime) -> dict[str, Any]:
         "equity_threshold_cents": int(value("equity_threshold")),
         "base_pay_per_hour_cents": int(value("base_pay_per_hour")),
         "base_pay_per_delivery_cents": int(value("base_pay_per_delivery")),
-        "weights": {kind: int(Decimal(w) * 1000) for kind, w in sorted(weights.items())},
+        "weights": {kind: int(Decimal(w) * MILLI) for kind, w in sorted(weights.items())},
         "offer_policy": value("offer_policy"),
         "offer_timeout": int(value("offer_timeout")),
         "block_vetoes": value("block_vetoes") == "true",
@@ -337,13 +340,19 @@ def apply(
     return canonical
 
 
-def describe(key: str, canonical: str, currency: str = "") -> str:
-    """A value as members read it: '20%', '12.50 EUR', 'rotation'."""
+def describe(key: str, canonical: str, lang: str, currency: str) -> str:
+    """A value as members read it, in their language: '20%' ('20 %'), '€12.50' ('12,50 €'),
+    'yes' ('oui'); a policy in words with the word a member types to vote for it."""
     if key.endswith("_pct"):
-        return f"{canonical}%"
-    if key in ("equity_threshold", "base_pay_per_hour", "base_pay_per_delivery"):
-        cents = int(canonical)
-        return f"{cents // 100}.{cents % 100:02d} {currency}".strip()
+        return format_pct(int(Decimal(canonical) * 100), lang)
+    if key in MONEY_KEYS:
+        return format_money(int(canonical), currency, lang)
+    if key.startswith(WEIGHT_PREFIX):
+        return format_milli(int(Decimal(canonical) * MILLI), lang)
     if key == "offer_timeout":
-        return f"{canonical} s"
+        return t(lang, "settings.seconds", value=canonical)
+    if key == "offer_policy":
+        return term(lang, "dispatch.policy", canonical, typed=True)
+    if key == "block_vetoes":
+        return term(lang, "settings.bool", canonical)
     return canonical

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
-from coopbot.i18n import t
+from coopbot.i18n import FALLBACK, catalogue, t
 from coopbot.models import Member, Poll
 from coopbot.services.polls import settings
 
@@ -89,8 +89,15 @@ def buttons(poll: Poll, lang: str, chosen: list[Any] | None = None) -> tuple[But
     return tuple(made)
 
 
-def _money_or_value(config: Config, key: str, value: str) -> str:
-    return settings.describe(key, value, config.coop.currency)
+def _value(config: Config, key: str, value: str, lang: str) -> str:
+    return settings.describe(key, value, lang, config.coop.currency)
+
+
+def action_text(lang: str, key: str, value: str) -> str:
+    """What a binding action does, in words ("remove the member #12"); one the catalogue
+    does not know reads as typed (`key value`)."""
+    sentence = f"settings.action.{key}"
+    return t(lang, sentence, value=value) if sentence in catalogue(FALLBACK) else f"{key} {value}"
 
 
 def sets_line(session: Session, config: Config, poll: Poll, lang: str, now: datetime) -> str:
@@ -98,9 +105,9 @@ def sets_line(session: Session, config: Config, poll: Poll, lang: str, now: date
         return ""
     key = poll.sets_key
     if is_action(key):
-        return t(lang, "polls.ballot_action", setting=key, value=poll.sets_value)
-    old = _money_or_value(config, key, settings.current(session, config, key, now))
-    new = _money_or_value(config, key, poll.sets_value)
+        return t(lang, "polls.ballot_action", action=action_text(lang, key, poll.sets_value))
+    old = _value(config, key, settings.current(session, config, key, now), lang)
+    new = _value(config, key, poll.sets_value, lang)
     return t(lang, "polls.ballot_sets", setting=key, old=old, new=new, when=applies_when(lang, key))
 
 
@@ -191,9 +198,9 @@ def result_text(session: Session, config: Config, poll: Poll, lang: str) -> str:
     if result.get("early"):
         lines.append(t(lang, "polls.closed_early"))
     if "applied" in result and poll.sets_key and is_action(poll.sets_key):
-        lines.append(t(lang, "polls.action_applied", setting=poll.sets_key, value=result["applied"]))
+        lines.append(t(lang, "polls.action_applied", action=action_text(lang, poll.sets_key, result["applied"])))
     elif "applied" in result and poll.sets_key:
-        value = _money_or_value(config, poll.sets_key, result["applied"])
+        value = _value(config, poll.sets_key, result["applied"], lang)
         lines.append(
             t(lang, "polls.applied", setting=poll.sets_key, value=value, when=applies_when(lang, poll.sets_key))
         )

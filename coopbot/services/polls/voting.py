@@ -374,7 +374,7 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
             with session.begin_nested():
                 result["applied"] = settings.apply(session, config, poll.sets_key, poll.sets_value, now, poll=poll)
         except CoopError as err:
-            result["apply_error"] = {"key": err.key, "params": {k: str(v) for k, v in err.params.items()}}
+            result["apply_error"] = {"key": err.key, "params": {k: _stored(v) for k, v in err.params.items()}}
     poll.result = result
     if poll.secret:
         ballot_box.destroy(session, config, poll)
@@ -395,6 +395,12 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
     queue_to_rooms(session, config, f"poll:{poll.id}:result", Outgoing(room_text), now)
     log.info("poll %s closed: %s", code(poll), result["outcome"])
     return True
+
+
+def _stored(value: Any) -> str | list[str]:
+    """An error's parameter as JSON keeps it, to be said at each reading in the reader's language:
+    a list (of setting keys, say) stays a list, so each item is named in words then."""
+    return [str(item) for item in value] if isinstance(value, list | tuple) else str(value)
 
 
 def close_early(session: Session, config: Config, member: Member, ref: str, now: datetime) -> Poll:
