@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coopbot.app import CoopBot
 from coopbot.config import Config
 from coopbot.models import Identity, Member
-from coopbot.transports.telegram import build_telegram_transport
+from coopbot.transports.telegram.transport import build_telegram_transport
 
 TOKEN_ENV = "COOPBOT_BENCH_TELEGRAM_TOKEN"
 GROUP_ID = -1001000000001

@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-PLATFORMS = ("telegram", "matrix", "console")
-
 
 @dataclass(frozen=True)
 class Button:
@@ -27,6 +25,18 @@ class Button:
     label: str
     command: str
     emoji: str = ""
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    """A command as a platform's command menu offers it (`Commands.menu`).
+
+    `help_key` is the catalogue key of its one-line help: the transport writes
+    it in each language its menu is set for.
+    """
+
+    name: str
+    help_key: str
 
 
 @dataclass(frozen=True)

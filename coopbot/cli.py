@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from coopbot import platforms
 from coopbot.errors import ConfigError, CoopError
 
 if TYPE_CHECKING:
@@ -96,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = member.add_parser("add", help="add a member (bootstrap the first ones)")
     add.add_argument("--name", required=True)
     add.add_argument("--role", default="member", choices=("member", "coordinator", "admin"))
-    add.add_argument("--telegram", metavar="USER_ID", help="their numeric Telegram user id")
-    add.add_argument("--matrix", metavar="@user:server", help="their Matrix user id")
+    for platform in platforms.chat_platforms():
+        add.add_argument(f"--{platform.name}", metavar="ID", help=platform.account_help)
     add.set_defaults(action=cmd_member_add)
     listing = member.add_parser("list", help="every member: number, name, role, accounts and state")
     listing.set_defaults(action=cmd_member_list)
@@ -148,14 +149,16 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
         check_driver(config.database.url)
     except DriverMissing as exc:
         problems.append(t("en", exc.key, **exc.params))
-    if config.telegram.enabled:
+    for platform in platforms.live(config):
+        section = platform.section(config)
         try:
-            config.telegram.token()
+            if section is not None:
+                section.check_secrets()
         except ConfigError as exc:
             problems.append(str(exc))
     for warning in [*config_warnings(config), *key_warnings(config)]:
         out.write(f"warning: {warning}\n")
-    if not config.telegram.enabled and not config.matrix.enabled:
+    if platforms.live(config) == [platforms.CONSOLE]:
         out.write("note: no transport is enabled; `coopbot run` will use the console.\n")
     if problems:
         out.write("\n".join(problems) + "\n")
@@ -199,15 +202,14 @@ def cmd_member_add(args: argparse.Namespace, out: TextIO) -> int:
     with transaction(bot.sessions) as session:
         now = bot.clock.now()
         member = members_svc.create_member(session, args.name, args.role, now)
-        if args.telegram:
-            if not args.telegram.lstrip("-").isdigit():
-                raise ConfigError("--telegram: a Telegram user id is a number, like 123456789")
-            members_svc.add_identity(session, member, "telegram", args.telegram, now, args.name)
-        if args.matrix:
-            if not args.matrix.startswith("@") or ":" not in args.matrix:
-                raise ConfigError("--matrix: a Matrix id looks like @alice:example.org")
-            members_svc.add_identity(session, member, "matrix", args.matrix, now, args.name)
-        members_svc.add_identity(session, member, "console", str(member.id), now, args.name)
+        for platform in platforms.chat_platforms():
+            account: str | None = getattr(args, platform.name)
+            if account:
+                problem = platform.account_problem(account)
+                if problem is not None:
+                    raise ConfigError(f"--{platform.name}: {problem}")
+                members_svc.add_identity(session, member, platform.name, account, now, args.name)
+        members_svc.add_identity(session, member, platforms.CONSOLE.name, str(member.id), now, args.name)
         out.write(f"added #{member.id} {member.name} ({member.role})\n")
     return 0
 
@@ -246,7 +248,7 @@ def cmd_member_list(args: argparse.Namespace, out: TextIO) -> int:
 
 def accounts_text(member: Member) -> str:
     """Their chat accounts; the console handle every member gets on the server is left out."""
-    accounts = [f"{i.platform} {i.external_id}" for i in member.identities if i.platform != "console"]
+    accounts = [f"{i.platform} {i.external_id}" for i in member.identities if i.platform != platforms.CONSOLE.name]
     return ", ".join(accounts) or "-"
 
 

@@ -66,8 +66,20 @@ class DatabaseSection(Section):
         return value
 
 
-class TelegramSection(Section):
+class PlatformSection(Section):
+    """A chat platform's settings (see `coopbot.platforms`): switched on or not, and its rooms."""
+
     enabled: bool = False
+
+    def room_ids(self, coordinators: bool) -> list[str]:
+        """The co-op's rooms on this platform, or the rooms whose members see coordinator notices."""
+        raise NotImplementedError
+
+    def check_secrets(self) -> None:
+        """Raise ConfigError when a secret the platform cannot start without is missing."""
+
+
+class TelegramSection(PlatformSection):
     token_env: str = "COOPBOT_TELEGRAM_TOKEN"
     api_base_url: str = "https://api.telegram.org/bot"
     mode: Literal["polling", "webhook"] = "polling"
@@ -85,9 +97,14 @@ class TelegramSection(Section):
     def token(self) -> str:
         return _secret(self.token_env, "telegram.token_env")
 
+    def check_secrets(self) -> None:
+        self.token()
 
-class MatrixSection(Section):
-    enabled: bool = False
+    def room_ids(self, coordinators: bool) -> list[str]:
+        return [str(chat) for chat in (self.coordinator_chat_ids if coordinators else self.group_chat_ids)]
+
+
+class MatrixSection(PlatformSection):
     homeserver: str = "http://127.0.0.1:8008"
     user_id: str = "@coopbot:localhost"
     password_env: str = "COOPBOT_MATRIX_PASSWORD"
@@ -97,6 +114,9 @@ class MatrixSection(Section):
     rooms: list[str] = Field(default_factory=list)
     coordinator_rooms: list[str] = Field(default_factory=list)
     encryption: bool = True
+
+    def room_ids(self, coordinators: bool) -> list[str]:
+        return list(self.coordinator_rooms if coordinators else self.rooms)
 
     @field_validator("user_id")
     @classmethod
@@ -211,12 +231,13 @@ def config_warnings(config: Config) -> list[str]:
     line; `enabled = false` written out is a choice, and is not warned about.
     """
     found = []
-    for key, name, section in (("telegram", "Telegram", config.telegram), ("matrix", "Matrix", config.matrix)):
-        given = section.model_fields_set
+    for key in type(config).model_fields:
+        section = getattr(config, key)
+        given = section.model_fields_set if isinstance(section, PlatformSection) else set()
         if given and "enabled" not in given:
             found.append(
                 f"[{key}] has settings ({', '.join(sorted(given))}) but no `enabled = true`: "
-                f"{name} stays off until you add that line."
+                f"{key.capitalize()} stays off until you add that line."
             )
     return found
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
+from coopbot import platforms
 from coopbot.chat import Address, Button, Outgoing
 from coopbot.config import Config
 from coopbot.models import Identity, Member, OutboxMessage
@@ -39,10 +40,6 @@ from coopbot.storage import bulk_insert, insert_new_from_select, present_keys
 OUTBOX = cast(Table, OutboxMessage.__table__)
 MEMBER = cast(Table, Member.__table__)
 IDENTITY = cast(Table, Identity.__table__)
-
-
-#: The `/notify` choices that name one platform (the others mean every platform).
-PREFERABLE = ("telegram", "matrix")
 
 
 class Reach(NamedTuple):
@@ -63,7 +60,7 @@ _Account = TypeVar("_Account", bound=_OnPlatform)
 
 def as_notified(notify: str, reachable: Sequence[_Account]) -> Sequence[_Account]:
     """The `/notify` rule: the chosen platform if reachable there, else every reachable account."""
-    if notify in PREFERABLE:
+    if notify != platforms.EVERY:
         preferred = [account for account in reachable if account.platform == notify]
         if preferred:
             return preferred
@@ -84,7 +81,7 @@ def notified_in_sql(member: Any, identity: Any) -> ColumnElement[bool]:
         .exists()
     )
     return or_(
-        member.c.notify.not_in(PREFERABLE), identity.c.platform == member.c.notify, not_(preferred_reachable)
+        member.c.notify == platforms.EVERY, identity.c.platform == member.c.notify, not_(preferred_reachable)
     )
 
 
@@ -297,16 +294,7 @@ def queue_to_member(
 
 def room_addresses(config: Config, *, coordinators_only: bool = False) -> list[Address]:
     """The co-op's rooms; in console mode (no platform configured), the console room."""
-    rooms: list[Address] = []
-    if config.telegram.enabled:
-        chats = config.telegram.coordinator_chat_ids if coordinators_only else config.telegram.group_chat_ids
-        rooms += [Address("telegram", str(chat), private=False) for chat in chats]
-    if config.matrix.enabled:
-        ids = config.matrix.coordinator_rooms if coordinators_only else config.matrix.rooms
-        rooms += [Address("matrix", room, private=False) for room in ids]
-    if not config.telegram.enabled and not config.matrix.enabled:
-        rooms.append(Address("console", "coordinators" if coordinators_only else "coop", private=False))
-    return rooms
+    return platforms.rooms(config, coordinators=coordinators_only)
 
 
 def queue_to_rooms(

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from sqlalchemy import make_url
 
+from coopbot import platforms
 from coopbot.app import CoopBot
 from coopbot.config import Config, config_warnings
 from coopbot.db import check_driver, make_engine, transaction, upgrade
@@ -24,14 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def add_configured_transports(bot: CoopBot) -> None:
-    if bot.config.telegram.enabled:
-        from coopbot.transports.telegram import build_telegram_transport
-
-        bot.add_transport(build_telegram_transport(bot.config, bot))
-    if bot.config.matrix.enabled:
-        from coopbot.transports.matrix import build_matrix_transport
-
-        bot.add_transport(build_matrix_transport(bot.config, bot))
+    """Each platform switched on in the configuration; its client library loads only now."""
+    for platform in platforms.chat_platforms():
+        if platform.enabled(bot.config):
+            bot.add_transport(platform.build(bot.config, bot))
 
 
 def upgrade_apart(url: str) -> bool:
@@ -90,7 +87,8 @@ def console_identity(bot: CoopBot, ref: str) -> tuple[str, str]:
     """The console handle of a member, created on first use."""
     with transaction(bot.sessions) as session:
         member: Member = members_svc.find_member(session, ref)
-        identity = members_svc.add_identity(session, member, "console", str(member.id), bot.clock.now(), member.name)
+        console, now = platforms.CONSOLE.name, bot.clock.now()
+        identity = members_svc.add_identity(session, member, console, str(member.id), now, member.name)
         return identity.external_id, member.name
 
 

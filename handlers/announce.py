@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from coopbot import platforms
 from coopbot.errors import UsageError
 from coopbot.models import Announcement, Role
 from coopbot.services.announcements import announce as svc
@@ -46,16 +47,7 @@ ROLE_WORDS: dict[str, str] = {
 }
 ON_WORDS = {"on", "oui", "yes", "1", "true", "activer"}
 OFF_WORDS = {"off", "non", "no", "0", "false", "désactiver", "desactiver"}
-NOTIFY_WORDS = {
-    "telegram": "telegram",
-    "matrix": "matrix",
-    "element": "matrix",
-    "both": "both",
-    "all": "both",
-    "les deux": "both",
-    "deux": "both",
-    "tous": "both",
-}
+EVERY_WORDS = {"both", "all", "les deux", "deux", "tous", "toutes"}
 LEADING_WORD = re.compile(r"(\S+)(?:\s+|$)")
 SNIPPET = 80
 
@@ -228,11 +220,19 @@ def notify(ctx: Context) -> Reply:
     me = ctx.me
     if not ctx.args:
         return ctx.t("announce.notify_current", where=ctx.t(f"announce.notify_where_{me.notify}"))
-    choice = NOTIFY_WORDS.get(" ".join(ctx.args).lower())
-    if choice is None:
-        raise UsageError("announce.notify_usage")
+    choice = notify_choice(" ".join(ctx.args))
     svc.set_notify(me, choice)
     return ctx.t("announce.notify_set", where=ctx.t(f"announce.notify_where_{choice}"))
+
+
+def notify_choice(words: str) -> str:
+    """What `/notify WORDS` chooses: a platform (by its name or a word it declares) or every platform."""
+    if words.lower() in EVERY_WORDS:
+        return platforms.EVERY
+    platform = platforms.by_word(words)
+    if platform is None:
+        raise UsageError("announce.notify_usage")
+    return platform.name
 
 
 @command("mute", area="announce", aliases=("sourdine",))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from coopbot import platforms
 from coopbot.chat import Outgoing
 from coopbot.errors import NotFound
 from coopbot.models import Member, Role
 from coopbot.services.members import accounts as svc
-from handlers.registry import Context, Reply, command, commands_for, lookup
-
-PLATFORM_NAMES = {"telegram": "Telegram", "matrix": "Matrix", "console": "console"}
+from handlers.registry import Context, Reply, command
 
 
 @command("start", area="members", role=None)
@@ -23,12 +22,12 @@ def start(ctx: Context) -> Reply:
 def help_(ctx: Context) -> Reply:
     if ctx.args:
         name = ctx.args[0].lstrip("/!").lower()
-        cmd = lookup(name)
+        cmd = ctx.commands.lookup(name)
         if cmd is None or not cmd.allowed(ctx.member):
             raise NotFound("members.help_unknown", command=name[:30])
         return ctx.t("members.help_one", command=cmd.name, form=ctx.t(cmd.usage_key), text=ctx.t(cmd.help_key))
     lines = [ctx.t("members.help_title", coop=ctx.config.coop.name)]
-    lines += [f"/{cmd.name} — {ctx.t(cmd.help_key)}" for cmd in commands_for(ctx.member)]
+    lines += [f"/{cmd.name} — {ctx.t(cmd.help_key)}" for cmd in ctx.commands.for_member(ctx.member)]
     lines.append(ctx.t("members.help_footer"))
     return "\n".join(lines)
 
@@ -63,7 +62,7 @@ def link(ctx: Context) -> Reply:
 def whoami(ctx: Context) -> Reply:
     me = ctx.me
     accounts = "\n".join(
-        f"• {PLATFORM_NAMES.get(i.platform, i.platform)}: {i.display_name or i.external_id}"
+        f"• {platforms.label(i.platform)}: {i.display_name or i.external_id}"
         + ("" if i.reachable else f" ({ctx.t('members.unreachable')})")
         for i in me.identities
     )
@@ -110,4 +109,4 @@ def lang(ctx: Context) -> Reply:
 
 
 def _platforms(member: Member) -> str:
-    return ", ".join(sorted({PLATFORM_NAMES.get(i.platform, i.platform) for i in member.identities}))
+    return ", ".join(sorted({platforms.label(i.platform) for i in member.identities}))

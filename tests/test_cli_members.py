@@ -54,7 +54,7 @@ def test_the_list_shows_every_member_with_number_role_accounts_and_state(
     assert cli(config_file, "member", "list") == 0
     assert capsys.readouterr().out.splitlines() == [
         "number\tname\trole\taccounts\tstate",
-        "#1\tAlice\tadmin\ttelegram 1001, matrix @alice:example.org\tactive",
+        "#1\tAlice\tadmin\tmatrix @alice:example.org, telegram 1001\tactive",
         "#2\tBob\tmember\t-\tactive",
         "#3\tChloé\tcoordinator\ttelegram 1003\tleft 2026-11-01",
         "#4\tformer member #4\tmember\t-\terased",

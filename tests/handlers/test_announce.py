@@ -202,7 +202,7 @@ async def test_a_long_announcement_is_kept_whole_and_split_at_sentence_ends(coop
 async def test_on_telegram_markup_arrives_as_typed_and_each_part_fits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coopbot.transports.telegram import build_telegram_transport
+    from coopbot.transports.telegram.transport import build_telegram_transport
 
     api = FakeBotApi()
     await api.start()

@@ -290,7 +290,7 @@ class MatrixCoop:
     async def start_transport(self, on_incoming: Callable[[Any], Awaitable[None]]) -> Any:
         """Only the Matrix transport, on the co-op's database, handing events to `on_incoming`."""
         from coopbot.app import CoopBot
-        from coopbot.transports.matrix import build_matrix_transport
+        from coopbot.transports.matrix.transport import build_matrix_transport
 
         config = self.config()
         if self.bot is None:

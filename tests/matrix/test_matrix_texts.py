@@ -8,9 +8,9 @@ through (`!`, since Element keeps `/` for itself).
 from __future__ import annotations
 
 from coopbot.chat import Button, Outgoing
-from coopbot.transports.matrix import MatrixTransport
-from coopbot.transports.matrix_events import strip_reply_fallback
-from coopbot.transports.matrix_send import KEYCAPS, same_emoji, tx_id
+from coopbot.transports.matrix.events import strip_reply_fallback
+from coopbot.transports.matrix.send import KEYCAPS, same_emoji, tx_id
+from coopbot.transports.matrix.transport import MatrixTransport
 
 
 def test_a_ballot_without_emojis_gets_numbered_keycaps() -> None:

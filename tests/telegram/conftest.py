@@ -23,7 +23,7 @@ from coopbot.db import transaction
 from coopbot.models import Identity
 from coopbot.runner import add_configured_transports
 from coopbot.services.members import accounts as members_svc
-from coopbot.transports.telegram import TelegramTransport
+from coopbot.transports.telegram.transport import TelegramTransport
 from tests.telegram.fake_bot_api import FakeBotApi, FakeChat, FakeUser
 
 GROUP_ID = -1001000000001

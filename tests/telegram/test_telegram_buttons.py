@@ -10,7 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from coopbot.chat import Address, Button, Outgoing
 from coopbot.outbox import queue
 from coopbot.services.members import accounts as members_svc
-from coopbot.transports.telegram import TelegramTransport
+from coopbot.transports.telegram.transport import TelegramTransport
 from tests.telegram.conftest import TelegramCoop
 from tests.telegram.fake_bot_api import FakeUser
 

@@ -14,7 +14,7 @@ from coopbot.chat import Address, Outgoing
 from coopbot.models import Member, OutboxMessage
 from coopbot.outbox import queue, queue_to_member
 from coopbot.runner import add_configured_transports
-from coopbot.transports.telegram import build_telegram_transport
+from coopbot.transports.telegram.transport import build_telegram_transport
 from tests.telegram.conftest import GROUP_ID, TOKEN_ENV, TelegramCoop, running_coop, telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi, FloodLimits
 

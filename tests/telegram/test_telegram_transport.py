@@ -10,8 +10,8 @@ import pytest
 
 from coopbot.chat import Address, Button, Incoming, Outgoing, TransientSendError, UnreachableError
 from coopbot.splitting import split_text, utf16_units
-from coopbot.transports.telegram import TelegramTransport, build_application
-from coopbot.transports.telegram_messages import TEXT_LIMIT
+from coopbot.transports.telegram.messages import TEXT_LIMIT
+from coopbot.transports.telegram.transport import TelegramTransport, build_application
 from tests.telegram.conftest import telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi
 

@@ -9,7 +9,7 @@ import pytest
 
 from coopbot.errors import ConfigError
 from coopbot.runner import add_configured_transports
-from coopbot.transports.telegram import build_telegram_transport
+from coopbot.transports.telegram.transport import build_telegram_transport
 from tests.telegram.conftest import TOKEN_ENV, running_coop, telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select, true, update
 from sqlalchemy.orm import Session
 
+from coopbot import platforms
 from coopbot.chat import Address, Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, NotFound, UsageError
@@ -34,19 +35,11 @@ from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
 from coopbot.services.refs import ANNOUNCEMENT, parse_code
 from coopbot.services.text import is_blank
-from coopbot.splitting import Measure, split_text, utf8_bytes, utf16_units
+from coopbot.splitting import split_text
 
 MAX_TEXT = 12000
 NAMES_SHOWN = 15
 RECENT = 10
-
-#: Telegram counts UTF-16 code units; a Matrix event must stay well under 64 KiB
-#: even with an HTML copy of the body, so its limit is counted in bytes.
-LIMITS: dict[str, tuple[int, Measure]] = {
-    "telegram": (4096, utf16_units),
-    "matrix": (16000, utf8_bytes),
-    "console": (4096, utf16_units),
-}
 
 #: Which members a target role reaches: coordinators include admins.
 TARGET_ROLES: dict[str | None, tuple[Role, ...] | None] = {
@@ -71,7 +64,8 @@ def parse_ref(text: str) -> int:
 
 def compose(lang: str, announcement: Announcement, author: str, platform: str) -> list[str]:
     """The messages one reader gets on one platform: a header, then the text, split to fit."""
-    limit, measure = LIMITS.get(platform, LIMITS["console"])
+    on = platforms.find(platform)
+    limit, measure = on.max_length, on.measure
     key = "announce.header_urgent" if announcement.urgent else "announce.header"
     longest = t(lang, key, ref=ref(announcement.id), name=author, part=t(lang, "announce.part", n=99, total=99))
     room = limit - measure(longest) - measure("\n\n")
@@ -298,14 +292,12 @@ def recent(session: Session, reader: Member, *, everything: bool, limit: int = R
 
 # --- members' preferences ---------------------------------------------------------------
 
-NOTIFY_CHOICES = ("telegram", "matrix", "both")
-
-
 def set_notify(member: Member, choice: str) -> str:
-    if choice not in NOTIFY_CHOICES:
+    """`choice` is a platform's name, or `platforms.EVERY`."""
+    if choice != platforms.EVERY and choice not in {p.name for p in platforms.chat_platforms()}:
         raise UsageError("announce.notify_usage")
-    if choice != "both" and not any(i.platform == choice for i in member.identities):
-        raise Conflict("announce.notify_not_linked", platform=choice.capitalize())
+    if choice != platforms.EVERY and not any(i.platform == choice for i in member.identities):
+        raise Conflict("announce.notify_not_linked", platform=platforms.label(choice))
     member.notify = choice
     return choice
 

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import JSON, String, delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from coopbot import platforms
 from coopbot.models import Base, Member
 from coopbot.services.members.accounts import pseudonym
 
@@ -58,11 +59,11 @@ DELETED = ("transport_state",)
 
 
 def personal_strings(member: Member) -> list[str]:
-    """The member's name and account ids as text (a console account's number is not personal)."""
+    """The member's name and account ids as text (an id that is the member's number is not personal)."""
     found = {member.name}
     for identity in member.identities:
         found.add(identity.display_name)
-        if identity.platform != "console" or not identity.external_id.isdigit():
+        if platforms.find(identity.platform).personal_ids or not identity.external_id.isdigit():
             found.add(identity.external_id)
     cleaned = {text.strip() for text in found if len(text.strip()) >= MIN_NEEDLE}
     cleaned.discard(pseudonym(member.id))

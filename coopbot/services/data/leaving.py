@@ -40,6 +40,7 @@ from coopbot.errors import Conflict, CoopError, UsageError
 from coopbot.i18n import t
 from coopbot.models import Identity, LinkCode, Member, OutboxMessage, Poll, Role
 from coopbot.outbox import queue, queue_to_coordinators, reachable_identities
+from coopbot.platforms import live as live_platforms
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
 from coopbot.services.data import erasure
@@ -68,12 +69,6 @@ def check_can_leave(session: Session, member: Member, *, by_vote: bool = False) 
         raise Conflict("data.jobs_in_hand", jobs=", ".join(f"J-{job.id}" for job in held), count=len(held))
 
 
-def live_platforms(config: Config) -> set[str]:
-    """The platforms this deployment sends on (the console when none is configured)."""
-    live = {name for name, on in (("telegram", config.telegram.enabled), ("matrix", config.matrix.enabled)) if on}
-    return live or {"console"}
-
-
 def start_leave(session: Session, member: Member, now: datetime, config: Config, *, by_vote: bool = False,
                 poll: Poll | None = None, platforms: Iterable[str] = ()) -> int:  # fmt: skip
     """Step 1 of leaving: stop the work, deactivate, drop pending messages, queue the export.
@@ -99,7 +94,7 @@ def start_leave(session: Session, member: Member, now: datetime, config: Config,
         .where(OutboxMessage.member_id == member.id, OutboxMessage.status == "pending")
         .values(status="dead", last_error="not sent: the member left the co-op")
     )
-    live = live_platforms(config) | set(platforms)
+    live = {platform.name for platform in live_platforms(config)} | set(platforms)
     targets = [i for i in reachable_identities(member) if i.platform in live]
     queued = 0
     for identity in targets or [i for i in member.identities if i.platform in live]:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
+from coopbot import platforms
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import ROLES, Identity, Invite, LinkCode, Member, OutboxMessage, Role
@@ -301,9 +302,10 @@ def redeem_link_code(
     if current is not None:
         if current.id == member.id:
             raise Conflict("members.already_linked")
-        raise Conflict("members.identity_taken", platform=platform)
-    if any(identity.platform == platform for identity in member.identities) and platform != "console":
-        raise Conflict("members.platform_already_linked", platform=platform)
+        raise Conflict("members.identity_taken", platform=platforms.label(platform))
+    on = platforms.find(platform)
+    if on.one_account_each and any(identity.platform == platform for identity in member.identities):
+        raise Conflict("members.platform_already_linked", platform=on.label)
     add_identity(session, member, platform, external_id, now, display_name)
     record(session, now, "member.linked", actor=member, subject=member, platform=platform)
     return member

@@ -28,7 +28,7 @@ from nio import (
 )
 
 from coopbot.chat import Incoming
-from coopbot.transports.matrix_state import PLATFORM
+from coopbot.transports.matrix.state import MATRIX
 
 #: How long after joining a group room its events count as history (seconds).
 HISTORY_GRACE = 120.0
@@ -64,7 +64,7 @@ class Reaction:
     def press(self, command: str) -> Incoming:
         """A reaction on a bot message with buttons is that button pressed, to the core."""
         return Incoming(
-            platform=PLATFORM,
+            platform=MATRIX,
             user_id=self.sender,
             chat_id=self.room_id,
             is_private=self.private,
@@ -149,7 +149,7 @@ class EventReader:
             return
         self._batch.append(
             Incoming(
-                platform=PLATFORM,
+                platform=MATRIX,
                 user_id=event.sender,
                 chat_id=room.room_id,
                 is_private=self.is_private(room),

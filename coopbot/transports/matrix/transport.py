@@ -58,9 +58,9 @@ from coopbot.clock import Clock, SystemClock
 from coopbot.config import Config
 from coopbot.errors import ConfigError
 from coopbot.i18n import t
-from coopbot.transports.matrix_events import EventReader, Invite, Item, Left, Reaction, Undecryptable
-from coopbot.transports.matrix_send import MatrixSender, button_emojis, send_error
-from coopbot.transports.matrix_state import PLATFORM, MatrixState
+from coopbot.transports.matrix.events import EventReader, Invite, Item, Left, Reaction, Undecryptable
+from coopbot.transports.matrix.send import MatrixSender, button_emojis, send_error
+from coopbot.transports.matrix.state import MATRIX, MatrixState
 
 if TYPE_CHECKING:
     from coopbot.app import CoopBot
@@ -82,7 +82,7 @@ def build_matrix_transport(config: Config, bot: CoopBot) -> MatrixTransport:
 
 
 class MatrixTransport:
-    platform = PLATFORM
+    platform = MATRIX
 
     def __init__(
         self,

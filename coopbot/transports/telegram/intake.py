@@ -33,7 +33,7 @@ from telegram import Update
 from telegram.error import RetryAfter
 from telegram.ext import BaseUpdateProcessor
 
-from coopbot.transports.telegram_messages import retry_seconds
+from coopbot.transports.telegram.messages import retry_seconds
 
 log = logging.getLogger(__name__)
 

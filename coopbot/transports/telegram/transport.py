@@ -41,21 +41,31 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from coopbot.chat import Address, Button, Incoming, Outgoing, Pacing, TransientSendError, UnreachableError
+from coopbot.chat import (
+    Address,
+    Button,
+    Incoming,
+    MenuEntry,
+    Outgoing,
+    Pacing,
+    TransientSendError,
+    UnreachableError,
+)
 from coopbot.config import Config, TelegramSection
 from coopbot.errors import ConfigError
 from coopbot.i18n import LANGUAGES, normalise_language, t
 from coopbot.models import TransportState
 from coopbot.splitting import split_text
-from coopbot.transports.telegram_intake import PerChatUpdates, Polling, Webhook
-from coopbot.transports.telegram_messages import TEXT_LIMIT, Part, as_send_error, parts_of
+from coopbot.transports.telegram import PLATFORM
+from coopbot.transports.telegram.intake import PerChatUpdates, Polling, Webhook
+from coopbot.transports.telegram.messages import TEXT_LIMIT, Part, as_send_error, parts_of
 
 if TYPE_CHECKING:
     from coopbot.app import CoopBot
 
 log = logging.getLogger(__name__)
+TELEGRAM = PLATFORM.name
 
-PLATFORM = "telegram"
 CALLBACK_LIMIT = 64
 TOAST_LIMIT = 200
 PHOTO_TYPES = ("image/png", "image/jpeg")
@@ -99,7 +109,8 @@ def build_telegram_transport(
         if not section.webhook_url:
             raise ConfigError("telegram.webhook_url: webhook mode needs the public https URL Telegram posts to")
     application = build_application(section, section.token(), request_timeout=request_timeout)
-    return TelegramTransport(config, application, sessions=bot.sessions if bot else None, webhook_secret=secret)
+    sessions, menu = (bot.sessions, bot.commands.menu()) if bot else (None, [])
+    return TelegramTransport(config, application, sessions=sessions, webhook_secret=secret, menu=menu)
 
 
 @dataclass
@@ -118,7 +129,9 @@ class TelegramTransport:
     application: TelegramApp
     sessions: sessionmaker[Session] | None = None
     webhook_secret: str | None = None
-    platform: str = PLATFORM
+    #: The command menu, handed over by the core: strangers' and members' commands.
+    menu: list[MenuEntry] = field(default_factory=list)
+    platform: str = TELEGRAM
     #: Long-poll timeout of getUpdates, in seconds.
     poll_timeout: int = 10
     _on_incoming: Callable[[Incoming], Awaitable[None]] | None = None
@@ -180,9 +193,7 @@ class TelegramTransport:
 
     async def _set_commands(self) -> None:
         """The command menu, in English, in French, and for every other language the default."""
-        from handlers.registry import COMMANDS
-
-        shown = [c for c in COMMANDS.values() if c.role in (None, "member") and COMMAND_NAME.fullmatch(c.name)]
+        shown = [entry for entry in self.menu if COMMAND_NAME.fullmatch(entry.name)]
         default = self.config.coop.default_language
         for code in (*LANGUAGES, None):
             lang = code or default
@@ -430,15 +441,15 @@ class TelegramTransport:
         """Keep (with `command`) or find a long command under its digest, across restarts."""
         assert self.sessions is not None
         with self.sessions() as session, session.begin():
-            row = session.get(TransportState, (PLATFORM, f"cb:{digest}"))
+            row = session.get(TransportState, (TELEGRAM, f"cb:{digest}"))
             if row is None and command is not None:
-                session.add(TransportState(platform=PLATFORM, key=f"cb:{digest}", value=command))
+                session.add(TransportState(platform=TELEGRAM, key=f"cb:{digest}", value=command))
             return row.value if row else command
 
 
 def _incoming(user: telegram.User, message: Message, event_id: str, **fields: Any) -> Incoming:
     return Incoming(
-        PLATFORM, str(user.id), str(message.chat.id), message.chat.type == "private",
+        TELEGRAM, str(user.id), str(message.chat.id), message.chat.type == "private",
         display_name=user.full_name, language=user.language_code, event_id=event_id, **fields,
     )  # fmt: skip
 

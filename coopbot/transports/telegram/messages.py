@@ -22,10 +22,11 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, Ne
 
 from coopbot.chat import Button, Outgoing, TransientSendError, UnreachableError
 from coopbot.splitting import split_text, utf16_units
+from coopbot.transports.telegram import PLATFORM
 
 log = logging.getLogger(__name__)
 
-TEXT_LIMIT = 4096
+TEXT_LIMIT = PLATFORM.max_length
 CAPTION_LIMIT = 1024
 #: Telegram's words for a chat that is gone for good.
 GONE = ("chat not found", "user is deactivated", "bot was kicked")

@@ -31,7 +31,7 @@ from nio import (
 )
 
 from coopbot.chat import Outgoing, TransientSendError, UnreachableError
-from coopbot.transports.matrix_state import MatrixState
+from coopbot.transports.matrix.state import MatrixState
 
 #: A reply is tried this many times more when the server asks to try later.
 REPLY_RETRIES = 3

@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.clock import Clock
 from coopbot.db import transaction
-from coopbot.models import Identity, SeenEvent, TransportState
+from coopbot.models import Identity, TransportState
 from coopbot.services.members.accounts import identity_of, member_of
+from coopbot.storage import record_receipt
+from coopbot.transports.matrix import PLATFORM
 
-PLATFORM = "matrix"
+MATRIX = PLATFORM.name
 BUTTON_TTL = timedelta(days=30)
 
 
@@ -49,17 +51,10 @@ class MatrixState:
         self._set("since", token)
 
     def first_time(self, event_id: str) -> bool:
-        """Claim an event for a one-off answer; False when it was claimed before, maybe before a restart."""
+        """Claim an event for a one-off answer; False when it was claimed before, maybe before a
+        restart. The router's own receipt, so an event is answered once whoever answers it."""
         with transaction(self.sessions) as session:
-            seen = session.scalar(
-                select(SeenEvent.id).where(SeenEvent.platform == PLATFORM, SeenEvent.event_id == event_id)
-            )
-            if seen is not None:
-                return False
-            session.add(SeenEvent(platform=PLATFORM, event_id=event_id, at=self.clock.now()))
-            return True
-
-    # --- buttons as reactions ---------------------------------------------------------
+            return record_receipt(session, MATRIX, event_id, self.clock.now())
 
     def save_buttons(self, event_id: str, room_id: str, mapping: dict[str, str]) -> None:
         value = {"event": event_id, "room": room_id, "at": self.clock.now().isoformat(), "buttons": mapping}
@@ -77,12 +72,12 @@ class MatrixState:
         cutoff = self.clock.now() - BUTTON_TTL
         with transaction(self.sessions) as session:
             rows = session.scalars(
-                select(TransportState).where(TransportState.platform == PLATFORM, TransportState.key.like("btn:%"))
+                select(TransportState).where(TransportState.platform == MATRIX, TransportState.key.like("btn:%"))
             ).all()
             old = [row.key for row in rows if datetime.fromisoformat(json.loads(row.value)["at"]) < cutoff]
             if old:
                 session.execute(
-                    delete(TransportState).where(TransportState.platform == PLATFORM, TransportState.key.in_(old))
+                    delete(TransportState).where(TransportState.platform == MATRIX, TransportState.key.in_(old))
                 )
 
     # --- direct chats -----------------------------------------------------------------
@@ -91,19 +86,19 @@ class MatrixState:
         with self.sessions() as session:
             rows = session.execute(
                 select(Identity.external_id, Identity.private_chat_id).where(
-                    Identity.platform == PLATFORM, Identity.private_chat_id.is_not(None)
+                    Identity.platform == MATRIX, Identity.private_chat_id.is_not(None)
                 )
             ).all()
             return {user: room for user, room in rows if room}
 
     def load_dm(self, user_id: str) -> str | None:
         with self.sessions() as session:
-            identity = identity_of(session, PLATFORM, user_id)
+            identity = identity_of(session, MATRIX, user_id)
             return identity.private_chat_id if identity is not None else None
 
     def save_dm(self, user_id: str, room_id: str | None) -> None:
         with transaction(self.sessions) as session:
-            identity = identity_of(session, PLATFORM, user_id)
+            identity = identity_of(session, MATRIX, user_id)
             if identity is not None:
                 identity.private_chat_id = room_id
 
@@ -115,7 +110,7 @@ class MatrixState:
         with transaction(self.sessions) as session:
             session.execute(
                 delete(TransportState).where(
-                    TransportState.platform == PLATFORM, TransportState.key == _left_key(user_id)
+                    TransportState.platform == MATRIX, TransportState.key == _left_key(user_id)
                 )
             )
 
@@ -123,7 +118,7 @@ class MatrixState:
         with self.sessions() as session:
             rows = session.scalars(
                 select(TransportState.value).where(
-                    TransportState.platform == PLATFORM, TransportState.key.like("left:%")
+                    TransportState.platform == MATRIX, TransportState.key.like("left:%")
                 )
             )
             return set(rows)
@@ -132,11 +127,11 @@ class MatrixState:
 
     def is_member(self, user_id: str) -> bool:
         with self.sessions() as session:
-            return member_of(session, PLATFORM, user_id) is not None
+            return member_of(session, MATRIX, user_id) is not None
 
     def language_of(self, user_id: str) -> str:
         with self.sessions() as session:
-            member = member_of(session, PLATFORM, user_id)
+            member = member_of(session, MATRIX, user_id)
             if member is not None and member.language:
                 return member.language
         return self.default_language
@@ -145,14 +140,14 @@ class MatrixState:
 
     def _get(self, key: str) -> str | None:
         with self.sessions() as session:
-            row = session.get(TransportState, (PLATFORM, key))
+            row = session.get(TransportState, (MATRIX, key))
             return row.value if row is not None else None
 
     def _set(self, key: str, value: str) -> None:
         with transaction(self.sessions) as session:
-            row = session.get(TransportState, (PLATFORM, key))
+            row = session.get(TransportState, (MATRIX, key))
             if row is None:
-                session.add(TransportState(platform=PLATFORM, key=key, value=value))
+                session.add(TransportState(platform=MATRIX, key=key, value=value))
             else:
                 row.value = value
 
