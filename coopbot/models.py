@@ -12,13 +12,13 @@ section below.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from coopbot.columns import StateColumn, UtcDateTime
+from coopbot.states import ContributionStatus, JobStatus, OfferStatus, PeriodStatus, PollStatus, Role
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -35,17 +35,6 @@ class Base(DeclarativeBase):
 
 
 # --- members -----------------------------------------------------------------
-
-
-class Role(StrEnum):
-    """What a member may do, in rising rank (`services.members.accounts.ROLE_RANK`)."""
-
-    MEMBER = "member"
-    COORDINATOR = "coordinator"
-    ADMIN = "admin"
-
-
-ROLES = tuple(Role)
 
 
 class Member(Base):
@@ -68,6 +57,8 @@ class Member(Base):
     last_seen_at: Mapped[datetime | None]
     last_job_at: Mapped[datetime | None]
     idle_asked_at: Mapped[datetime | None]
+    #: A customer's default pickup address, used when an order gives none.
+    address: Mapped[str | None] = mapped_column(String(500))
 
     identities: Mapped[list[Identity]] = relationship(
         back_populates="member", order_by="Identity.id", cascade="all, delete-orphan"
@@ -215,31 +206,6 @@ class OutboxMessage(Base):
 # --- dispatch ------------------------------------------------------------------
 
 
-class JobStatus(StrEnum):
-    """open → offered → assigned → picked_up → delivered; or failed, or cancelled."""
-
-    OPEN = "open"
-    OFFERED = "offered"
-    ASSIGNED = "assigned"
-    PICKED_UP = "picked_up"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-JOB_STATES = tuple(JobStatus)
-
-
-class OfferStatus(StrEnum):
-    """open → accepted | declined | expired | closed (someone else took the job)."""
-
-    OPEN = "open"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    EXPIRED = "expired"
-    CLOSED = "closed"
-
-
 class Job(Base):
     __tablename__ = "job"
 
@@ -258,6 +224,15 @@ class Job(Base):
     policy: Mapped[str] = mapped_column(String(20), default="broadcast")
     #: The rotation round: which candidate in `Offer.rank` order is current.
     round: Mapped[int] = mapped_column(Integer, default=0)
+    #: The customer who ordered it (None for a coordinator's job).
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
+    #: How the price was reached: the terms, the zones found, the rules and votes cited.
+    quote: Mapped[dict[str, Any] | None]
+    quote_expires_at: Mapped[datetime | None]
+    #: Proof of delivery: the recipient's code (hashed), wrong tries, the photo's file.
+    proof_code_hash: Mapped[str | None] = mapped_column(String(64))
+    proof_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    proof_photo: Mapped[str | None] = mapped_column(String(300))
 
 
 class JobEvent(Base):
@@ -290,13 +265,6 @@ class Offer(Base):
 
 
 # --- polls -----------------------------------------------------------------------
-
-
-class PollStatus(StrEnum):
-    """open → closed, at the deadline or early once every active member voted."""
-
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class Poll(Base):
@@ -362,21 +330,6 @@ class BallotBox(Base):
 
 
 # --- ledger and periods -------------------------------------------------------------
-
-
-class PeriodStatus(StrEnum):
-    """open → closed: a closed period is never rewritten."""
-
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class ContributionStatus(StrEnum):
-    """pending → approved | rejected; the bot's own entries start approved."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
 
 
 class Period(Base):

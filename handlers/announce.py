@@ -11,10 +11,11 @@ import re
 
 from coopbot import platforms
 from coopbot.errors import UsageError
-from coopbot.models import Announcement, Role
+from coopbot.models import Announcement
 from coopbot.services.announcements import announce as svc
 from coopbot.services.members.accounts import at_least
 from coopbot.services.refs import echo
+from coopbot.states import Role
 from handlers.registry import Context, Reply, command, parse
 
 URGENT_WORDS = {"urgent", "urgente", "urgence"}
@@ -219,10 +220,11 @@ def announcements(ctx: Context) -> Reply:
 def notify(ctx: Context) -> Reply:
     me = ctx.me
     if not ctx.args:
-        return ctx.t("announce.notify_current", where=ctx.t(f"announce.notify_where_{me.notify}"))
+        where = svc.notify_where(ctx.lang, me.notify)
+        return ctx.t("announce.notify_current", where=where, choices=svc.notify_choices())
     choice = notify_choice(" ".join(ctx.args))
     svc.set_notify(me, choice)
-    return ctx.t("announce.notify_set", where=ctx.t(f"announce.notify_where_{choice}"))
+    return ctx.t("announce.notify_set", where=svc.notify_where(ctx.lang, choice))
 
 
 def notify_choice(words: str) -> str:
@@ -231,7 +233,7 @@ def notify_choice(words: str) -> str:
         return platforms.EVERY
     platform = platforms.by_word(words)
     if platform is None:
-        raise UsageError("announce.notify_usage")
+        raise svc.notify_usage()
     return platform.name
 
 

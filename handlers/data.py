@@ -13,13 +13,14 @@ from typing import Any
 
 from coopbot.chat import Button, Outgoing
 from coopbot.i18n import catalogue, placeholders, render, term
-from coopbot.models import ROLES, AuditEntry, Member
+from coopbot.models import AuditEntry, Member
 from coopbot.money import format_milli, format_money
 from coopbot.services import audit as audit_trail
 from coopbot.services.data import leaving
 from coopbot.services.data.export import export_zip
 from coopbot.services.members.accounts import find_member, member_by_ref, shown_name
 from coopbot.services.polls import settings
+from coopbot.states import ROLES
 from handlers.registry import Context, Reply, command
 
 AUDIT_LINES = 20

@@ -14,7 +14,7 @@ from typing import Any
 
 from coopbot.chat import Outgoing
 from coopbot.errors import UsageError
-from coopbot.models import Job, JobEvent, Role
+from coopbot.models import Job, JobEvent
 from coopbot.money import format_milli
 from coopbot.services.dispatch import jobs as svc
 from coopbot.services.dispatch import offers
@@ -22,6 +22,7 @@ from coopbot.services.dispatch.events import describe
 from coopbot.services.dispatch.parsing import BadLine, job_code, parse_job_ref, parse_jobs, when
 from coopbot.services.members.accounts import find_member
 from coopbot.services.text import typed
+from coopbot.states import Role
 from handlers.registry import Context, Reply, command
 
 MAX_CANDIDATES_SHOWN = 20

@@ -16,7 +16,7 @@ from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.errors import NotAllowed, UsageError
 from coopbot.i18n import term
-from coopbot.models import Allocation, ContributionStatus, Period, PeriodStatus, Role
+from coopbot.models import Allocation, Period
 from coopbot.money import format_milli, format_money, format_pct, parse_amount, parse_quantity
 from coopbot.services.members.accounts import at_least
 from coopbot.services.money import ledger as svc
@@ -26,6 +26,7 @@ from coopbot.services.money.notices import allocation_of, nothing_text, share_te
 from coopbot.services.money.shares import share_bp
 from coopbot.services.money.work import not_approved, pending_points, tally_of
 from coopbot.services.refs import echo
+from coopbot.states import ContributionStatus, PeriodStatus, Role
 from handlers.registry import Context, Reply, command
 
 MAX_PENDING_SHOWN = 20

@@ -5,8 +5,9 @@ from __future__ import annotations
 from coopbot import platforms
 from coopbot.chat import Outgoing
 from coopbot.errors import NotFound
-from coopbot.models import Member, Role
+from coopbot.models import Member
 from coopbot.services.members import accounts as svc
+from coopbot.states import Role
 from handlers.registry import Context, Reply, command
 
 
@@ -62,7 +63,7 @@ def link(ctx: Context) -> Reply:
 def whoami(ctx: Context) -> Reply:
     me = ctx.me
     accounts = "\n".join(
-        f"• {platforms.label(i.platform)}: {i.display_name or i.external_id}"
+        ctx.t("members.account_line", platform=platforms.label(i.platform), account=i.display_name or i.external_id)
         + ("" if i.reachable else f" ({ctx.t('members.unreachable')})")
         for i in me.identities
     )

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from coopbot.chat import Outgoing
 from coopbot.errors import NotAllowed, UsageError
-from coopbot.models import Member, Poll, PollStatus
+from coopbot.models import Member, Poll
 from coopbot.services.members.accounts import active_members, identity_of
 from coopbot.services.polls import voting as svc
 from coopbot.services.polls.texts import (
@@ -32,6 +32,7 @@ from coopbot.services.polls.texts import (
     turnout_line,
 )
 from coopbot.services.refs import echo, small_number
+from coopbot.states import PollStatus
 from handlers.registry import Context, Reply, command
 
 FLAGS = {"--multiple": "multiple", "--secret": "secret", "--live": "live"}

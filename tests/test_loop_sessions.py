@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text, update
@@ -109,8 +111,16 @@ async def test_after_a_held_lock_the_next_message_runs_in_the_loop_again(
     await kept(coop, alice, member_loads)
     other = sqlite3.connect(coop.bot.config.database.url.removeprefix("sqlite:///"), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
+    handed_over = asyncio.Event()
+    to_thread = asyncio.to_thread
+
+    async def noting_the_hand_over(fn: Callable[..., Any], /, *args: Any) -> Any:
+        handed_over.set()
+        return await to_thread(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", noting_the_hand_over)
     waiting = asyncio.create_task(coop.say(alice, "/lang fr"))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(handed_over.wait(), timeout=10)  # the lock is held: it waits in a worker thread
     other.execute("UPDATE member SET name = 'Alicia'")
     other.execute("COMMIT")
     other.close()

@@ -20,9 +20,10 @@ from coopbot.config import Config
 from coopbot.demo import run_demo
 from coopbot.errors import UsageError
 from coopbot.i18n import LANGUAGES, catalogue, entries, t, term, vocabularies
-from coopbot.models import ContributionStatus, JobStatus, Member, OfferStatus, OutboxMessage, PeriodStatus, PollStatus
+from coopbot.models import Member, OutboxMessage
 from coopbot.outbox_cli import retry
 from coopbot.services.polls import settings
+from coopbot.states import ContributionStatus, JobStatus, OfferStatus, PeriodStatus, PollStatus
 from tests.conftest import Coop, make_config
 
 NBSP = "\u00a0"

@@ -60,7 +60,7 @@ def render(message: Outgoing, where: str) -> str:
     head = f"  bot → {where}: "
     body = head + lines[0] + "".join("\n" + " " * len(head) + line for line in lines[1:])
     if message.buttons:
-        body += "\n" + " " * len(head) + "  ".join(f"[{b.label}: {b.command}]" for b in message.buttons)
+        body += "\n" + " " * len(head) + "  ".join(f"[{b.label} → {b.command}]" for b in message.buttons)
     if message.attachment is not None:
         body += "\n" + " " * len(head) + f"📎 {message.attachment[0]}"  # no words: the same in every language
     return body

@@ -144,7 +144,7 @@ async def test_notify_chooses_the_platform_and_refuses_one_not_linked(coop: Coop
     bob = coop.member("Bob")
     assert "every app you linked" in await coop.say(bob, "/notify")
     assert "You have no Telegram account linked" in await coop.say(bob, "/notify telegram")
-    assert await coop.say(bob, "/notify pigeon") == "Type /notify telegram, /notify matrix or /notify both."
+    assert await coop.say(bob, "/notify pigeon") == "Type /notify matrix, /notify telegram or /notify both."
     with coop.session() as session:
         member = members_svc.member_of(session, "console", bob)
         assert member is not None

@@ -29,13 +29,14 @@ from coopbot.chat import Address, Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Announcement, Member, OutboxMessage, Role
+from coopbot.models import Announcement, Member, OutboxMessage
 from coopbot.outbox import Recipient, outbox_row, queue_to_member, recipients, room_addresses, store_new
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
 from coopbot.services.refs import ANNOUNCEMENT, parse_code
 from coopbot.services.text import is_blank
 from coopbot.splitting import split_text
+from coopbot.states import Role
 
 MAX_TEXT = 12000
 NAMES_SHOWN = 15
@@ -292,10 +293,26 @@ def recent(session: Session, reader: Member, *, everything: bool, limit: int = R
 
 # --- members' preferences ---------------------------------------------------------------
 
+def notify_choices() -> str:
+    """What a member may type to choose one platform: `/notify matrix, /notify telegram`."""
+    return ", ".join(f"/notify {platform.name}" for platform in platforms.chat_platforms())
+
+
+def notify_usage() -> UsageError:
+    return UsageError("announce.notify_usage", choices=notify_choices())
+
+
+def notify_where(lang: str, choice: str) -> str:
+    """Where a member's private notices go, in words."""
+    if choice == platforms.EVERY:
+        return t(lang, "announce.notify_where_both")
+    return t(lang, "announce.notify_where_one", platform=platforms.label(choice))
+
+
 def set_notify(member: Member, choice: str) -> str:
     """`choice` is a platform's name, or `platforms.EVERY`."""
     if choice != platforms.EVERY and choice not in {p.name for p in platforms.chat_platforms()}:
-        raise UsageError("announce.notify_usage")
+        raise notify_usage()
     if choice != platforms.EVERY and not any(i.platform == choice for i in member.identities):
         raise Conflict("announce.notify_not_linked", platform=platforms.label(choice))
     member.notify = choice

@@ -38,7 +38,7 @@ from coopbot.chat import Address, Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, UsageError
 from coopbot.i18n import t
-from coopbot.models import Identity, LinkCode, Member, OutboxMessage, Poll, Role
+from coopbot.models import Identity, LinkCode, Member, OutboxMessage, Poll
 from coopbot.outbox import queue, queue_to_coordinators, reachable_identities
 from coopbot.platforms import live as live_platforms
 from coopbot.scheduler import SweepContext, sweep
@@ -50,6 +50,7 @@ from coopbot.services.members.accounts import PSEUDONYM_PREFIX, active_members, 
 from coopbot.services.money import shifts
 from coopbot.services.polls.settings import register_action
 from coopbot.services.refs import member_number
+from coopbot.states import Role
 
 LEAVE_KEY = "leave:{member}:"
 EXPORT_GRACE = timedelta(days=1)

@@ -21,10 +21,11 @@ from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.errors import NotFound
 from coopbot.i18n import t
-from coopbot.models import Job, JobEvent, JobStatus, Member, Offer
+from coopbot.models import Job, JobEvent, Member, Offer
 from coopbot.money import format_money
 from coopbot.outbox import queue_to_coordinators, queue_to_member
 from coopbot.services.dispatch.parsing import job_code, when
+from coopbot.states import JobStatus
 
 CLAIMABLE = (JobStatus.OPEN, JobStatus.OFFERED)
 HELD = (JobStatus.ASSIGNED, JobStatus.PICKED_UP)

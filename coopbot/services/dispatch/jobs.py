@@ -20,7 +20,7 @@ from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Job, JobEvent, JobStatus, Member, Offer, OfferStatus, Role
+from coopbot.models import Job, JobEvent, Member, Offer
 from coopbot.outbox import queue_to_coordinators, queue_to_member
 from coopbot.services.dispatch.events import (
     CLAIMABLE,
@@ -44,6 +44,7 @@ from coopbot.services.dispatch.parsing import JobSpec, job_code
 from coopbot.services.members.accounts import ROLE_RANK
 from coopbot.services.money import ledger
 from coopbot.services.text import typed
+from coopbot.states import JobStatus, OfferStatus, Role
 from coopbot.storage import claim_read
 
 #: A job as a claim sees it: (status, assignee id, assignee's name, this member's offer status).

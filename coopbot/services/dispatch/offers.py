@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
 from coopbot.i18n import t
-from coopbot.models import Contribution, ContributionStatus, Job, JobStatus, Member, Offer, OfferStatus
+from coopbot.models import Contribution, Job, Member, Offer
 from coopbot.outbox import Notice, queue_many, queue_to_member, recipients
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.dispatch.events import (
@@ -44,6 +44,7 @@ from coopbot.services.dispatch.events import (
 from coopbot.services.dispatch.parsing import job_code
 from coopbot.services.money import periods
 from coopbot.services.polls import settings as settings_svc
+from coopbot.states import ContributionStatus, JobStatus, OfferStatus
 
 PASSED = (OfferStatus.DECLINED, OfferStatus.EXPIRED)
 EXPIRY_BATCH = 200

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, selectinload
 from coopbot import platforms
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import ROLES, Identity, Invite, LinkCode, Member, OutboxMessage, Role
+from coopbot.models import Identity, Invite, LinkCode, Member, OutboxMessage
 from coopbot.services.audit import record
 from coopbot.services.refs import member_number
+from coopbot.states import ROLES, Role
 
 INVITE_TTL = timedelta(days=7)
 LINK_TTL = timedelta(minutes=15)

@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.config import Config
 from coopbot.db import transaction
-from coopbot.models import Allocation, Period, PeriodStatus
+from coopbot.models import Allocation, Period
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
 from coopbot.services.money import notices, shares
 from coopbot.services.money.periods import current_period, rowcount, terms_of
 from coopbot.services.money.shares import Outcome, Terms
 from coopbot.services.money.work import close_work, money
+from coopbot.states import PeriodStatus
 from coopbot.storage import bulk_insert, without_cycle_collection
 
 ALLOCATION = cast(Table, Allocation.__table__)

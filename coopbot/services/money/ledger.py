@@ -22,7 +22,7 @@ from coopbot.chat import Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Contribution, ContributionStatus, Job, LedgerEntry, Member, Period, PeriodStatus
+from coopbot.models import Contribution, Job, LedgerEntry, Member, Period
 from coopbot.money import format_milli
 from coopbot.outbox import queue_to_coordinators, queue_to_member
 from coopbot.services.audit import record
@@ -31,6 +31,7 @@ from coopbot.services.money.periods import insert_once, rowcount, terms_of
 from coopbot.services.money.shares import MILLI, Terms, points_for
 from coopbot.services.refs import CONTRIBUTION, parse_code
 from coopbot.services.text import typed
+from coopbot.states import ContributionStatus, PeriodStatus
 
 Row = TypeVar("Row", Contribution, LedgerEntry)
 

@@ -19,9 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coopbot.config import Config
-from coopbot.models import Period, PeriodStatus
+from coopbot.models import Period
 from coopbot.services.money.shares import Terms
 from coopbot.services.polls import settings as settings_svc
+from coopbot.states import PeriodStatus
 
 # --- period boundaries -------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from coopbot.chat import Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, UsageError
 from coopbot.i18n import t
-from coopbot.models import Contribution, ContributionStatus, Member, PeriodStatus, Shift
+from coopbot.models import Contribution, Member, Shift
 from coopbot.outbox import queue_to_member
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.money.ledger import (
@@ -30,6 +30,7 @@ from coopbot.services.money.ledger import (
 )
 from coopbot.services.money.periods import rowcount
 from coopbot.services.money.shares import MILLI, points_for, round_div
+from coopbot.states import ContributionStatus, PeriodStatus
 
 
 def open_shift(session: Session, member: Member) -> Shift | None:

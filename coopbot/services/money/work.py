@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from coopbot.models import Contribution, ContributionStatus, LedgerEntry, Member
+from coopbot.models import Contribution, LedgerEntry, Member
+from coopbot.states import ContributionStatus
 
 
 @dataclass

@@ -27,7 +27,7 @@ from coopbot.chat import Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
-from coopbot.models import Member, Poll, PollStatus, Role, Vote, Voter
+from coopbot.models import Member, Poll, Vote, Voter
 from coopbot.outbox import queue_to_member, queue_to_rooms
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
@@ -36,6 +36,7 @@ from coopbot.services.polls import ballot_box, settings
 from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
 from coopbot.services.refs import POLL, parse_code, small_number
 from coopbot.services.text import tidy, visible
+from coopbot.states import PollStatus, Role
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ import unicodedata
 import pytest
 
 from coopbot.errors import NotFound, UsageError
-from coopbot.models import Member, Role
+from coopbot.models import Member
 from coopbot.services.members.accounts import at_least, find_member
+from coopbot.states import Role
 from tests.conftest import Coop
 
 ELODIE = unicodedata.normalize("NFC", "Élodie")

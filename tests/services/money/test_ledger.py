@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import StatementError
 
-from coopbot.models import Allocation, Contribution, ContributionStatus, LedgerEntry, Member, Period, PeriodStatus
+from coopbot.models import Allocation, Contribution, LedgerEntry, Member, Period
 from coopbot.money import parse_quantity
 from coopbot.services.money import ledger, notices, periods, work
 from coopbot.services.polls import settings as settings_svc
+from coopbot.states import ContributionStatus, PeriodStatus
 from tests.conftest import Coop
 
 
