@@ -35,9 +35,10 @@ from coopbot.i18n import t
 from coopbot.loop_sessions import LoopSessions
 from coopbot.outbox import Outbox
 from coopbot.outbox_render import Renderers, collect_renderers
+from coopbot.router import Busy, Router
 from coopbot.scheduler import Scheduler, Sweeps, collect_sweeps
 from handlers import collect_commands
-from handlers.registry import Busy, Commands, Router
+from handlers.registry import Commands
 
 log = logging.getLogger(__name__)
 

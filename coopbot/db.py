@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.errors import CoopError
 from coopbot.storage.sqlite import begin_immediate, sqlite_pragmas
+
+#: What a handler holds and hands to the services: the message's one open transaction.
+#: Handlers name it by this, not by the ORM's class, as they never query through it.
+UnitOfWork: TypeAlias = Session
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -1,44 +1,35 @@
-"""The command router: prefixes, parsing, roles, and errors turned into words.
+"""Chat commands as handlers declare them, and what a handler sees.
 
-Every platform hands an `Incoming` to `Router.handle`; every handler gets a
-`Context` with an open transaction. A handler's writes are committed only if
-it returns; any refusal (`CoopError`) rolls them back and becomes one
-sentence in the member's language. This is the only place that happens.
+A handler module declares each command with `@command`: its name, its area,
+the least role that may use it, whether it answers only in private. The bot
+collects them at start (`Commands`), and `coopbot.router` hands each message
+to one, with a `Context`: the member, the words, an open transaction, the
+time. Handlers parse, call a service and word the answer; they hold no SQL.
 """
 
 from __future__ import annotations
 
-import difflib
-import logging
 import shlex
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from coopbot.chat import Incoming, MenuEntry, Outgoing
 from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.declared import Mark, Registry
-from coopbot.errors import CoopError, NotAllowed, UsageError
-from coopbot.i18n import normalise_language, t
+from coopbot.errors import NotAllowed, UsageError
+from coopbot.i18n import t
 from coopbot.models import Identity, Member
-from coopbot.outbox_rows import took_queued
 from coopbot.services.members.accounts import ROLE_RANK
-from coopbot.storage import member_by_account, record_receipt
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from coopbot.db import UnitOfWork
 
 PREFIXES = ("/", "!")
-MAX_TEXT = 4000
-TOUCH_EVERY = timedelta(minutes=1)
 
 Reply = Outgoing | str | list[Outgoing] | None
-Sessions = Callable[[], AbstractContextManager[Session]]
 HandlerFn = Callable[["Context"], Reply]
 
 
@@ -65,16 +56,6 @@ class Command:
         if self.role is None:
             return True
         return member is not None and ROLE_RANK[member.role] >= ROLE_RANK[self.role]
-
-
-class Refused(Exception):
-    """A handler's refusal, carried out of its transaction so that it rolls back whole."""
-
-    def __init__(self, error: CoopError, lang: str, command: Command) -> None:
-        super().__init__(error.key)
-        self.error = error
-        self.lang = lang
-        self.command = command
 
 
 COMMAND: Mark[Command] = Mark("command", Command)
@@ -121,7 +102,7 @@ class Commands(Registry[Command]):
 class Context:
     """What a handler sees: the member, the words, a transaction, the time."""
 
-    session: Session
+    session: UnitOfWork
     config: Config
     clock: Clock
     incoming: Incoming
@@ -198,182 +179,3 @@ def as_list(reply: Reply) -> list[Outgoing]:
     if isinstance(reply, Outgoing):
         return [reply]
     return list(reply)
-
-
-class Busy(Exception):
-    """Another connection holds SQLite's write lock; nothing was written."""
-
-
-def is_busy(exc: OperationalError) -> bool:
-    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
-
-
-class Router:
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        config: Config,
-        clock: Clock,
-        *,
-        commands: Commands,
-        on_queued: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.sessions = sessions
-        self.config = config
-        self.clock = clock
-        self.commands = commands
-        #: Called once a command's transaction has committed messages to the outbox.
-        self.on_queued = on_queued
-
-    def handle(self, incoming: Incoming, *, sessions: Sessions | None = None) -> list[Outgoing]:
-        """Answer one message; never half-writes, and never raises but `Busy`.
-
-        `sessions` may be a factory whose SQLite connection does not wait for the
-        write lock (`LoopSessions`): then a held lock raises `Busy`, with nothing
-        written, for the caller to answer where waiting blocks nobody.
-        """
-        lang: str = self.config.coop.default_language
-        try:
-            with (sessions or self.sessions)() as session:
-                try:
-                    with session.begin():
-                        if not self._first_time(session, incoming):
-                            return []
-                        identity, member = self._who(session, incoming)
-                        lang = self._language(member, incoming)
-                        replies = self._answer(session, incoming, identity, member, lang)
-                    if took_queued(session):
-                        self.on_queued()
-                    return replies
-                except Refused as refused:
-                    # The handler's writes are rolled back; the visit itself still counts.
-                    took_queued(session)
-                    with session.begin():
-                        self._first_time(session, incoming)
-                        identity, member = self._who(session, incoming)
-                        if identity is not None:
-                            self._touch(identity, member)
-                    error = refused.error
-                    answer = Outgoing(t(refused.lang, error.key, **error.params))
-                    return self._shape(incoming, refused.command, [answer])
-        except OperationalError as exc:
-            if sessions is not None and is_busy(exc):
-                raise Busy from exc
-            return self._failed(incoming, lang)
-        except Exception:
-            return self._failed(incoming, lang)
-
-    @staticmethod
-    def _failed(incoming: Incoming, lang: str) -> list[Outgoing]:
-        # Never the text: it may be a secret vote, and the log must not link it to anyone.
-        parsed = parse(incoming.command_text[:MAX_TEXT])
-        log.exception(
-            "unexpected error handling %s event %s (command %s)",
-            incoming.platform, incoming.event_id, parsed[0] if parsed else "-",
-        )
-        return [Outgoing(t(lang, "registry.internal_error"))]
-
-    def language_of(self, incoming: Incoming) -> str:
-        with self.sessions() as session:
-            return self._language(self._who(session, incoming)[1], incoming)
-
-    @staticmethod
-    def _who(session: Session, incoming: Incoming) -> tuple[Identity | None, Member | None]:
-        """The account and the active member behind a message; (None, None) for strangers."""
-        member = member_by_account(session, incoming.platform, incoming.user_id)
-        if member is None or not member.active:
-            return None, None
-        identity = next(
-            i for i in member.identities if i.platform == incoming.platform and i.external_id == incoming.user_id
-        )
-        return identity, member
-
-    def _first_time(self, session: Session, incoming: Incoming) -> bool:
-        """Record the update's id; False if it was handled before (a replay after a restart).
-
-        This starts the transaction, before anything is read: `LoopSessions` checks then
-        whether the members it kept are still what the database holds.
-        """
-        if incoming.event_id is None:
-            session.connection()
-            return True
-        if not record_receipt(session, incoming.platform, incoming.event_id, self.clock.now()):
-            # A replay after a crash, or a platform counting its ids from 1 again: either way
-            # worth seeing, since nothing is answered. Never the text (it may be a secret vote).
-            log.warning("update %s on platform %s was already handled; ignored", incoming.event_id, incoming.platform)
-            return False
-        return True
-
-    def _language(self, member: Member | None, incoming: Incoming) -> str:
-        if member is not None and member.language:
-            return member.language
-        return normalise_language(incoming.language) or self.config.coop.default_language
-
-    def _answer(
-        self,
-        session: Session,
-        incoming: Incoming,
-        identity: Identity | None,
-        member: Member | None,
-        lang: str,
-    ) -> list[Outgoing]:
-        text = incoming.command_text[:MAX_TEXT]
-        parsed = parse(text)
-        if parsed is None:
-            if member is None and incoming.is_private:
-                return [Outgoing(t(lang, "registry.how_to_join", coop=self.config.coop.name))]
-            if member is not None and incoming.is_private and incoming.button is None:
-                return [Outgoing(t(lang, "registry.not_a_command"))]
-            return []
-        name, rest = parsed
-        to = addressee(text)
-        if to is not None and to != (incoming.bot_name or "").lower():
-            return []  # `/cmd@OtherBot`: another bot's command, in a group the bots share
-        cmd = self.commands.lookup(name)
-        if cmd is None:
-            return [Outgoing(self._unknown(name, member, lang))]
-        if not cmd.allowed(member):
-            if member is None:
-                return [Outgoing(t(lang, "registry.how_to_join", coop=self.config.coop.name))]
-            return [Outgoing(t(lang, "registry.role_needed", command=name, who=t(lang, f"roles.plural_{cmd.role}")))]
-        if identity is not None:
-            self._touch(identity, member)
-        ctx = Context(
-            session, self.config, self.clock, incoming, member, identity, lang, name, rest, self.commands,
-            split_args(rest),
-        )
-        try:
-            replies = as_list(cmd.fn(ctx))
-        except CoopError as err:
-            raise Refused(err, ctx.lang, cmd) from err
-        return self._shape(incoming, cmd, replies)
-
-    @staticmethod
-    def _shape(incoming: Incoming, cmd: Command, replies: list[Outgoing]) -> list[Outgoing]:
-        """Private commands answer privately; a button press answers on its own message."""
-        if cmd.private:
-            replies = [Outgoing(r.text, r.buttons, True, r.edit, r.attachment) for r in replies]
-        if incoming.button is not None and replies and not replies[0].private:
-            first = replies[0]
-            replies[0] = Outgoing(first.text, first.buttons, first.private, True, first.attachment)
-        return replies
-
-    def _touch(self, identity: Identity, member: Member | None) -> None:
-        """Writing to the bot proves the account is reachable again."""
-        if not identity.reachable:
-            identity.reachable = True
-            identity.unreachable_since = None
-        if member is not None:
-            now = self.clock.now()
-            seen = member.last_seen_at
-            # Dispatch's idle check needs minutes, not every message: spare the write.
-            if seen is None or member.idle_asked_at is not None or now - seen >= TOUCH_EVERY:
-                member.last_seen_at = now
-
-    def _unknown(self, name: str, member: Member | None, lang: str) -> str:
-        usable = [cmd.name for cmd in self.commands.for_member(member)]
-        close = difflib.get_close_matches(name, usable, n=1, cutoff=0.6)
-        shown = name[:30]
-        if close:
-            return t(lang, "registry.unknown_suggest", command=shown, suggestion=close[0])
-        return t(lang, "registry.unknown", command=shown)
