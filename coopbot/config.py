@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from coopbot.errors import ConfigError
+from coopbot.errors import ConfigError, CoopError
 
 LANGUAGES = ("en", "fr")
 
@@ -190,6 +190,53 @@ class PollsSection(Section):
     restricted_settings: list[str] = Field(default_factory=lambda: ["remove_member"])
 
 
+class PricesSection(Section):
+    """The price rule before any vote (`price.*` settings; see `services/dispatch/prices.py`).
+
+    Zones are listed from the centre out, each a name and its postcodes or district
+    names: `zones = "A: 75001, 75002, Le Marais; B: 75011, Belleville"`. The table, when
+    given, prices a pair of zones outright: `table = "A-C 5.50"`.
+    """
+
+    base: float = Field(default=4.0, ge=0)
+    zones: str = ""
+    crossing: float = Field(default=2.5, ge=0)
+    table: str = ""
+    urgent: float = Field(default=0, ge=0)
+    urgent_minutes: int = Field(default=45, ge=1, le=1440)
+    evening: float = Field(default=0, ge=0)
+    evening_hours: str = "19:00-23:00"
+    night: float = Field(default=0, ge=0)
+    night_hours: str = "23:00-06:00"
+    heavy: float = Field(default=0, ge=0)
+    heavy_words: str = "cargo, heavy, lourd, encombrant"
+
+    @model_validator(mode="after")
+    def _readable(self) -> PricesSection:
+        """A rule that cannot be read is refused at start, not at the first order."""
+        from coopbot.services.dispatch import prices
+
+        for reader, value in (
+            (prices.read_zones, self.zones), (prices.read_window, self.evening_hours),
+            (prices.read_window, self.night_hours),
+        ):  # fmt: skip
+            try:
+                reader(value)
+            except CoopError as exc:
+                raise ValueError(f"{exc.key}: {exc.params}") from None
+        return self
+
+
+class OrdersSection(Section):
+    """Customers' orders: how long a quote holds, what proves a delivery, what a customer sees."""
+
+    quote_valid_minutes: int = Field(default=15, ge=1, le=1440)
+    proof: Literal["none", "photo", "code", "photo_or_code"] = "code"
+    proof_retention_days: int = Field(default=30, ge=1)
+    #: How a customer sees their courier: "first_name" or "none" (just "a courier").
+    courier_name: Literal["first_name", "none"] = "first_name"
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -201,6 +248,8 @@ class Config(BaseModel):
     periods: PeriodsSection = Field(default_factory=PeriodsSection)
     shares: SharesSection = Field(default_factory=SharesSection)
     polls: PollsSection = Field(default_factory=PollsSection)
+    prices: PricesSection = Field(default_factory=PricesSection)
+    orders: OrdersSection = Field(default_factory=OrdersSection)
     #: Points per unit of each contribution kind (per hour, or per item).
     weights: dict[str, float] = Field(
         default_factory=lambda: {

@@ -131,7 +131,7 @@ class Setting(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(50), index=True)
-    value: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(Text)
     effective_at: Mapped[datetime]
     set_by: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
     poll_id: Mapped[int | None] = mapped_column(ForeignKey("poll.id"))

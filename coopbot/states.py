@@ -23,7 +23,8 @@ class Role(StrEnum):
     CUSTOMER = "customer"
 
 
-ROLES = tuple(Role)
+#: The roles a member of the co-op holds (a customer is not a member).
+ROLES = (Role.MEMBER, Role.COORDINATOR, Role.ADMIN)
 
 
 class JobStatus(StrEnum):

@@ -20,7 +20,7 @@ from coopbot.services.data import leaving
 from coopbot.services.data.export import export_zip
 from coopbot.services.members.accounts import find_member, member_by_ref, shown_name
 from coopbot.services.polls import settings
-from coopbot.states import ROLES
+from coopbot.states import Role
 from handlers.registry import Context, Reply, command
 
 AUDIT_LINES = 20
@@ -128,7 +128,7 @@ def _value(ctx: Context, key: str, value: Any, setting: str | None = None) -> st
         return format_money(value, currency, ctx.lang)
     if key == "points_milli" and isinstance(value, int):
         return ctx.t("ledger.points", points=format_milli(value, ctx.lang))
-    if key in ("role", "old", "new", "target") and value in ROLES:
+    if key in ("role", "old", "new", "target") and value in tuple(Role):
         return ctx.t(f"roles.{value}")
     if key in VOCABULARIES:
         return term(ctx.lang, VOCABULARIES[key], value)

@@ -22,7 +22,8 @@ from coopbot.declared import Mark, Registry
 from coopbot.errors import NotAllowed, UsageError
 from coopbot.i18n import t
 from coopbot.models import Identity, Member
-from coopbot.services.members.accounts import ROLE_RANK
+from coopbot.services.members.accounts import at_least
+from coopbot.states import Role
 
 if TYPE_CHECKING:
     from coopbot.db import UnitOfWork
@@ -38,11 +39,14 @@ class Command:
     name: str
     fn: HandlerFn
     area: str
-    #: The least role that may use it; None lets strangers use it (/start, /join).
+    #: The least role that may use it; None lets strangers use it (/start, /join);
+    #: "customer" is for customers alone (/order).
     role: str | None
     #: Every reply goes to the member's private chat, never a group.
     private: bool
     aliases: tuple[str, ...] = ()
+    #: A members' command customers may use too (/lang, /mydata, /leave).
+    customers: bool = False
 
     @property
     def help_key(self) -> str:
@@ -53,9 +57,15 @@ class Command:
         return f"{self.area}.usage.{self.name}"
 
     def allowed(self, member: Member | None) -> bool:
+        """Customers are outside the members' ranks: they use their own commands and the
+        few members' commands marked for them, and no member uses a customer's."""
         if self.role is None:
             return True
-        return member is not None and ROLE_RANK[member.role] >= ROLE_RANK[self.role]
+        if member is None:
+            return False
+        if member.role == Role.CUSTOMER:
+            return self.role == Role.CUSTOMER or self.customers
+        return self.role != Role.CUSTOMER and at_least(member, Role(self.role))
 
 
 COMMAND: Mark[Command] = Mark("command", Command)
@@ -68,11 +78,12 @@ def command(
     role: str | None = "member",
     private: bool = False,
     aliases: tuple[str, ...] = (),
+    customers: bool = False,
 ) -> Callable[[HandlerFn], HandlerFn]:
     """Declare a handler as `/name`; the bot that collects it (`Commands`) registers it."""
 
     def declare(fn: HandlerFn) -> HandlerFn:
-        return COMMAND.put(fn, Command(name, fn, area, role, private, aliases))
+        return COMMAND.put(fn, Command(name, fn, area, role, private, aliases, customers))
 
     return declare
 

@@ -6,7 +6,8 @@ is a job that starts `quoted`: it keeps the customer, how its price was
 reached (terms, zones, the rules and the votes that set them) and until when
 the quote holds. A delivered job keeps its proof: the recipient's code,
 hashed, the wrong tries, and the file name of a photo. Existing jobs are
-coordinators' jobs: no customer, no quote, no proof.
+coordinators' jobs: no customer, no quote, no proof. A governed setting's
+value may now be longer than 200 characters: a price rule lists zones.
 
 Revision ID: 0005
 Revises: 0004
@@ -24,6 +25,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("setting") as batch:
+        batch.alter_column("value", type_=sa.Text(), existing_type=sa.String(length=200), existing_nullable=False)
     with op.batch_alter_table("member") as batch:
         batch.add_column(sa.Column("address", sa.String(length=500), nullable=True))
     with op.batch_alter_table("job") as batch:
@@ -45,3 +48,5 @@ def downgrade() -> None:
             batch.drop_column(column)
     with op.batch_alter_table("member") as batch:
         batch.drop_column("address")
+    with op.batch_alter_table("setting") as batch:
+        batch.alter_column("value", type_=sa.String(length=200), existing_type=sa.Text(), existing_nullable=False)

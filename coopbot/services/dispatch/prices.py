@@ -34,11 +34,12 @@ ZONE_NAME = re.compile(r"^[A-Za-z0-9][\w-]{0,19}$")
 MAX_ZONES = 30
 MAX_URGENT_MINUTES = 24 * 60
 
-#: The setting keys, with the default each takes before any vote (config may give others).
+#: The setting keys, each with its canonical value before any vote (config gives the co-op's own):
+#: amounts in cents, as every governed amount is stored.
 DEFAULTS: dict[str, str] = {
-    "price.base": "4.00",
+    "price.base": "400",
     "price.zones": "",
-    "price.crossing": "2.50",
+    "price.crossing": "250",
     "price.table": "",
     "price.urgent": "0",
     "price.urgent_minutes": "45",
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, str] = {
     "price.heavy": "0",
     "price.heavy_words": "cargo, heavy, lourd, encombrant",
 }
+MONEY = ("price.base", "price.crossing", "price.urgent", "price.evening", "price.night", "price.heavy")
 
 
 class NotCovered(UsageError):
@@ -262,8 +264,8 @@ def _hours(window: Window) -> str:
     return f"{window.start:%H:%M}-{window.end:%H:%M}"
 
 
-def _cents(text: str) -> int:
-    return parse_amount(text, zero=True)
+def _cents(canonical: str) -> int:
+    return int(canonical)
 
 
 def _fold(text: str) -> str:

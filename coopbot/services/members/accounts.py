@@ -78,8 +78,9 @@ def check_role(role: str) -> Role:
 
 
 def at_least(member: Member, role: Role) -> bool:
-    """Whether `member` holds `role` or one above it: an admin may do what a coordinator may."""
-    return ROLE_RANK[member.role] >= ROLE_RANK[role]
+    """Whether `member` holds `role` or one above it: an admin may do what a coordinator may.
+    A customer holds none of the members' roles."""
+    return ROLE_RANK.get(member.role, 0) >= ROLE_RANK[role]
 
 
 def create_member(

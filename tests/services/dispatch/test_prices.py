@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coopbot.errors import UsageError
+from coopbot.money import parse_amount
 from coopbot.services.dispatch.prices import (
+    MONEY,
     NotCovered,
     PriceRules,
     canonical_table,
@@ -23,7 +25,9 @@ ZONES = "A: 75001, 75002, Le Marais; B: 75011, 75020, Belleville; C: 93100, Mont
 
 
 def rules(**values: str) -> PriceRules:
-    return PriceRules.from_settings({"price.zones": ZONES, **{f"price.{k}": v for k, v in values.items()}})
+    """Rules as members type them: amounts in euros, stored in cents."""
+    typed = {f"price.{k}": str(parse_amount(v, zero=True)) if f"price.{k}" in MONEY else v for k, v in values.items()}
+    return PriceRules.from_settings({"price.zones": ZONES, **typed})
 
 
 def terms(quote_rules: PriceRules, pickup: str, dropoff: str, **kwargs: object) -> list[tuple[str, int]]:
@@ -104,7 +108,7 @@ def test_a_rule_that_cannot_be_read_is_refused(zones: str, table: str, hours: st
         PriceRules.from_settings({"price.zones": zones, "price.table": table, "price.evening_hours": hours})
 
 
-cents = st.integers(min_value=0, max_value=5000).map(lambda c: f"{c // 100}.{c % 100:02d}")
+cents = st.integers(min_value=0, max_value=5000).map(str)
 
 
 @given(
