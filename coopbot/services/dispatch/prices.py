@@ -30,7 +30,8 @@ from coopbot.money import parse_amount, plain_amount
 
 POSTCODE = re.compile(r"(?<!\d)(\d{5})(?!\d)")
 WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-ZONE_NAME = re.compile(r"^[A-Za-z0-9][\w-]{0,19}$")
+#: One word, without a dash: the table joins two zones with one (`A-C 5.50`).
+ZONE_NAME = re.compile(r"^[A-Za-z0-9]\w{0,19}$")
 MAX_ZONES = 30
 MAX_URGENT_MINUTES = 24 * 60
 
@@ -204,10 +205,10 @@ def read_zones(text: str) -> tuple[Zone, ...]:
 
 def canonical_zones(text: str) -> str:
     zones = read_zones(text)
-    return "; ".join(f"{zone.name}: {', '.join(_listed(text, zone))}" for zone in zones)
+    return "; ".join(f"{zone.name}: {', '.join(zone_items(text, zone))}" for zone in zones)
 
 
-def _listed(text: str, zone: Zone) -> list[str]:
+def zone_items(text: str, zone: Zone) -> list[str]:
     """A zone's items as the member wrote them (districts keep their capitals)."""
     for entry in text.split(";"):
         name, _, items = entry.partition(":")

@@ -8,13 +8,15 @@ those numbers are settings that only a binding poll changes. Each change is a
 the ledger all read the same thing.
 
 The ledger stores `snapshot()` at each period's start, so a change to the
-split applies from the next period; dispatch reads `current()` at once.
+split applies from the next period; dispatch reads `current()` at once, and
+so do the price rules (`price.*`, read by `services/dispatch/prices.py`):
+a vote on a price applies from the next quote on.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -29,6 +31,7 @@ from coopbot.i18n import t, term
 from coopbot.models import Member, Poll, Setting
 from coopbot.money import format_milli, format_money, format_pct, parse_amount
 from coopbot.services.audit import record
+from coopbot.services.dispatch import prices
 from coopbot.services.money.shares import MILLI
 
 #: Binding actions that are not plain settings: `apply(session, config, value, now, poll)`.
@@ -43,6 +46,8 @@ MAX_KIND = 30
 MAX_WEIGHT = Decimal(1000)
 TRUE_WORDS = {"true", "yes", "on", "1", "oui", "vrai"}
 FALSE_WORDS = {"false", "no", "off", "0", "non", "faux"}
+#: What a member types to empty a list-like price rule (no zones, no table, no words).
+NONE_WORDS = {"none", "-", "aucun", "aucune", "rien"}
 NUMBER = re.compile(r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 DURATION = re.compile(r"^([0-9]{1,9})\s*(s|sec|m|min|h)?$")
 
@@ -141,6 +146,46 @@ def parse_weight(key: str) -> ParseFn:
     return parse
 
 
+def clearable(parse: ParseFn) -> ParseFn:
+    """A rule that may be empty: a vote cannot send an empty value, so `none` stands for it."""
+
+    def read(text: str) -> str:
+        return "" if text.strip().lower() in NONE_WORDS else parse(text)
+
+    return read
+
+
+def parse_words(text: str) -> str:
+    return ", ".join(prices.read_words(text))
+
+
+def check_table_zones(session: Session, config: Config, canonical: str, now: datetime) -> None:
+    """A table may only price zones that the zones in force list (else no quote could be read)."""
+    zones = prices.read_zones(current(session, config, "price.zones", now))
+    prices.read_table(canonical, {zone.name for zone in zones})
+
+
+def check_zones_keep_table(session: Session, config: Config, canonical: str, now: datetime) -> None:
+    """New zones must keep every zone the table in force prices: change the table first."""
+    names = {zone.name for zone in prices.read_zones(canonical)}
+    table = prices.read_table(current(session, config, "price.table", now), set())
+    missing = sorted(name for pair in table for name in pair if names and name not in names)
+    if missing:
+        raise UsageError("prices.zone_in_table", zone=missing[0])
+
+
+#: The price rules (`services/dispatch/prices.py`): amounts read like every money setting.
+PRICE_PARSERS: dict[str, ParseFn] = {
+    **dict.fromkeys(prices.MONEY, parse_money),
+    "price.zones": clearable(prices.canonical_zones),
+    "price.table": clearable(prices.canonical_table),
+    "price.urgent_minutes": prices.read_minutes,
+    "price.evening_hours": prices.canonical_window,
+    "price.night_hours": prices.canonical_window,
+    "price.heavy_words": clearable(parse_words),
+}
+PRICE_CHECKS: dict[str, CheckFn] = {"price.table": check_table_zones, "price.zones": check_zones_keep_table}
+
 GOVERNED: dict[str, Governed] = {
     "legal_reserve_pct": Governed("legal_reserve_pct", parse_pct("legal_reserve_pct")),
     "development_fund_pct": Governed("development_fund_pct", parse_pct("development_fund_pct")),
@@ -152,6 +197,8 @@ GOVERNED: dict[str, Governed] = {
     "block_vetoes": Governed("block_vetoes", parse_bool("block_vetoes")),
     # The family `weight.<kind>`: `governed()` makes one entry per kind on demand.
     f"{WEIGHT_PREFIX}*": Governed(f"{WEIGHT_PREFIX}*", parse_weight(f"{WEIGHT_PREFIX}*")),
+    # Any member may propose a price rule: one member, one vote, whatever their role.
+    **{key: Governed(key, PRICE_PARSERS[key], check=PRICE_CHECKS.get(key)) for key in prices.DEFAULTS},
 }
 
 PCT_KEYS = ("legal_reserve_pct", "development_fund_pct")
@@ -203,13 +250,22 @@ def _from_float(value: float) -> Decimal:
     return Decimal(str(value))
 
 
+def _cents_of(value: float) -> str:
+    """Config gives euros as floats; a setting holds cents, read exactly from the float's text."""
+    return str(int((_from_float(value) * 100).to_integral_value()))
+
+
 def default(config: Config, key: str) -> str:
     """The value `config.toml` gives before any vote, canonical."""
     shares = config.shares
     if key in ("legal_reserve_pct", "development_fund_pct", "dividend_pct"):
         return plain(_from_float(getattr(shares, key)))
     if key in MONEY_KEYS:
-        return str(int((_from_float(getattr(shares, key)) * 100).to_integral_value()))
+        return _cents_of(getattr(shares, key))
+    if key in prices.MONEY:
+        return _cents_of(getattr(config.prices, key.removeprefix("price.")))
+    if key in prices.DEFAULTS:
+        return GOVERNED[key].parse(str(getattr(config.prices, key.removeprefix("price."))))
     if key == "offer_policy":
         return config.dispatch.policy
     if key == "offer_timeout":
@@ -222,15 +278,21 @@ def default(config: Config, key: str) -> str:
     raise KeyError(key)
 
 
+def voted(session: Session, now: datetime, keys: Collection[str] | None = None) -> dict[str, Setting]:
+    """The change in force per key at `now` (one query, later rows win): its value, and the
+    poll and moment that set it, for whoever must cite the vote (a price's explanation)."""
+    query = select(Setting).where(Setting.effective_at <= now)
+    if keys is not None:
+        query = query.where(Setting.key.in_(keys))
+    rows: dict[str, Setting] = {}
+    for row in session.scalars(query.order_by(Setting.effective_at, Setting.id)):
+        rows[row.key] = row
+    return rows
+
+
 def _in_force(session: Session, now: datetime, key: str | None = None) -> dict[str, str]:
-    """Latest voted value per key at `now` (one query, later rows win)."""
-    query = select(Setting.key, Setting.value).where(Setting.effective_at <= now)
-    if key is not None:
-        query = query.where(Setting.key == key)
-    values: dict[str, str] = {}
-    for row_key, value in session.execute(query.order_by(Setting.effective_at, Setting.id)):
-        values[row_key] = value
-    return values
+    """Latest voted value per key at `now`."""
+    return {name: row.value for name, row in voted(session, now, None if key is None else (key,)).items()}
 
 
 def current(session: Session, config: Config, key: str, now: datetime) -> str:
@@ -277,31 +339,36 @@ def snapshot(session: Session, config: Config, now: datetime) -> dict[str, Any]:
 # --- changing -------------------------------------------------------------------
 
 
-def validate(session: Session, config: Config, key: str, value: str, now: datetime) -> tuple[str, str]:
+def validate(
+    session: Session, config: Config, key: str, value: str, now: datetime, *, canonical: bool = False
+) -> tuple[str, str]:
     """(canonical key, canonical value), or a sentence saying what to type instead.
 
     The one gate for a value: `/propose --sets` calls it when the poll opens,
-    `apply` when it passes, so both see the same rules. The dividend is what
-    the reserve and the fund leave, so a percentage that would make it
-    negative is refused against the other one in force.
+    `apply` when it passes, so both see the same rules. A value already
+    `canonical` (what a poll stored when it opened) is checked again but not
+    read again: an amount stored in cents, read again as typed, would be a
+    hundred times larger. The dividend is what the reserve and the fund
+    leave, so a percentage that would make it negative is refused against the
+    other one in force.
     """
     entry = governed(key)
-    canonical = entry.parse(value)
+    read = value if canonical else entry.parse(value)
     if entry.check is not None:
-        entry.check(session, config, canonical, now)
+        entry.check(session, config, read, now)
     if entry.key in PCT_KEYS:
         other = PCT_KEYS[1 - PCT_KEYS.index(entry.key)]
         other_value = Decimal(current(session, config, other, now))
-        if Decimal(canonical) + other_value > 100:
+        if Decimal(read) + other_value > 100:
             raise UsageError(
                 "settings.dividend_negative",
                 setting=entry.key,
-                value=canonical,
+                value=read,
                 other=other,
                 other_value=plain(other_value),
                 most=plain(100 - other_value),
             )
-    return entry.key, canonical
+    return entry.key, read
 
 
 def poll_code(poll: Poll | None) -> str | None:
@@ -318,8 +385,10 @@ def apply(
     actor: Member | None = None,
     poll: Poll | None = None,
 ) -> str:
-    """Change a setting from `now` on (or run a binding action); audited. Returns the new value."""
-    key, canonical = validate(session, config, key, value, now)
+    """Change a setting from `now` on (or run a binding action); audited. Returns the new value.
+
+    A poll's value is the canonical one `validate` gave when the poll opened."""
+    key, canonical = validate(session, config, key, value, now, canonical=poll is not None)
     entry = governed(key)
     if entry.action is not None:
         entry.action(session, config, canonical, now, poll)
@@ -342,11 +411,19 @@ def apply(
 
 def describe(key: str, canonical: str, lang: str, currency: str) -> str:
     """A value as members read it, in their language: '20%' ('20 %'), '€12.50' ('12,50 €'),
-    'yes' ('oui'); a policy in words with the word a member types to vote for it."""
+    'yes' ('oui'); a policy in words with the word a member types to vote for it; a price
+    table with its amounts as money ('A-C €5.50 · B-C €3.00'), an empty rule as 'none'."""
     if key.endswith("_pct"):
         return format_pct(int(Decimal(canonical) * 100), lang)
-    if key in MONEY_KEYS:
+    if key in MONEY_KEYS or key in prices.MONEY:
         return format_money(int(canonical), currency, lang)
+    if key in PRICE_PARSERS and not canonical:
+        return t(lang, "settings.none")
+    if key == "price.table":
+        table = prices.read_table(canonical, set()).items()
+        return " · ".join(f"{'-'.join(sorted(pair))} {format_money(cents, currency, lang)}" for pair, cents in table)
+    if key == "price.urgent_minutes":
+        return t(lang, "settings.minutes", value=canonical)
     if key.startswith(WEIGHT_PREFIX):
         return format_milli(int(Decimal(canonical) * MILLI), lang)
     if key == "offer_timeout":

@@ -101,9 +101,11 @@ def test_settings_are_read_once_into_one_canonical_text() -> None:
 @pytest.mark.parametrize(
     ("zones", "table", "hours"),
     [("A 75001", "", "19:00-23:00"), ("A: 75001; a: 75002", "", "19:00-23:00"), (ZONES, "A-A 2", "19:00-23:00"),
+     ("Nord-Est: 75019", "", "19:00-23:00"),
      (ZONES, "A-D 2", "19:00-23:00"), (ZONES, "", "25:00-06:00"), (ZONES, "", "19:00-19:00")],
 )  # fmt: skip
 def test_a_rule_that_cannot_be_read_is_refused(zones: str, table: str, hours: str) -> None:
+    """A zone's name is one word: the table joins two names with a dash, so a name cannot hold one."""
     with pytest.raises(UsageError):
         PriceRules.from_settings({"price.zones": zones, "price.table": table, "price.evening_hours": hours})
 

@@ -247,3 +247,75 @@ async def test_a_member_to_remove_must_be_an_active_member_now(coop: Coop) -> No
     assert refusal("#1") == ("data.last_admin_removal", {})
     assert refusal("#²")[0] == "members.bad_number"
     assert refusal("#" + "9" * 5000) == ("data.remove_bad_ref", {})
+
+
+# --- the price rules -------------------------------------------------------------------------
+
+
+def test_price_rules_are_governed_and_read_into_one_canonical_text() -> None:
+    assert settings.governed("price.base").parse("4,50 €") == "450"
+    assert settings.governed("price.heavy").parse("0") == "0"
+    assert settings.governed("price.zones").parse(" A :75001,Le Marais ;B: 75011 ") == "A: 75001, Le Marais; B: 75011"
+    assert settings.governed("price.table").parse("C-A 5,5") == "A-C 5.50"
+    assert settings.governed("price.evening_hours").parse("19:00 - 23:30") == "19:00-23:30"
+    assert settings.governed("price.urgent_minutes").parse("045") == "45"
+    assert settings.governed("price.heavy_words").parse("Cargo lourd, ENCOMBRANT") == "cargo, lourd, encombrant"
+    # A vote cannot send an empty value: "none" empties a list-like rule.
+    assert settings.governed("price.table").parse("none") == ""
+    assert settings.governed("price.zones").parse("aucune") == ""
+    assert not any(settings.is_restricted(Config(), key) for key in settings.GOVERNED if key.startswith("price."))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "sentence"),
+    [("price.base", "4.5055", "ledger.amount_cents"), ("price.zones", "A 75001", "prices.bad_zones"),
+     ("price.zones", "A: 75001; a: 75002", "prices.zone_twice"), ("price.table", "A-A 2", "prices.bad_table"),
+     ("price.night_hours", "11pm-6am", "prices.bad_hours"), ("price.urgent_minutes", "0", "prices.bad_minutes")],
+)  # fmt: skip
+def test_a_price_rule_that_cannot_be_read_is_refused_with_its_sentence(key: str, value: str, sentence: str) -> None:
+    assert refused(key, value).key == sentence
+
+
+def test_price_rules_start_from_the_configuration_in_cents() -> None:
+    config = Config.model_validate({"prices": {"base": 4.2, "heavy": 3, "zones": "A:75001", "urgent_minutes": 30}})
+    assert settings.default(config, "price.base") == "420"
+    assert settings.default(config, "price.heavy") == "300"
+    assert settings.default(config, "price.zones") == "A: 75001"
+    assert settings.default(config, "price.urgent_minutes") == "30"
+    assert settings.default(config, "price.table") == ""
+
+
+async def test_the_table_and_the_zones_must_agree(coop: Coop) -> None:
+    config, now = coop.bot.config, coop.clock.now()
+    with coop.session() as session:
+        settings.apply(session, config, "price.zones", "A: 75001; B: 75011; C: 93100", now)
+        with pytest.raises(UsageError) as info:
+            settings.validate(session, config, "price.table", "A-D 5", now)
+        assert (info.value.key, info.value.params) == ("prices.unknown_zone", {"zone": "D"})
+        settings.apply(session, config, "price.table", "A-C 5", now)
+        with pytest.raises(UsageError) as info:
+            settings.validate(session, config, "price.zones", "A: 75001; B: 75011, 93100", now)
+        assert (info.value.key, info.value.params) == ("prices.zone_in_table", {"zone": "C"})
+        settings.apply(session, config, "price.table", "none", now)
+        assert settings.validate(session, config, "price.zones", "A: 75001", now) == ("price.zones", "A: 75001")
+
+
+def test_price_rules_read_in_each_language() -> None:
+    nbsp = "\u00a0"
+    assert settings.describe("price.base", "450", "en", "EUR") == "€4.50"
+    assert settings.describe("price.base", "450", "fr", "EUR") == f"4,50{nbsp}€"
+    assert settings.describe("price.table", "A-C 5.50; B-C 3.00", "fr", "EUR") == f"A-C 5,50{nbsp}€ · B-C 3,00{nbsp}€"
+    assert settings.describe("price.urgent_minutes", "45", "en", "EUR") == "45 min"
+    assert settings.describe("price.zones", "", "fr", "EUR") == "néant"
+    assert settings.describe("price.zones", "A: 75001", "en", "EUR") == "A: 75001"
+
+
+async def test_an_amount_voted_in_is_the_amount_proposed(coop: Coop) -> None:
+    """A poll keeps the amount in cents; at its close it is applied as such, not read again as euros."""
+    alice, bob = coop.member("Alice"), coop.member("Bob")
+    await coop.say(alice, "/propose Pay each delivery? --closes 1d --sets base_pay_per_delivery=3.40")
+    await coop.say(alice, "/vote P-1 agree")
+    await coop.say(bob, "/vote P-1 agree")
+    await coop.tick(days=1)
+    with coop.session() as session:
+        assert settings.current(session, coop.bot.config, "base_pay_per_delivery", coop.clock.now()) == "340"
