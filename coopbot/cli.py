@@ -23,6 +23,10 @@ from coopbot import platforms
 from coopbot.errors import ConfigError, CoopError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
     from coopbot.config import Config
     from coopbot.models import Member
 
@@ -104,8 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(action=cmd_member_list)
 
     invite = sub.add_parser("invite", help="print a one-time invite code (on the last line)")
-    invite.add_argument("--role", default="member", choices=("member", "coordinator", "admin"))
+    invite.add_argument("--role", default="member", choices=("member", "coordinator", "admin", "customer"))
     invite.set_defaults(action=cmd_invite)
+
+    from coopbot.customer_cli import add_customer_commands
+
+    add_customer_commands(sub)
 
     check = sub.add_parser("check-config", help="validate the configuration and name any bad key")
     check.set_defaults(action=cmd_check_config)
@@ -127,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     member_export.add_argument("member", metavar="MEMBER", help="#number, name or platform id")
     member_export.add_argument("--out", metavar="FILE", help="where to write it (default: coopbot-data-<id>.zip)")
     member_export.set_defaults(action=cli_export_member)
+    # --- export orders (customers' statements, for invoicing) ---
+    from coopbot.export_cli import cli_export_orders
+
+    orders_export = export.add_parser("orders", help="a customer's orders delivered in a period, for invoicing")
+    orders_export.add_argument("--customer", required=True, metavar="NAME", help="#number, name or platform id")
+    orders_export.add_argument("--period", required=True, metavar="YYYY-MM", help="the period, e.g. 2026-11")
+    orders_export.add_argument("--format", default="csv", choices=("csv",), help="only csv for now")
+    orders_export.add_argument("--out", metavar="FILE", help="where to write it (default: printed)")
+    orders_export.set_defaults(action=cli_export_orders)
     del export
     return parser
 
@@ -202,16 +219,24 @@ def cmd_member_add(args: argparse.Namespace, out: TextIO) -> int:
     with transaction(bot.sessions) as session:
         now = bot.clock.now()
         member = members_svc.create_member(session, args.name, args.role, now)
-        for platform in platforms.chat_platforms():
-            account: str | None = getattr(args, platform.name)
-            if account:
-                problem = platform.account_problem(account)
-                if problem is not None:
-                    raise ConfigError(f"--{platform.name}: {problem}")
-                members_svc.add_identity(session, member, platform.name, account, now, args.name)
+        add_accounts(session, member, args, now)
         members_svc.add_identity(session, member, platforms.CONSOLE.name, str(member.id), now, args.name)
         out.write(f"added #{member.id} {member.name} ({member.role})\n")
     return 0
+
+
+def add_accounts(session: Session, member: Member, args: argparse.Namespace, now: datetime) -> None:
+    """The chat accounts given as `--telegram ID`, `--matrix @id:server`..., each checked as its
+    platform writes accounts, so a typo is refused here rather than never reached."""
+    from coopbot.services.members import accounts as members_svc
+
+    for platform in platforms.chat_platforms():
+        account: str | None = getattr(args, platform.name)
+        if account:
+            problem = platform.account_problem(account)
+            if problem is not None:
+                raise ConfigError(f"--{platform.name} {account}: {problem}; type it that way, or leave it out.")
+            members_svc.add_identity(session, member, platform.name, account, now, member.name)
 
 
 def cmd_invite(args: argparse.Namespace, out: TextIO) -> int:

@@ -1,4 +1,5 @@
-"""`coopbot export member MEMBER [--out FILE]`: everything the co-op holds about one member.
+"""`coopbot export member`: everything the co-op holds about one member; `coopbot export orders`: a
+customer's orders delivered in a period, for invoicing.
 
 The same zip a member gets with /mydata or when they leave
 (`coopbot.services.data.export`), for the operator to hand over on request;
@@ -31,4 +32,36 @@ def cli_export_member(args: Any, out: TextIO) -> int:
     path = Path(args.out or export.file_name)
     path.write_bytes(export.data)
     out.write(f"everything held about #{member.id}, as JSON and CSV:\n{path}\n")
+    return 0
+
+
+def cli_export_orders(args: Any, out: TextIO) -> int:
+    """`coopbot export orders --customer NAME --period 2026-11 [--format csv] [--out FILE]`: for invoicing."""
+    from coopbot.config import load_config
+    from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
+    from coopbot.errors import ConfigError
+    from coopbot.services.members.accounts import member_by_ref
+    from coopbot.services.money import statements
+    from coopbot.services.money.periods import period_by_label
+    from coopbot.states import Role
+
+    config = load_config(args.config)
+    engine = make_engine(config.database.url)
+    try:
+        upgrade(engine)
+        with transaction(make_sessionmaker(engine)) as session:
+            customer = member_by_ref(session, args.customer)
+            if customer.role != Role.CUSTOMER:
+                raise ConfigError(f"--customer {args.customer}: #{customer.id} is a member, not a customer")
+            period = period_by_label(session, args.period)
+            if period is None:
+                raise ConfigError(f"--period {args.period}: there is no such period; name one like 2026-11")
+            text = statements.orders_csv(config, statements.lines(session, period.id, customer.id))
+    finally:
+        engine.dispose()
+    if not args.out:
+        out.write(text)
+        return 0
+    Path(args.out).write_text(text, encoding="utf-8")
+    out.write(f"orders of {customer.name} delivered in {args.period}, as CSV:\n{args.out}\n")
     return 0

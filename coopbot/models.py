@@ -234,6 +234,8 @@ class Job(Base):
     proof_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     proof_photo: Mapped[str | None] = mapped_column(String(300))
 
+    customer: Mapped[Member | None] = relationship(foreign_keys=[customer_id])
+
 
 class JobEvent(Base):
     """One change of a job: who, when, what, why. `/why J` reads these."""

@@ -216,7 +216,7 @@ def announcements(ctx: Context) -> Reply:
     return "\n".join(lines)
 
 
-@command("notify", area="announce", aliases=("notifier", "notifications"))
+@command("notify", area="announce", aliases=("notifier", "notifications"), customers=True)
 def notify(ctx: Context) -> Reply:
     me = ctx.me
     if not ctx.args:

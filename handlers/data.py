@@ -18,7 +18,7 @@ from coopbot.money import format_milli, format_money
 from coopbot.services import audit as audit_trail
 from coopbot.services.data import leaving
 from coopbot.services.data.export import export_zip
-from coopbot.services.members.accounts import find_member, member_by_ref, shown_name
+from coopbot.services.members.accounts import find_member, is_customer, member_by_ref, pseudonym_shown, shown_name
 from coopbot.services.polls import settings
 from coopbot.states import Role
 from handlers.registry import Context, Reply, command
@@ -33,11 +33,14 @@ MAX_DETAIL = 80
 VOCABULARIES = {"kind": "polls.kind", "outcome": "data.outcome", "target": "data.target"}
 
 
-@command("mydata", area="data", private=True, aliases=("mesdonnees",))
+@command("mydata", area="data", private=True, aliases=("mesdonnees",), customers=True)
 def mydata(ctx: Context) -> Reply:
     ctx.expect_args(0, 0)
     export = export_zip(ctx.session, ctx.me, ctx.now, ctx.config)
     counts = export.counts
+    if is_customer(ctx.me):
+        text = ctx.t("customers.export_ready", coop=ctx.config.coop.name, orders=counts["orders"])
+        return Outgoing(text, attachment=export.attachment)
     text = ctx.t(
         "data.export_ready",
         coop=ctx.config.coop.name,
@@ -50,17 +53,18 @@ def mydata(ctx: Context) -> Reply:
     return Outgoing(text, attachment=export.attachment)
 
 
-@command("leave", area="data", private=True, aliases=("quitter",))
+@command("leave", area="data", private=True, aliases=("quitter",), customers=True)
 def leave(ctx: Context) -> Reply:
-    """Two steps, so a slip of the finger never erases a membership."""
+    """Two steps, so a slip of the finger never erases a membership (or a customer's account)."""
     args = ctx.expect_args(0, 1)
     me = ctx.me
     leaving.check_can_leave(ctx.session, me)
     coop = ctx.config.coop.name
     if not args:
         button = Button(ctx.t("data.leave_button"), "/leave confirm", "✅")
-        alias = ctx.t("data.former_member", number=me.id)
-        return Outgoing(ctx.t("data.leave_confirm", coop=coop, pseudonym=alias), buttons=(button,))
+        area = "customers" if is_customer(me) else "data"
+        text = ctx.t(f"{area}.leave_confirm", coop=coop, pseudonym=pseudonym_shown(me, ctx.lang))
+        return Outgoing(text, buttons=(button,))
     if args[0].lower() not in CONFIRM_WORDS:
         raise ctx.usage()
     leaving.start_leave(ctx.session, me, ctx.now, ctx.config, platforms=(ctx.incoming.platform,))

@@ -14,13 +14,13 @@ from typing import Any
 
 from coopbot.chat import Outgoing
 from coopbot.errors import UsageError
-from coopbot.models import Job, JobEvent
-from coopbot.money import format_milli
+from coopbot.models import Job, JobEvent, Member
+from coopbot.money import format_milli, format_money
 from coopbot.services.dispatch import jobs as svc
-from coopbot.services.dispatch import offers
+from coopbot.services.dispatch import offers, order_notices, orders, price_rules
 from coopbot.services.dispatch.events import describe
 from coopbot.services.dispatch.parsing import BadLine, job_code, parse_job_ref, parse_jobs, when
-from coopbot.services.members.accounts import find_member
+from coopbot.services.members.accounts import find_member, is_customer
 from coopbot.services.text import typed
 from coopbot.states import Role
 from handlers.registry import Context, Reply, command
@@ -121,8 +121,13 @@ def pickup(ctx: Context) -> Reply:
 
 @command("deliver", area="dispatch")
 def deliver(ctx: Context) -> Reply:
+    """`/deliver J-14 4821`: a customer's order may ask for the code its recipient was given."""
     job_id = _job_id(ctx, lambda: offers.held_jobs(ctx.session, ctx.me))
-    job, points = svc.deliver(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
+    code = ctx.args[1] if len(ctx.args) > 1 else None
+    tries = order_notices.wrong_code(ctx.session, ctx.config, svc.get_job(ctx.session, job_id), code, ctx.now)
+    if tries is not None:
+        return ctx.t("orders.code_wrong_counted", job=job_code(job_id), tries=tries)
+    job, points = svc.deliver(ctx.session, ctx.config, ctx.me, job_id, ctx.now, code)
     return ctx.t("dispatch.delivered", job=job_code(job.id), points=format_milli(points, ctx.lang))
 
 
@@ -145,11 +150,15 @@ def fail(ctx: Context) -> Reply:
 # --- coordinators -------------------------------------------------------------------------------
 
 
-@command("cancel", area="dispatch", role=Role.COORDINATOR)
+@command("cancel", area="dispatch", role=Role.COORDINATOR, customers=True)
 def cancel(ctx: Context) -> Reply:
+    """A coordinator cancels any job; a customer their own order, until pickup."""
     job_id = _job_id(ctx)
     parts = ctx.rest.split(None, 1)
     reason = parts[1].strip() if len(parts) > 1 else ""
+    if is_customer(ctx.me):
+        job = orders.cancel(ctx.session, ctx.config, ctx.me, job_id, reason, ctx.now)
+        return ctx.t("orders.cancelled", job=job_code(job.id))
     job = svc.cancel(ctx.session, ctx.config, ctx.me, job_id, reason, ctx.now)
     return ctx.t("dispatch.cancelled", job=job_code(job.id))
 
@@ -193,18 +202,50 @@ def jobs(ctx: Context) -> Reply:
     return "\n".join(lines)
 
 
-def _state(ctx: Context, job: Job) -> str:
+def _state(ctx: Context, job: Job, shown: str | None = None) -> str:
+    """The job's state; `shown` is the holder as a customer may read them (a first name)."""
     name = svc.member_name(ctx.session, job.assignee_id) if job.assignee_id is not None else ""
-    return ctx.t(f"dispatch.state_{job.status}", name=name)
+    return ctx.t(f"dispatch.state_{job.status}", name=name if shown is None else shown)
 
 
-@command("why", area="dispatch", aliases=("pourquoi",))
+@command("why", area="dispatch", aliases=("pourquoi",), customers=True)
 def why(ctx: Context) -> Reply:
+    """Every step of a job and why; a customer reads their own order's, with couriers by first name."""
     job_id = _job_id(ctx)
+    customer = is_customer(ctx.me)
+    if customer:
+        orders.own_order(ctx.session, ctx.me, job_id)
     job, events, names = svc.history(ctx.session, job_id)
-    lines = [ctx.t("dispatch.why_title", job=_describe(ctx, job), state=_state(ctx, job))]
+    if customer:
+        events, names = _as_customer_reads(ctx, job, events)
+    state = _state(ctx, job, names.get(job.assignee_id or 0, "") if customer else None)
+    lines = [ctx.t("dispatch.why_title", job=_describe(ctx, job), state=state)]
     lines += [_why_line(ctx, event, names) for event in events]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_price_lines(ctx, job)])
+
+
+def _as_customer_reads(ctx: Context, job: Job, events: list[JobEvent]) -> tuple[list[JobEvent], dict[int, str]]:
+    """Their order's steps, not the co-op's offers to its members; the people in it by first name."""
+    steps = [event for event in events if event.kind in CUSTOMER_STEPS]
+    people = {i for event in steps for i in (event.member_id, event.actor_id) if i is not None}
+    people |= {job.assignee_id} if job.assignee_id is not None else set()
+    names = {i: order_notices.courier_shown(ctx.config, ctx.lang, ctx.session.get(Member, i)) for i in people}
+    names[ctx.me.id] = ctx.me.name
+    return steps, names
+
+
+def _price_lines(ctx: Context, job: Job) -> list[str]:
+    """How an order's price was reached: each term, the rules and votes cited, the zones found."""
+    if not job.quote:
+        return []
+    pickup, dropoff = job.quote.get("zones", ["", ""])
+    explained = price_rules.explain(ctx.lang, job.quote, ctx.config.coop.currency)
+    return [ctx.t("orders.why_price", price=explained), ctx.t("orders.why_zones", pickup=pickup, dropoff=dropoff)]
+
+
+#: What a customer reads of their order's history: its steps, not the co-op's offers to its members.
+CUSTOMER_STEPS = ("quoted", "confirmed", "lapsed", "accepted", "assigned", "picked_up", "delivered", "failed",
+                  "released", "cancelled", "price_set")  # fmt: skip
 
 
 def _why_line(ctx: Context, event: JobEvent, names: dict[int, str]) -> str:
@@ -231,6 +272,11 @@ def _why_line(ctx: Context, event: JobEvent, names: dict[int, str]) -> str:
         return ctx.t(f"dispatch.why_declined_{details['reason']}", **params)
     if kind == "unclaimed":
         params["passed"] = details.get("passed", 0)
+    if kind in ("quoted", "price_set"):
+        currency = ctx.config.coop.currency
+        params["price"] = format_money(int(details.get("price", 0)), currency, ctx.lang)
+        before = details.get("before")
+        params["before"] = format_money(int(before), currency, ctx.lang) if before is not None else "—"
     return ctx.t(f"dispatch.why_{kind}", **params)
 
 

@@ -20,7 +20,7 @@ from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.declared import Mark, Registry
 from coopbot.errors import NotAllowed, UsageError
-from coopbot.i18n import t
+from coopbot.i18n import catalogue, t
 from coopbot.models import Identity, Member
 from coopbot.services.members.accounts import at_least
 from coopbot.states import Role
@@ -67,6 +67,23 @@ class Command:
             return self.role == Role.CUSTOMER or self.customers
         return self.role != Role.CUSTOMER and at_least(member, Role(self.role))
 
+    def offered_to(self, member: Member | None) -> bool:
+        """Whether /help lists it and a typo is corrected to it. A customer is offered only what
+        is made for customers: the commands for anyone that serve newcomers and members (/join,
+        /vote) would only mislead a shop that orders, though typed they still get an answer."""
+        if member is not None and member.role == Role.CUSTOMER:
+            return self.allowed(member) and (self.role == Role.CUSTOMER or self.customers)
+        return self.allowed(member)
+
+    def help_key_for(self, member: Member | None) -> str:
+        """A customer reads what a shared command does for them where it differs (/why explains
+        their order, not who was offered a job)."""
+        if self.customers and member is not None and member.role == Role.CUSTOMER:
+            key = f"customers.help.{self.name}"
+            if key in catalogue("en"):
+                return key
+        return self.help_key
+
 
 COMMAND: Mark[Command] = Mark("command", Command)
 
@@ -98,8 +115,10 @@ class Commands(Registry[Command]):
         return (spec.name, *spec.aliases)
 
     def for_member(self, member: Member | None) -> list[Command]:
-        """What `member` may use (None: a stranger), as /help lists it."""
-        return [cmd for cmd in self if cmd.allowed(member)]
+        """What `member` is offered (None: a stranger), as /help lists it: a customer's own
+        commands (/order) first."""
+        offered = [cmd for cmd in self if cmd.offered_to(member)]
+        return sorted(offered, key=lambda cmd: cmd.role != Role.CUSTOMER)
 
     def menu(self) -> list[MenuEntry]:
         """The commands a platform's menu offers: those strangers and members may use (a

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from coopbot.config import Config, DatabaseSection
 from coopbot.db import transaction
 from coopbot.models import Job, Member
 from coopbot.services.members import accounts as members_svc
+from coopbot.states import JobStatus
 from coopbot.transports.console import ConsoleTransport, Conversation
 from handlers import collect_commands
 from handlers.registry import Commands
@@ -202,3 +204,38 @@ async def any_coop(db_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
     yield Coop(bot, clock)
     bot.dispose()
 
+
+ZONES = "A: 75001, 75002, Le Marais; B: 75011, Belleville; C: 93100, Montreuil"
+
+
+@pytest.fixture
+async def shop(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
+    """A co-op with published zones and prices, a coordinator, a courier riding, and a bakery as customer."""
+    config = make_config(
+        sqlite_url,
+        prices={"base": 4.0, "crossing": 2.5, "zones": ZONES},
+        orders={"quote_valid_minutes": 15, "proof": "code"},
+    )
+    bot = CoopBot(config, clock=clock)
+    coop = Coop(bot, clock)
+    coop.member("Chloé", "coordinator")
+    coop.member("Ana Lopez")
+    coop.member("Boulangerie Martin", "customer", handle="martin")
+    coop.member("Fleurs Rose", "customer", handle="rose")
+    with coop.session() as session:
+        bakery = session.get_one(Member, coop.member_id("martin"))
+        bakery.address = "3 rue Paul Bert, 75011"
+    await coop.say("ana lopez", "/available")
+    yield coop
+    bot.dispose()
+
+
+def job_status(coop: Coop, job_id: int) -> JobStatus:
+    with coop.session() as session:
+        return session.get_one(Job, job_id).status
+
+
+def delivery_code(text: str) -> str:
+    found = re.search(r"Delivery code: ([0-9]{4})", text)
+    assert found, text
+    return found.group(1)

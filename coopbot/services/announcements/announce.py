@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select, true, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session
 
 from coopbot import platforms
@@ -36,15 +36,16 @@ from coopbot.services.audit import record
 from coopbot.services.refs import ANNOUNCEMENT, parse_code
 from coopbot.services.text import is_blank
 from coopbot.splitting import split_text
-from coopbot.states import Role
+from coopbot.states import ROLES, Role
 
 MAX_TEXT = 12000
 NAMES_SHOWN = 15
 RECENT = 10
 
-#: Which members a target role reaches: coordinators include admins.
-TARGET_ROLES: dict[str | None, tuple[Role, ...] | None] = {
-    None: None,
+#: Which members a target role reaches: coordinators include admins; everyone is every
+#: member, never a customer (an announcement to the co-op's members is the members' business).
+TARGET_ROLES: dict[str | None, tuple[Role, ...]] = {
+    None: ROLES,
     Role.MEMBER: (Role.MEMBER,),
     Role.COORDINATOR: (Role.COORDINATOR, Role.ADMIN),
     Role.ADMIN: (Role.ADMIN,),
@@ -81,13 +82,11 @@ def compose(lang: str, announcement: Announcement, author: str, platform: str) -
 
 
 def _in_target(target_role: str | None) -> ColumnElement[bool]:
-    roles = TARGET_ROLES[target_role]
-    return true() if roles is None else Member.role.in_(roles)
+    return Member.role.in_(TARGET_ROLES[target_role])
 
 
 def addressed_to(announcement: Announcement, member: Member) -> bool:
-    roles = TARGET_ROLES.get(announcement.target_role)
-    return roles is None or member.role in roles
+    return member.role in TARGET_ROLES.get(announcement.target_role, ROLES)
 
 
 @dataclass

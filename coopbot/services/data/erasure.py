@@ -168,11 +168,13 @@ def map_strings(fix: Callable[[str], str]) -> Callable[[Any], Any]:
 def matcher_for(session: Session, member: Member, replacement: str) -> NameMatcher:
     """Everything that names `member`, to replace; everything that names anyone else, to keep.
 
-    Call it before the member's name and accounts change.
+    Call it before the member's name and accounts change. A customer's default address goes
+    too, whole: for a person who orders, it is where they live.
     """
     others = select(Member).where(Member.id != member.id).options(selectinload(Member.identities))
     kept = [text for other in session.scalars(others) for text in personal_strings(other)]
-    return NameMatcher([*personal_strings(member), *name_parts(member.name)], replacement, kept)
+    address = [member.address] if member.address else []
+    return NameMatcher([*personal_strings(member), *name_parts(member.name), *address], replacement, kept)
 
 
 def scrub_database(session: Session, matcher: NameMatcher) -> int:

@@ -4,6 +4,12 @@ What a member gets with /mydata, first of all when they leave (`leaving`), and
 what `coopbot export member` writes. Every row that concerns them, every
 column of it (a column added later is exported too); other people appear only
 by their member number, wherever their name or account would have been.
+
+A customer's export is their profile, accounts, the messages sent to them,
+the audit entries about them and their orders: what they ordered, where, at
+what price and when, and the courier by first name only, as the orders were
+told to them. A courier's number, accounts and the dispatch's workings
+(offers, who declined) are the members' own data, not the customer's.
 """
 
 from __future__ import annotations
@@ -45,7 +51,10 @@ from coopbot.models import (
     Vote,
     Voter,
 )
+from coopbot.money import plain_amount
 from coopbot.services.data.erasure import map_strings, personal_strings
+from coopbot.services.dispatch.parsing import job_code
+from coopbot.services.members.accounts import is_customer, is_erased, pseudonym
 
 ZIP_MIME = "application/zip"
 
@@ -63,7 +72,12 @@ class Table:
 
 
 #: Columns never exported: codes stored as hashes, and the export's own attachment.
-NOT_EXPORTED = {"code_hash", "attachment", "buttons", "key", "chat_id", "identity_id", "sent_ref"}
+NOT_EXPORTED = {"code_hash", "proof_code_hash", "attachment", "buttons", "key", "chat_id", "identity_id", "sent_ref"}
+#: A customer's orders as they were told them: the courier by first name, never by account.
+ORDER_COLUMNS = ("code", "pickup", "dropoff", "note", "state", "price", "deadline", "ordered_at", "updated_at",
+                 "courier")  # fmt: skip
+#: The one column the hiding of other people leaves alone: the courier's first name is theirs to know.
+SHOWN_AS_TOLD = {"courier"}
 
 
 def member_tables(session: Session, member: Member, tz: ZoneInfo) -> list[Table]:
@@ -87,6 +101,12 @@ def member_tables(session: Session, member: Member, tz: ZoneInfo) -> list[Table]
         rows = session.scalars(select(model).where(where).order_by(*sa_inspect(model).primary_key))
         return Table(name, columns, [tuple(cell(c, getattr(row, c)) for c in columns) for row in rows])
 
+    messages = table("messages", OutboxMessage, OutboxMessage.member_id == me,
+                     ("id", "platform", "private", "text", "attachment_name", "status", "created_at", "sent_at"))
+    audit = table("audit", AuditEntry, or_(AuditEntry.actor_id == me, AuditEntry.subject_id == me))
+    profile = [table("profile", Member, Member.id == me), table("identities", Identity, Identity.member_id == me)]
+    if is_customer(member):
+        return _hidden(session, member, [*profile, _orders(session, member, cell), audit, messages])
     votes = session.execute(
         select(Poll.id, Poll.title, Vote.choices, Vote.at)
         .join(Vote, Vote.poll_id == Poll.id)
@@ -98,8 +118,7 @@ def member_tables(session: Session, member: Member, tz: ZoneInfo) -> list[Table]
         select(Poll.id, Poll.title).join(Voter, Voter.poll_id == Poll.id).where(Voter.member_id == me)
     ).all()
     tables = [
-        table("profile", Member, Member.id == me),
-        table("identities", Identity, Identity.member_id == me),
+        *profile,
         table("jobs", Job, or_(Job.assignee_id == me, Job.created_by == me)),
         table("job_events", JobEvent, or_(JobEvent.actor_id == me, JobEvent.member_id == me)),
         table("offers", Offer, Offer.member_id == me),
@@ -114,12 +133,42 @@ def member_tables(session: Session, member: Member, tz: ZoneInfo) -> list[Table]
         table("announcements", Announcement, Announcement.author_id == me),
         table("invites", Invite, or_(Invite.created_by == me, Invite.used_by == me)),
         table("settings_set", Setting, Setting.set_by == me),
-        table("audit", AuditEntry, or_(AuditEntry.actor_id == me, AuditEntry.subject_id == me)),
-        table("messages", OutboxMessage, OutboxMessage.member_id == me,
-              ("id", "platform", "private", "text", "attachment_name", "status", "created_at", "sent_at")),
+        audit,
+        messages,
     ]
+    return _hidden(session, member, tables)
+
+
+def _orders(session: Session, customer: Member, cell: Callable[[str, Any], Any]) -> Table:
+    """The customer's orders, oldest first: price with two decimals, the courier's first name."""
+    found = session.execute(
+        select(Job, Member).outerjoin(Member, Member.id == Job.assignee_id)
+        .where(Job.customer_id == customer.id).order_by(Job.id)
+    ).all()  # fmt: skip
+    rows = [
+        (job_code(job.id), job.pickup, job.dropoff, job.note, str(job.status),
+         None if job.price_cents is None else plain_amount(job.price_cents), cell("deadline", job.deadline),
+         cell("created_at", job.created_at), cell("updated_at", job.updated_at), _first_name(courier))
+        for job, courier in found
+    ]  # fmt: skip
+    return Table("orders", ORDER_COLUMNS, rows)
+
+
+def _first_name(courier: Member | None) -> str | None:
+    """As a customer is told who took their order: the first name; a former member by pseudonym."""
+    if courier is None:
+        return None
+    return pseudonym(courier.id) if is_erased(courier) else courier.name.split()[0]
+
+
+def _hidden(session: Session, member: Member, tables: list[Table]) -> list[Table]:
     hide = _others_hider(session, member)
-    return [Table(t.name, t.columns, [tuple(hide(v) for v in row) for row in t.rows]) for t in tables]
+    return [
+        Table(t.name, t.columns, [
+            tuple(v if c in SHOWN_AS_TOLD else hide(v) for c, v in zip(t.columns, row, strict=True)) for row in t.rows
+        ])
+        for t in tables
+    ]  # fmt: skip
 
 
 def _others_hider(session: Session, member: Member) -> Callable[[Any], Any]:

@@ -18,6 +18,10 @@ after it:
 
 The export itself (what it holds, and how others are hidden in it) is `export`.
 
+A customer leaves the same way: export, then erasure. They hold no job and no
+office, so nothing keeps them; their orders stay in the books under the
+pseudonym, and the coordinators are told of any order still on its way.
+
 Replying with the export and erasing in the same transaction would not be
 safe: a reply is not durable (a crash after the commit loses the export
 while the data is gone), and a removal by poll has no chat to reply to.
@@ -38,7 +42,7 @@ from coopbot.chat import Address, Outgoing
 from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, UsageError
 from coopbot.i18n import t
-from coopbot.models import Identity, LinkCode, Member, OutboxMessage, Poll
+from coopbot.models import Identity, Job, LinkCode, Member, OutboxMessage, Poll
 from coopbot.outbox import queue, queue_to_coordinators, reachable_identities
 from coopbot.platforms import live as live_platforms
 from coopbot.scheduler import SweepContext, sweep
@@ -46,14 +50,24 @@ from coopbot.services.audit import record
 from coopbot.services.data import erasure
 from coopbot.services.data.export import export_zip
 from coopbot.services.dispatch import offers
-from coopbot.services.members.accounts import PSEUDONYM_PREFIX, active_members, is_erased, member_by_ref, pseudonym
+from coopbot.services.dispatch.parsing import job_code
+from coopbot.services.members.accounts import (
+    PSEUDONYM_PREFIX,
+    active_members,
+    is_customer,
+    is_erased,
+    member_by_ref,
+    pseudonym,
+)
 from coopbot.services.money import shifts
 from coopbot.services.polls.settings import register_action
 from coopbot.services.refs import member_number
-from coopbot.states import Role
+from coopbot.states import JobStatus, Role
 
 LEAVE_KEY = "leave:{member}:"
 EXPORT_GRACE = timedelta(days=1)
+#: A leaving customer's orders the coordinators must see to: confirmed and not yet finished.
+UNDER_WAY = (JobStatus.OPEN, JobStatus.OFFERED, JobStatus.ASSIGNED, JobStatus.PICKED_UP)
 
 
 # --- leaving ---------------------------------------------------------------------
@@ -63,6 +77,8 @@ def check_can_leave(session: Session, member: Member, *, by_vote: bool = False) 
     """Refuse what would leave the co-op stuck; a removal by vote only keeps the last admin."""
     if not member.active:
         raise Conflict("data.already_left", number=member.id)
+    if is_customer(member):
+        return  # a customer holds no job and no office: nothing can keep them
     if member.role == Role.ADMIN and len(active_members(session, Role.ADMIN)) <= 1:
         raise Conflict("data.last_admin_removal" if by_vote else "data.last_admin")
     held = offers.held_jobs(session, member)
@@ -75,21 +91,16 @@ def start_leave(session: Session, member: Member, now: datetime, config: Config,
     """Step 1 of leaving: stop the work, deactivate, drop pending messages, queue the export.
 
     A running shift ends now so its hours count; open offers pass to the next
-    worker. Returns how many export messages were queued; erasure (step 2) is
+    worker (`_stop_work`). Returns how many export messages were queued; erasure (step 2) is
     the `privacy.erase` sweep's job once they are delivered.
     """
     check_can_leave(session, member, by_vote=by_vote)
-    if shifts.open_shift(session, member) is not None:
-        try:
-            with session.begin_nested():
-                shifts.end_shift(session, config, member, now)
-        except CoopError:
-            pass  # too long to count as is: the shift-limit sweep closes it for review
-    offers.set_away(session, config, member, now, reason="left")
-    held = offers.held_jobs(session, member)
+    customer = is_customer(member)
+    held = [] if customer else _stop_work(session, config, member, now)
     export = export_zip(session, member, now, config)
     reason = "removed" if by_vote else "left"
-    text = t(member.language or config.coop.default_language, f"data.export_{reason}", coop=config.coop.name)
+    area = "customers" if customer else "data"
+    text = t(member.language or config.coop.default_language, f"{area}.export_{reason}", coop=config.coop.name)
     session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.member_id == member.id, OutboxMessage.status == "pending")
@@ -111,13 +122,36 @@ def start_leave(session: Session, member: Member, now: datetime, config: Config,
     member.active, member.left_at, member.available, member.available_since = False, now, False, None
     poll_ref = {"poll": f"P-{poll.id}"} if poll is not None else {}
     record(session, now, f"member.{reason}", actor=None if by_vote else member, subject=member, **poll_ref)
-    queue_to_coordinators(session, config, f"member-{reason}:{member.id}", f"data.notice_{reason}", now,
+    queue_to_coordinators(session, config, f"member-{reason}:{member.id}", f"{area}.notice_{reason}", now,
                           name=member.name, number=member.id, poll=poll_ref.get("poll", "—"))  # fmt: skip
     if held:
         queue_to_coordinators(session, config, f"member-jobs:{member.id}", "data.notice_jobs", now,
                               number=member.id, jobs=", ".join(f"J-{job.id}" for job in held),
                               count=len(held))  # fmt: skip
+    under_way = _orders_under_way(session, member) if customer else []
+    if under_way:
+        queue_to_coordinators(session, config, f"customer-orders:{member.id}", "customers.notice_orders", now,
+                              number=member.id, jobs=", ".join(under_way), count=len(under_way))  # fmt: skip
     return queued
+
+
+def _stop_work(session: Session, config: Config, member: Member, now: datetime) -> list[Job]:
+    """A leaving member's work ends: a running shift ends now so its hours count, open offers
+    pass to the next worker. Returns the jobs they still hold."""
+    if shifts.open_shift(session, member) is not None:
+        try:
+            with session.begin_nested():
+                shifts.end_shift(session, config, member, now)
+        except CoopError:
+            pass  # too long to count as is: the shift-limit sweep closes it for review
+    return offers.set_away(session, config, member, now, reason="left")
+
+
+def _orders_under_way(session: Session, customer: Member) -> list[str]:
+    found = session.scalars(
+        select(Job.id).where(Job.customer_id == customer.id, Job.status.in_(UNDER_WAY)).order_by(Job.id)
+    )
+    return [job_code(job_id) for job_id in found]
 
 
 # --- erasing ---------------------------------------------------------------------
@@ -138,7 +172,7 @@ def erase_member(session: Session, member: Member, now: datetime) -> bool:
         update(Member)
         .where(Member.id == member.id, Member.name == member.name, Member.active.is_(False))
         .values(name=alias, language=None, notify="both", available=False, available_since=None,
-                last_seen_at=None, idle_asked_at=None)
+                last_seen_at=None, idle_asked_at=None, address=None)
     )
     if not type_cast(CursorResult[Any], renamed).rowcount:
         return False

@@ -51,6 +51,8 @@ def describe(job: Job, config: Config, lang: str, now: datetime) -> str:
         text += t(lang, "dispatch.job_price", price=format_money(job.price_cents, config.coop.currency, lang))
     if job.note:
         text += t(lang, "dispatch.job_note", note=job.note)
+    if job.customer is not None:
+        text += t(lang, "orders.job_customer", customer=job.customer.name)
     return text
 
 

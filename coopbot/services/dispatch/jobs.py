@@ -40,8 +40,9 @@ from coopbot.services.dispatch.events import (
     tell,
 )
 from coopbot.services.dispatch.offers import Outcome, close_offers, offer_policy, offer_step, pass_offer
+from coopbot.services.dispatch.order_notices import check_proof, tell_customer
 from coopbot.services.dispatch.parsing import JobSpec, job_code
-from coopbot.services.members.accounts import ROLE_RANK
+from coopbot.services.members.accounts import ROLE_RANK, is_customer
 from coopbot.services.money import ledger
 from coopbot.services.text import typed
 from coopbot.states import JobStatus, OfferStatus, Role
@@ -182,6 +183,7 @@ def _after_claim(session: Session, config: Config, job: Job, member: Member, now
     event = record_event(session, job, now, kind, actor=actor, member=member)
     note(session, config, event, now, f"dispatch.note_{kind}", job=job_code(job.id), name=member.name,
          actor=actor.name)
+    tell_customer(session, config, job, event, "taken", now, courier=member)
 
 
 def decline(session: Session, config: Config, member: Member, job_id: int, now: datetime) -> Job:
@@ -241,6 +243,7 @@ def _move(session: Session, config: Config, actor: Member, job_id: int, now: dat
     if actor.id != assignee.id:
         tell(session, config, assignee, f"job:{job.id}:ev{event.id}", now, f"dispatch.told_{kind}",
              job=job_code(job.id), actor=actor.name, reason=reason)
+    tell_customer(session, config, job, event, kind, now, courier=assignee, reason=reason)
     if kind != "picked_up":
         assignee.last_job_at = now
     return job
@@ -251,8 +254,13 @@ def pickup(session: Session, config: Config, actor: Member, job_id: int, now: da
                  kind="picked_up")
 
 
-def deliver(session: Session, config: Config, actor: Member, job_id: int, now: datetime) -> tuple[Job, int]:
-    """Delivered: the rider's points and the job's price are recorded in the same transaction."""
+def deliver(session: Session, config: Config, actor: Member, job_id: int, now: datetime,
+            code: str | None = None) -> tuple[Job, int]:  # fmt: skip
+    """Delivered: the rider's points and the job's price are recorded in the same transaction.
+
+    A customer's order that asks for the recipient's code is delivered only with it.
+    """
+    check_proof(lock_job(session, job_id), code)
     job = _move(session, config, actor, job_id, now, allowed=(JobStatus.PICKED_UP,), to=JobStatus.DELIVERED,
                 kind="delivered")
     contribution = ledger.record_delivery(session, config, job, now)
@@ -280,6 +288,8 @@ def release(session: Session, config: Config, actor: Member, job_id: int, now: d
 
 def assign(session: Session, config: Config, actor: Member, job_id: int, target: Member, now: datetime) -> Job:
     """A coordinator gives the job to someone; whoever had it or was offered it is told."""
+    if is_customer(target):
+        raise NotAllowed("customers.no_work")
     job = lock_job(session, job_id)
     previous = job.assignee_id
     if job.status in TERMINAL:
@@ -318,6 +328,8 @@ def cancel(session: Session, config: Config, actor: Member, job_id: int, reason:
     if assignee is not None and assignee.id != actor.id:
         tell(session, config, assignee, f"job:{job.id}:ev{event.id}", now, "dispatch.told_cancelled",
              job=job_code(job.id), actor=actor.name, reason=reason[:300])
+    if actor.id != job.customer_id:
+        tell_customer(session, config, job, event, "cancelled", now, reason=typed(reason, MAX_REASON))
     return job
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from coopbot.chat import Button, Outgoing
 from coopbot.config import Config
+from coopbot.errors import NotAllowed
 from coopbot.i18n import t
 from coopbot.models import Contribution, Job, Member, Offer
 from coopbot.outbox import Notice, queue_many, queue_to_member, recipients
@@ -42,6 +43,7 @@ from coopbot.services.dispatch.events import (
     tell,
 )
 from coopbot.services.dispatch.parsing import job_code
+from coopbot.services.members.accounts import IS_MEMBER, is_customer
 from coopbot.services.money import periods
 from coopbot.services.polls import settings as settings_svc
 from coopbot.states import ContributionStatus, JobStatus, OfferStatus
@@ -87,8 +89,9 @@ def offer_timeout(session: Session, config: Config, now: datetime) -> timedelta:
 
 
 def available_members(session: Session) -> list[Member]:
+    """The members who ride now; a customer is never offered a job, whatever their row says."""
     return list(session.scalars(
-        select(Member).where(Member.active.is_(True), Member.available.is_(True))
+        select(Member).where(Member.active.is_(True), Member.available.is_(True), IS_MEMBER)
         .options(selectinload(Member.identities)).order_by(Member.id)
     ))
 
@@ -238,6 +241,8 @@ def pass_offer(session: Session, config: Config, job: Job, offer: Offer, member:
 
 def set_available(session: Session, config: Config, member: Member, now: datetime) -> tuple[bool, int]:
     """(was already available, jobs offered now). Saying yes again keeps one's place."""
+    if is_customer(member):
+        raise NotAllowed("customers.no_work")
     already = member.available
     member.idle_asked_at, member.last_seen_at = None, now
     if already:
@@ -325,7 +330,7 @@ def ask_idle(ctx: SweepContext) -> None:
     with ctx.sessions() as session:
         busy = set(session.scalars(select(Job.assignee_id).where(Job.status.in_(HELD))))
         due = [(m.id, action) for m in session.scalars(
-            select(Member).where(Member.active.is_(True), Member.available.is_(True)))
+            select(Member).where(Member.active.is_(True), Member.available.is_(True), IS_MEMBER))
             if (action := _idle_action(ctx, m)) is not None and not (action == "ask" and m.id in busy)]
     ctx.each(due, lambda item: f"#{item[0]}", lambda session, item: _idle_step(ctx, session, *item))
 

@@ -1,9 +1,17 @@
-"""Members, their platform identities, invites, link codes and roles.
+"""Members, customers, their platform identities, invites, link codes and roles.
 
 A member is a person; an identity is one of their accounts. Votes, jobs and
 points belong to the member, so linking Telegram and Matrix never gives
 anyone two voices. Invite and link codes are random, single use, expiring,
 and stored only as hashes: a copy of the database cannot be used to join.
+
+A customer (a shop, a restaurant, a person who orders deliveries) is an
+account of the co-op stored in the same table, so that orders, messages,
+/mydata and /leave work for them as for members; but a customer is not a
+member. Every query that means "the co-op's members" (offers, quorums,
+ballots, announcements, shares, /members) filters with `IS_MEMBER`, and
+`active_members` does so by default: a customer is never counted, offered
+work, sent a ballot or given a share.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import secrets
 import unicodedata
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from coopbot import platforms
@@ -30,6 +38,12 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 #: `str` keys so a role named in a command (`@command(role=...)`) is looked up as it is.
 ROLE_RANK: dict[str, int] = {Role.MEMBER: 1, Role.COORDINATOR: 2, Role.ADMIN: 3}
 MAX_NAME = 60
+#: As long as the column holds (models.Member.address).
+MAX_ADDRESS = 500
+#: Every role an account can hold: the members' roles, and a customer's.
+ACCOUNT_ROLES = (*ROLES, Role.CUSTOMER)
+#: The rows that are the co-op's members: a customer is never one.
+IS_MEMBER: ColumnElement[bool] = Member.role.in_(ROLES)
 
 
 #: What a former member is called once their data is erased (coopbot.services.data.leaving).
@@ -44,9 +58,15 @@ def is_erased(member: Member) -> bool:
     return member.name == pseudonym(member.id)
 
 
+def pseudonym_shown(member: Member, lang: str) -> str:
+    """The pseudonym in the reader's language: a former customer is not called a former member."""
+    key = "data.former_customer" if member.role == Role.CUSTOMER else "data.former_member"
+    return t(lang, key, number=member.id)
+
+
 def shown_name(member: Member, lang: str) -> str:
     """A member's name as a reader sees it; a former member's pseudonym in the reader's language."""
-    return t(lang, "data.former_member", number=member.id) if is_erased(member) else member.name
+    return pseudonym_shown(member, lang) if is_erased(member) else member.name
 
 
 def hash_code(code: str) -> str:
@@ -70,11 +90,27 @@ def clean_name(name: str) -> str:
     return cleaned[:MAX_NAME]
 
 
-def check_role(role: str) -> Role:
+def clean_address(address: str) -> str:
+    """A customer's default pickup address: one line, printable, as long as the column holds."""
+    cleaned = " ".join("".join(ch for ch in address if ch.isprintable()).split())
+    if not cleaned:
+        raise UsageError("customers.address_empty")
+    if len(cleaned) > MAX_ADDRESS:
+        raise UsageError("customers.address_too_long", most=MAX_ADDRESS)
+    return cleaned
+
+
+def check_role(role: str, allowed: tuple[Role, ...] = ROLES) -> Role:
+    """`role` as one of `allowed`: the members' roles unless the caller also accepts a customer."""
     role = role.lower()
-    if role not in ROLES:
-        raise UsageError("members.bad_role", role=role[:30], roles=", ".join(ROLES))
+    if role not in allowed:
+        raise UsageError("members.bad_role", role=role[:30], roles=", ".join(allowed))
     return Role(role)
+
+
+def is_customer(member: Member | None) -> bool:
+    """A shop or a person who orders: outside the members' ranks (None: a stranger, not a customer)."""
+    return member is not None and member.role == Role.CUSTOMER
 
 
 def at_least(member: Member, role: Role) -> bool:
@@ -93,13 +129,31 @@ def create_member(
     language: str | None = None,
     audited: bool = True,
 ) -> Member:
-    """Add a member; `audited` is False when the caller records a more precise entry."""
-    member = Member(name=clean_name(name), role=check_role(role), joined_at=now, language=language)
+    """Add a member (or a customer); `audited` is False when the caller records a more precise entry."""
+    member = Member(name=clean_name(name), role=check_role(role, ACCOUNT_ROLES), joined_at=now, language=language)
     session.add(member)
     session.flush()
     if audited:
         record(session, now, "member.added", actor=actor, subject=member, role=member.role)
     return member
+
+
+def create_customer(
+    session: Session,
+    name: str,
+    now: datetime,
+    *,
+    address: str | None = None,
+    language: str | None = None,
+    actor: Member | None = None,
+) -> Member:
+    """Add a customer; `address` is where their orders are picked up when they give none."""
+    shop = create_member(session, name, Role.CUSTOMER, now, actor=actor, audited=False)
+    if language is not None:
+        set_language(shop, language)
+    shop.address = clean_address(address) if address is not None else None
+    record(session, now, "member.added", actor=actor, subject=shop, role=shop.role)
+    return shop
 
 
 def add_identity(
@@ -137,10 +191,19 @@ def member_of(session: Session, platform: str, external_id: str) -> Member | Non
 
 
 def active_members(session: Session, role: str | None = None) -> list[Member]:
-    query = select(Member).where(Member.active.is_(True)).order_by(Member.id)
+    """The co-op's active members (of `role`, if given): never a customer, who is not a member."""
+    query = select(Member).where(Member.active.is_(True), IS_MEMBER).order_by(Member.id)
     if role is not None:
         query = query.where(Member.role == role)
     return list(session.scalars(query))
+
+
+def active_customers(session: Session) -> list[Member]:
+    """The customers who can order now, with their accounts."""
+    return list(session.scalars(
+        select(Member).where(Member.active.is_(True), Member.role == Role.CUSTOMER)
+        .options(selectinload(Member.identities)).order_by(Member.id)
+    ))  # fmt: skip
 
 
 def coordinators(session: Session) -> list[Member]:
@@ -154,8 +217,19 @@ def coordinators(session: Session) -> list[Member]:
 
 
 def every_member(session: Session) -> list[Member]:
-    """Everyone ever added, former members included, with their accounts."""
-    return list(session.scalars(select(Member).options(selectinload(Member.identities)).order_by(Member.id)))
+    """Every member ever added, former members included, with their accounts (customers apart)."""
+    return _everyone(session, IS_MEMBER)
+
+
+def every_customer(session: Session) -> list[Member]:
+    """Every customer ever added, former customers included, with their accounts."""
+    return _everyone(session, Member.role == Role.CUSTOMER)
+
+
+def _everyone(session: Session, which: ColumnElement[bool]) -> list[Member]:
+    return list(session.scalars(
+        select(Member).where(which).options(selectinload(Member.identities)).order_by(Member.id)
+    ))  # fmt: skip
 
 
 def name_key(name: str) -> str:
@@ -221,12 +295,14 @@ def member_by_ref(session: Session, ref: str) -> Member:
 
 
 def create_invite(session: Session, actor: Member | None, role: str, now: datetime) -> str:
-    """Make a one-time code; `actor` None means the operator's command line."""
-    role = check_role(role)
+    """Make a one-time code; `actor` None means the operator's command line.
+
+    Any coordinator may invite a customer: a customer gets no say in the co-op."""
+    role = check_role(role, ACCOUNT_ROLES)
     if actor is not None:
-        if actor.role == Role.MEMBER:
+        if not at_least(actor, Role.COORDINATOR):
             raise NotAllowed("members.cannot_invite")
-        if not at_least(actor, role) or (role == Role.ADMIN and actor.role != Role.ADMIN):
+        if role != Role.CUSTOMER and (not at_least(actor, role) or (role == Role.ADMIN and actor.role != Role.ADMIN)):
             raise NotAllowed("members.cannot_grant", role=role)
     code = new_code()
     session.add(
@@ -244,8 +320,11 @@ def create_invite(session: Session, actor: Member | None, role: str, now: dateti
 
 
 def redeem_invite(
-    session: Session, code: str, platform: str, external_id: str, display_name: str, now: datetime
+    session: Session, code: str, platform: str, external_id: str, display_name: str, now: datetime,
+    language: str | None = None,
 ) -> Member:
+    """Join with an invite. A customer keeps `language` (their chat's): their order notices and
+    statements are written later, outside any chat, and must come in the language they use."""
     if not normalise_code(code):
         raise UsageError("members.join_usage")
     if identity_of(session, platform, external_id) is not None and member_of(
@@ -269,7 +348,8 @@ def redeem_invite(
         session.execute(update(OutboxMessage).where(OutboxMessage.identity_id == former.id).values(identity_id=None))
         session.delete(former)
         session.flush()
-    member = create_member(session, display_name or "member", role, now, audited=False)
+    kept = language if role == Role.CUSTOMER else None
+    member = create_member(session, display_name or "member", role, now, audited=False, language=kept)
     add_identity(session, member, platform, external_id, now, display_name)
     session.execute(update(Invite).where(Invite.id == invite_id).values(used_by=member.id))
     record(session, now, "member.joined", actor=member, subject=member, role=role)
@@ -317,9 +397,14 @@ def redeem_link_code(
 
 
 def set_role(session: Session, actor: Member | None, target: Member, role: str, now: datetime) -> Member:
-    role = check_role(role)
+    """An admin changes a member's role. A customer never becomes a member this way, nor a member a
+    customer: joining the co-op is an invite and its own account, and a member's work, votes and
+    shares must never end up on a customer's account (nor a customer's orders on a worker's)."""
     if actor is not None and actor.role != Role.ADMIN:
         raise NotAllowed("members.only_admin_roles")
+    if is_customer(target) or role.lower() == Role.CUSTOMER:
+        raise NotAllowed("customers.role_fixed", name=target.name)
+    role = check_role(role)
     if target.role == Role.ADMIN and role != Role.ADMIN:
         admins = active_members(session, Role.ADMIN)
         if len(admins) <= 1:

@@ -25,6 +25,7 @@ from coopbot.models import Allocation, Member, OutboxMessage, Period
 from coopbot.money import format_milli, format_money, format_pct
 from coopbot.outbox import queue_rendered, queue_to_rooms, renderer
 from coopbot.services.members.accounts import shown_name
+from coopbot.services.money import statements
 from coopbot.services.money.shares import Outcome, Terms, share_bp
 from coopbot.services.money.work import pending_counts, tally_of
 
@@ -212,6 +213,7 @@ def queue_close(session: Session, config: Config, plan: Plan, now: datetime) -> 
     key = f"period:{period_id}"
     allocated = select(Allocation.member_id).where(Allocation.period_id == period_id)
     stored = queue_rendered(session, allocated, f"{key}:share", f"{SHARE}:{period_id}", now)
+    stored += statements.queue_statements(session, config, plan.period, now)
     return stored + queue_to_rooms(
         session, config, f"{key}:summary", Outgoing(""), now, render=f"{SUMMARY}:{period_id}"
     )

@@ -17,6 +17,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from coopbot.models import Contribution, LedgerEntry, Member
+from coopbot.services.members.accounts import IS_MEMBER
 from coopbot.states import ContributionStatus
 
 
@@ -85,7 +86,8 @@ class Worker(NamedTuple):
 def close_work(session: Session, period_id: int) -> list[Worker]:
     """Everyone the close concerns, by member id: every active member, and anyone
     who worked in the period (a member who left keeps what they earned), with their
-    approved points, shift hours and deliveries, read in one pass."""
+    approved points, shift hours and deliveries, read in one pass. Never a customer:
+    they pay the co-op, they get no share of its surplus."""
 
     def of_kind(kind: str) -> Any:
         return func.sum(case((Contribution.kind == kind, Contribution.quantity_milli), else_=0))
@@ -104,7 +106,7 @@ def close_work(session: Session, period_id: int) -> list[Worker]:
     query = (
         select(Member.id, Member.name, Member.active, done.c.points, done.c.hours, done.c.deliveries)
         .outerjoin(done, done.c.member_id == Member.id)
-        .where(or_(Member.active.is_(True), done.c.member_id.is_not(None)))
+        .where(or_(Member.active.is_(True), done.c.member_id.is_not(None)), IS_MEMBER)
         .order_by(Member.id)
     )
     return [

@@ -31,7 +31,7 @@ from coopbot.models import Member, Poll, Vote, Voter
 from coopbot.outbox import queue_to_member, queue_to_rooms
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
-from coopbot.services.members.accounts import active_members, at_least
+from coopbot.services.members.accounts import active_members, at_least, is_customer
 from coopbot.services.polls import ballot_box, settings
 from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
 from coopbot.services.refs import POLL, parse_code, small_number
@@ -226,6 +226,8 @@ def vote(
     poll = get(session, ref, lock=True)  # serialises votes and the close of this poll
     if not member.active:
         raise NotAllowed("polls.former_member")
+    if is_customer(member):
+        raise NotAllowed("customers.no_vote")  # a customer is not a member: one member, one vote
     if poll.status != PollStatus.OPEN or now >= poll.closes_at:
         raise Conflict("polls.closed", poll=code(poll))
     choices = parse_choices(poll, text)

@@ -1,0 +1,92 @@
+"""What a customer is told about their order, and the proof that it was delivered.
+
+The customer follows each step in their own language: taken by a courier,
+picked up, delivered with its proof, failed or cancelled with the reason, a
+price changed by a coordinator. They see the courier's first name only (or
+"a courier", as the co-op sets it), never an account on a chat platform.
+
+Proof by code: at confirmation the customer receives four digits to give the
+recipient, and the courier finishes with `/deliver J-14 4821`. Only a hash is
+kept. A wrong code is refused and counted, and at the fifth wrong try the
+coordinators are told, once: someone may be guessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from coopbot.chat import Outgoing
+from coopbot.config import Config
+from coopbot.errors import UsageError
+from coopbot.i18n import t
+from coopbot.models import Job, JobEvent, Member
+from coopbot.money import format_money
+from coopbot.outbox import queue_to_coordinators, queue_to_member
+from coopbot.services.dispatch.parsing import job_code
+
+CODE = re.compile(r"^[0-9]{4}$")
+TRIES_BEFORE_ALERT = 5
+
+
+def needs_code(config: Config) -> bool:
+    return config.orders.proof in ("code", "photo_or_code")
+
+
+def hash_delivery_code(job_id: int, code: str) -> str:
+    """Salted by the job, so one code's hash says nothing about another order's."""
+    return hashlib.sha256(f"delivery:{job_id}:{code}".encode()).hexdigest()
+
+
+def courier_shown(config: Config, lang: str, courier: Member | None) -> str:
+    """The courier as the customer sees them: a first name, or just "a courier"."""
+    if courier is None or config.orders.courier_name == "none":
+        return t(lang, "orders.a_courier")
+    return courier.name.split()[0]
+
+
+def tell_customer(session: Session, config: Config, job: Job, event: JobEvent, step: str, now: datetime, *,
+                  courier: Member | None = None, **params: Any) -> None:  # fmt: skip
+    """One message to the customer for one step of their order, once (keyed by the job's event)."""
+    if job.customer_id is None:
+        return
+    customer = session.get(Member, job.customer_id)
+    if customer is None or not customer.active:
+        return
+    lang = customer.language or config.coop.default_language
+    if "price" in params:
+        params["price"] = format_money(params["price"], config.coop.currency, lang)
+    text = t(lang, f"orders.told_{step}", job=job_code(job.id), courier=courier_shown(config, lang, courier), **params)
+    queue_to_member(session, customer, f"order:{job.id}:ev{event.id}", Outgoing(text), now)
+
+
+def wrong_code(session: Session, config: Config, job: Job, code: str | None, now: datetime) -> int | None:
+    """The count of wrong tries when `code` is wrong, else None (right, or no code asked).
+
+    Returns instead of raising: the try must be counted, and a refusal rolls back
+    everything its command wrote. A missing code is the caller's usage error.
+    """
+    if job.customer_id is None or job.proof_code_hash is None or code is None:
+        return None
+    if CODE.match(code) and hmac.compare_digest(hash_delivery_code(job.id, code), job.proof_code_hash):
+        return None
+    job.proof_tries += 1
+    if job.proof_tries == TRIES_BEFORE_ALERT:
+        queue_to_coordinators(session, config, f"job:{job.id}:code-tries", "orders.note_code_tries", now,
+                              job=job_code(job.id), tries=job.proof_tries)  # fmt: skip
+    return job.proof_tries
+
+
+def check_proof(job: Job, code: str | None) -> None:
+    """A delivery that needs the recipient's code is refused without the right one."""
+    if job.proof_code_hash is None:
+        return
+    if code is None:
+        raise UsageError("orders.code_missing", job=job_code(job.id))
+    if not CODE.match(code) or not hmac.compare_digest(hash_delivery_code(job.id, code), job.proof_code_hash):
+        raise UsageError("orders.code_wrong", job=job_code(job.id))

@@ -1,0 +1,92 @@
+"""`coopbot customer add|list`: the operator signs up a shop from the server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coopbot.cli import main
+from tests.test_cli import LOADED
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[coop]\nname = "Coop Test"\n[database]\nurl = "sqlite:///{tmp_path / "c.sqlite3"}"\n')
+    return path
+
+
+def cli(config: Path, *args: str) -> int:
+    return main(["--config", str(config), *args])
+
+
+def test_customer_add_then_list_shows_number_name_accounts_address_and_state(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(config_file, "member", "add", "--name", "Alice", "--role", "admin") == 0
+    assert cli(config_file, "customer", "add", "--name", "Boulangerie Martin", "--telegram", "4242",
+               "--matrix", "@martin:example.org", "--address", "3 rue Paul Bert, 75011",
+               "--lang", "fr") == 0  # fmt: skip
+    assert cli(config_file, "customer", "add", "--name", "Chez Léa") == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == ["added customer #2 Boulangerie Martin",
+                                                         "added customer #3 Chez Léa"]  # fmt: skip
+    assert cli(config_file, "customer", "list") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "number\tname\taccounts\taddress\tstate",
+        "#2\tBoulangerie Martin\tmatrix @martin:example.org, telegram 4242\t3 rue Paul Bert, 75011\tactive",
+        "#3\tChez Léa\t-\t-\tactive",
+    ]
+
+
+def test_member_list_leaves_customers_out(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(config_file, "member", "add", "--name", "Alice", "--role", "admin") == 0
+    assert cli(config_file, "customer", "add", "--name", "Boulangerie Martin") == 0
+    capsys.readouterr()
+    assert cli(config_file, "member", "list") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "number\tname\trole\taccounts\tstate",
+        "#1\tAlice\tadmin\t-\tactive",
+    ]
+
+
+def test_customer_add_refuses_a_matrix_id_without_a_server(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(config_file, "customer", "add", "--name", "Boulangerie Martin", "--matrix", "@martin") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "--matrix @martin: a Matrix id looks like @alice:example.org; type it that way, or leave it out."
+    )
+    assert cli(config_file, "customer", "list") == 0
+    assert capsys.readouterr().out == "number\tname\taccounts\taddress\tstate\n"
+
+
+def test_customer_add_refuses_a_language_the_bot_does_not_speak(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(config_file, "customer", "add", "--name", "Bäckerei Schmidt", "--lang", "de") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "--lang de: the bot writes to customers in English or French; type --lang en or --lang fr."
+    )
+
+
+def test_customer_add_refuses_an_empty_address(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(config_file, "customer", "add", "--name", "Boulangerie Martin", "--address", " ") == 1
+    assert capsys.readouterr().err.strip() == (
+        'An address cannot be empty. Give the street and town, like "3 rue Paul Bert, 75011 Paris".'
+    )
+
+
+def test_the_operator_prints_an_invite_for_a_customer(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(config_file, "invite", "--role", "customer") == 0
+    assert capsys.readouterr().out.startswith("one-time invite for a new customer, valid 7 days:")
+
+
+@pytest.mark.parametrize("argv", [["customer", "--help"], ["customer", "add", "--help"]])
+def test_customer_help_loads_nothing_heavy(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-c", LOADED, *argv], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert "usage: coopbot customer" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]"
