@@ -47,3 +47,31 @@ def test_an_installed_database_keeps_its_messages_and_money_through_an_upgrade(d
     engine.dispose()
     assert [tuple(row) for row in outbox] == [("queued-before", "Hello", None)]
     assert [tuple(row) for row in ledger] == [("income", 50000)]
+
+
+def test_jobs_and_settings_come_through_the_customers_upgrade(db_url: str) -> None:
+    """A co-op on 0004 upgrades to customers' orders: its jobs stay coordinators' jobs (no customer,
+    no quote, no proof), its settings keep their values, and a setting may now list many zones."""
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    when = "'2026-11-01 09:00:00'"
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0004")
+        for statement in (
+            "INSERT INTO job (id, pickup, dropoff, note, status, created_at, updated_at, policy, round) VALUES "
+            f"(1, 'Boulangerie', '12 rue Oberkampf', '', 'delivered', {when}, {when}, 'broadcast', 0)",
+            f"INSERT INTO setting (key, value, effective_at) VALUES ('dispatch.policy', 'rotation', {when})",
+        ):
+            connection.execute(text(statement))
+    upgrade(engine)
+    zones = "; ".join(f"Z{i}: {75001 + i}, {93001 + i}, {94001 + i}" for i in range(40))
+    with engine.begin() as connection:
+        connection.execute(text(f"INSERT INTO setting (key, value, effective_at) VALUES ('price.zones', :z, {when})"),
+                           {"z": zones})  # fmt: skip
+        job = connection.execute(text("SELECT customer_id, quote, proof_tries, status FROM job")).one()
+        values = connection.execute(text("SELECT key, value FROM setting ORDER BY id")).all()
+    engine.dispose()
+    assert tuple(job) == (None, None, 0, "delivered")
+    assert [tuple(row) for row in values] == [("dispatch.policy", "rotation"), ("price.zones", zones)]
+    assert len(zones) > 200
