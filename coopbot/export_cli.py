@@ -8,27 +8,42 @@ a member who left is found by their number.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from coopbot.config import Config
+
+
+@contextmanager
+def _database(config: Config) -> Iterator[Session]:
+    """One transaction on the co-op's database, brought up to date first, for one export."""
+    from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
+
+    engine = make_engine(config.database.url)
+    try:
+        upgrade(engine)
+        with transaction(make_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def cli_export_member(args: Any, out: TextIO) -> int:
     """`coopbot export member MEMBER [--out FILE]`: the path is printed on the last line."""
     from coopbot.clock import SystemClock
     from coopbot.config import load_config
-    from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
     from coopbot.services.data.export import export_zip
     from coopbot.services.members.accounts import member_by_ref
 
     config = load_config(args.config)
-    engine = make_engine(config.database.url)
-    try:
-        upgrade(engine)
-        with transaction(make_sessionmaker(engine)) as session:
-            member = member_by_ref(session, args.member)
-            export = export_zip(session, member, SystemClock().now(), config)
-    finally:
-        engine.dispose()
+    with _database(config) as session:
+        member = member_by_ref(session, args.member)
+        export = export_zip(session, member, SystemClock().now(), config)
     path = Path(args.out or export.file_name)
     path.write_bytes(export.data)
     out.write(f"everything held about #{member.id}, as JSON and CSV:\n{path}\n")
@@ -38,7 +53,6 @@ def cli_export_member(args: Any, out: TextIO) -> int:
 def cli_export_orders(args: Any, out: TextIO) -> int:
     """`coopbot export orders --customer NAME --period 2026-11 [--format csv] [--out FILE]`: for invoicing."""
     from coopbot.config import load_config
-    from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
     from coopbot.errors import ConfigError
     from coopbot.services.members.accounts import member_by_ref
     from coopbot.services.money import statements
@@ -46,19 +60,14 @@ def cli_export_orders(args: Any, out: TextIO) -> int:
     from coopbot.states import Role
 
     config = load_config(args.config)
-    engine = make_engine(config.database.url)
-    try:
-        upgrade(engine)
-        with transaction(make_sessionmaker(engine)) as session:
-            customer = member_by_ref(session, args.customer)
-            if customer.role != Role.CUSTOMER:
-                raise ConfigError(f"--customer {args.customer}: #{customer.id} is a member, not a customer")
-            period = period_by_label(session, args.period)
-            if period is None:
-                raise ConfigError(f"--period {args.period}: there is no such period; name one like 2026-11")
-            text = statements.orders_csv(config, statements.lines(session, period.id, customer.id))
-    finally:
-        engine.dispose()
+    with _database(config) as session:
+        customer = member_by_ref(session, args.customer)
+        if customer.role != Role.CUSTOMER:
+            raise ConfigError(f"--customer {args.customer}: #{customer.id} is a member, not a customer")
+        period = period_by_label(session, args.period)
+        if period is None:
+            raise ConfigError(f"--period {args.period}: there is no such period; name one like 2026-11")
+        text = statements.orders_csv(config, statements.lines(session, period.id, customer.id))
     if not args.out:
         out.write(text)
         return 0

@@ -8,19 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from coopbot.cli import main
 from tests.test_cli import LOADED
+from tests.test_cli_members import cli, config_file
 
-
-@pytest.fixture
-def config_file(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f'[coop]\nname = "Coop Test"\n[database]\nurl = "sqlite:///{tmp_path / "c.sqlite3"}"\n')
-    return path
-
-
-def cli(config: Path, *args: str) -> int:
-    return main(["--config", str(config), *args])
+__all__ = ["config_file"]  # the fixture, shared with the members' commands
 
 
 def test_customer_add_then_list_shows_number_name_accounts_address_and_state(
