@@ -11,6 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Protocol
 
 
@@ -40,6 +41,18 @@ class MenuEntry:
 
 
 @dataclass(frozen=True)
+class Photo:
+    """An image a person sent, already downloaded (and decrypted) by their transport.
+
+    The core never fetches anything from a platform: by the time a handler sees
+    the photo, it is bytes and a mime type, the same from every platform.
+    """
+
+    data: bytes = dataclass_field(repr=False)
+    mime: str = "image/jpeg"
+
+
+@dataclass(frozen=True)
 class Incoming:
     """One thing a person said or pressed, on any platform."""
 
@@ -60,6 +73,11 @@ class Incoming:
     #: (Telegram's username). A command addressed to any other name is not for us; on a
     #: platform without one (None), every command addressed by name is someone else's.
     bot_name: str | None = None
+    #: A photo sent with the message (its caption is `text`): a courier's proof of delivery.
+    photo: Photo | None = None
+    #: The text of the message this one replies to, when the platform says (a photo sent in
+    #: reply to the bot's job message names the job there).
+    reply_text: str = ""
 
     def __post_init__(self) -> None:
         """Text is NFC from here on: `Zoé` typed with a combining accent is the same name, the

@@ -233,8 +233,45 @@ class OrdersSection(Section):
     quote_valid_minutes: int = Field(default=15, ge=1, le=1440)
     proof: Literal["none", "photo", "code", "photo_or_code"] = "code"
     proof_retention_days: int = Field(default=30, ge=1)
+    #: Where proof-of-delivery photos are kept (relative to the working directory, like
+    #: `[matrix] store_path`): files on disk, never rows in the database.
+    photo_folder: str = "proof-photos"
     #: How a customer sees their courier: "first_name" or "none" (just "a courier").
     courier_name: Literal["first_name", "none"] = "first_name"
+
+
+class WebSection(Section):
+    """The web door (`coopbot/web/`): one web server inside `coopbot run`, off unless switched on.
+
+    It listens on the local interface by default: a reverse proxy in front holds
+    the host name and TLS (README, "The web door").
+    """
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"
+    #: 0 lets the system pick a free port (the log says which).
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: The address the world reaches it at, through the proxy (for links the bot writes).
+    public_url: str = ""
+    #: Larger request bodies are refused with 413 before anything reads them.
+    max_body_kib: int = Field(default=64, ge=1, le=10240)
+    #: Orders API requests a minute for each shop's key; more get 429 with Retry-After.
+    api_rate_per_minute: int = Field(default=60, ge=1, le=100_000)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not a web address: write the full http(s) address people reach the "
+                "web door at, like 'https://coop.example.org'"
+            )
+        return value.rstrip("/")
 
 
 class Config(BaseModel):
@@ -250,6 +287,7 @@ class Config(BaseModel):
     polls: PollsSection = Field(default_factory=PollsSection)
     prices: PricesSection = Field(default_factory=PricesSection)
     orders: OrdersSection = Field(default_factory=OrdersSection)
+    web: WebSection = Field(default_factory=WebSection)
     #: Points per unit of each contribution kind (per hour, or per item).
     weights: dict[str, float] = Field(
         default_factory=lambda: {

@@ -30,6 +30,9 @@ from handlers.registry import Command, Commands, Context, addressee, as_list, pa
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 4000
+#: A photo sent in a private chat without a command is a courier's proof of delivery: the
+#: handler reads the photo itself (`ctx.incoming.photo`), whatever the platform.
+PHOTO_COMMAND = "/deliver"
 TOUCH_EVERY = timedelta(minutes=1)
 
 Sessions = Callable[[], AbstractContextManager[Session]]
@@ -165,6 +168,11 @@ class Router:
     ) -> list[Outgoing]:
         text = incoming.command_text[:MAX_TEXT]
         parsed = parse(text)
+        if parsed is None and incoming.photo is not None and incoming.is_private and member is not None:
+            text, parsed = PHOTO_COMMAND, parse(PHOTO_COMMAND)
+            cmd = self.commands.lookup(PHOTO_COMMAND[1:])
+            if cmd is None or not cmd.allowed(member):
+                return [Outgoing(t(lang, "registry.photo_not_read"))]
         if parsed is None:
             if member is None and incoming.is_private:
                 return [Outgoing(t(lang, "registry.how_to_join", coop=self.config.coop.name))]

@@ -9,6 +9,7 @@ stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +23,12 @@ from coopbot.services.dispatch.events import describe
 from coopbot.services.dispatch.parsing import BadLine, job_code, parse_job_ref, parse_jobs, when
 from coopbot.services.members.accounts import find_member, is_customer
 from coopbot.services.text import typed
-from coopbot.states import Role
-from handlers.registry import Context, Reply, command
+from coopbot.states import JobStatus, Role
+from handlers.registry import Context, Reply, command, parse
 
 MAX_CANDIDATES_SHOWN = 20
+#: A job's code in the bot's message a photo replies to.
+JOB_IN_TEXT = re.compile(r"\bJ-[0-9]+\b")
 
 
 def _job_id(ctx: Context, fallback: Callable[[], list[Job]] | None = None) -> int:
@@ -121,14 +124,37 @@ def pickup(ctx: Context) -> Reply:
 
 @command("deliver", area="dispatch")
 def deliver(ctx: Context) -> Reply:
-    """`/deliver J-14 4821`: a customer's order may ask for the code its recipient was given."""
-    job_id = _job_id(ctx, lambda: offers.held_jobs(ctx.session, ctx.me))
+    """`/deliver J-14 4821`: a customer's order may ask for the code its recipient was given.
+
+    Or a photo of the delivery, with `/deliver J-14` as its caption, in reply to
+    the job's message, or alone when the courier carries just one parcel.
+    """
+    photo = ctx.incoming.photo
+    if photo is not None and not ctx.args:
+        job_id = _photo_job(ctx)
+    else:
+        job_id = _job_id(ctx, lambda: offers.held_jobs(ctx.session, ctx.me))
     code = ctx.args[1] if len(ctx.args) > 1 else None
-    tries = order_notices.wrong_code(ctx.session, ctx.config, svc.get_job(ctx.session, job_id), code, ctx.now)
+    job = svc.get_job(ctx.session, job_id)
+    if photo is not None and parse(ctx.incoming.text) is None and not order_notices.takes_photo(ctx.config, job):
+        raise UsageError("orders.photo_not_proof", job=job_code(job_id))
+    tries = order_notices.wrong_code(ctx.session, ctx.config, job, code, ctx.now)
     if tries is not None:
         return ctx.t("orders.code_wrong_counted", job=job_code(job_id), tries=tries)
-    job, points = svc.deliver(ctx.session, ctx.config, ctx.me, job_id, ctx.now, code)
-    return ctx.t("dispatch.delivered", job=job_code(job.id), points=format_milli(points, ctx.lang))
+    job, points = svc.deliver(ctx.session, ctx.config, ctx.me, job_id, ctx.now, code, photo)
+    text = ctx.t("dispatch.delivered", job=job_code(job.id), points=format_milli(points, ctx.lang))
+    return text + ("\n" + ctx.t("orders.photo_sent") if job.proof_photo else "")
+
+
+def _photo_job(ctx: Context) -> int:
+    """The job a photo proves: named in the message it replies to, else the one parcel carried."""
+    named = JOB_IN_TEXT.search(ctx.incoming.reply_text)
+    if named is not None:
+        return parse_job_ref(named.group(0))
+    carried = [job for job in offers.held_jobs(ctx.session, ctx.me) if job.status == JobStatus.PICKED_UP]
+    if len(carried) == 1:
+        return carried[0].id
+    raise UsageError("orders.photo_which_job")
 
 
 @command("release", area="dispatch")
@@ -268,6 +294,8 @@ def _why_line(ctx: Context, event: JobEvent, names: dict[int, str]) -> str:
         params["names"] = _names(ctx, people)
         key = "why_late" if details.get("late") else f"why_{kind}"
         return ctx.t(f"dispatch.{key}", **params)
+    if kind == "delivered" and details.get("proof") in ("photo", "code"):
+        return ctx.t(f"orders.why_delivered_{details['proof']}", **params)
     if kind == "declined" and details.get("reason") in ("away", "idle", "left"):
         return ctx.t(f"dispatch.why_declined_{details['reason']}", **params)
     if kind == "unclaimed":

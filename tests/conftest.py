@@ -216,6 +216,29 @@ async def shop(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
         prices={"base": 4.0, "crossing": 2.5, "zones": ZONES},
         orders={"quote_valid_minutes": 15, "proof": "code"},
     )
+    async for coop in open_shop(config, clock):
+        yield coop
+
+
+@pytest.fixture
+def proof() -> str:
+    """What proves a delivery in `photo_shop`; a test may parametrize it."""
+    return "photo"
+
+
+@pytest.fixture
+async def photo_shop(sqlite_url: str, clock: FakeClock, tmp_path: Path, proof: str) -> AsyncIterator[Coop]:
+    """The same shop, where a photo of the delivery proves it (kept in the test's own folder)."""
+    config = make_config(
+        sqlite_url,
+        prices={"base": 4.0, "crossing": 2.5, "zones": ZONES},
+        orders={"proof": proof, "photo_folder": str(tmp_path / "proof-photos")},
+    )
+    async for coop in open_shop(config, clock):
+        yield coop
+
+
+async def open_shop(config: Config, clock: FakeClock) -> AsyncIterator[Coop]:
     bot = CoopBot(config, clock=clock)
     coop = Coop(bot, clock)
     coop.member("Chloé", "coordinator")

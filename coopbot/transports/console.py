@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing
+from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing, Photo
 
 
 @dataclass
@@ -35,6 +35,11 @@ class ConsoleTransport:
 
     async def stop(self) -> None:
         return None
+
+    @property
+    def connected(self) -> bool:
+        """The terminal is always there (for the web door's `/readyz`)."""
+        return True
 
     def pacing(self) -> Pacing:
         return Pacing(per_second=1000.0, private_chat_interval=0.0, group_per_minute=60000)
@@ -89,11 +94,17 @@ class Conversation:
         room: str = "coop",
         button: str | None = None,
         language: str | None = None,
+        photo: Photo | None = None,
+        reply_text: str = "",
     ) -> list[Outgoing]:
+        """`who` says `text` (with `photo`, `text` is its caption; `reply_text` is the message replied to)."""
         self._events += 1
         if self.out is not None:
             where = "" if private else f" (in #{room})"
-            self.out.write(f"{self.console.names.get(who, who)}{where}: {button or text}\n")
+            shown = button or text
+            if photo is not None:
+                shown = f"📷 {shown}".rstrip()
+            self.out.write(f"{self.console.names.get(who, who)}{where}: {shown}\n")
         incoming = Incoming(
             platform="console",
             user_id=who,
@@ -104,6 +115,8 @@ class Conversation:
             language=language,
             button=button,
             event_id=f"console:{id(self)}:{self._events}",
+            photo=photo,
+            reply_text=reply_text,
         )
         before = len(self.console.log)
         await self.bot.on_incoming(incoming)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from coopbot.chat import Photo
 from coopbot.models import Job
 from coopbot.states import JobStatus
 from tests.conftest import Coop, delivery_code, job_status
@@ -118,3 +121,104 @@ async def test_a_coordinator_cannot_give_a_job_to_a_customer(shop: Coop) -> None
     refused = await shop.say("chloé", "/assign J-1 Boulangerie Martin")
     assert refused == "Customers order deliveries; only the co-op's members are offered jobs."
     assert job_status(shop, 1) == JobStatus.OFFERED
+
+
+# --- proof of delivery by photo ---------------------------------------------------------------
+
+PHOTO = Photo(b"\xff\xd8\xff\xe0 a parcel at the door of 12 rue de Paris", "image/jpeg")
+
+
+async def picked_up_order(coop: Coop) -> str:
+    """Martin orders and confirms; Ana takes it and picks it up. Returns what the confirmation said."""
+    await coop.say("martin", "/order 75011 -> 75002")
+    confirmed = await coop.say("martin", "/confirm J-1")
+    await coop.say("ana lopez", "/accept J-1")
+    await coop.say("ana lopez", "/pickup J-1")
+    return confirmed
+
+
+def stored_photo(coop: Coop, job_id: int = 1) -> str | None:
+    with coop.session() as session:
+        return session.get_one(Job, job_id).proof_photo
+
+
+async def test_with_photo_proof_a_delivery_needs_the_photo_and_the_customer_receives_it(photo_shop: Coop) -> None:
+    confirmed = await picked_up_order(photo_shop)
+    assert "Delivery code" not in confirmed, "with photo proof the customer is given no code"
+    missing = await photo_shop.say("ana lopez", "/deliver J-1")
+    assert missing == ("J-1 needs a photo as proof of delivery: send the photo with /deliver J-1 as its caption, "
+                       "or in reply to the job’s message.")
+    assert job_status(photo_shop, 1) == JobStatus.PICKED_UP
+    answer = await photo_shop.say("ana lopez", "/deliver J-1", photo=PHOTO)
+    assert "J-1 delivered, thank you!" in answer
+    assert "📷 The photo goes to the customer and the coordinators." in answer
+    assert job_status(photo_shop, 1) == JobStatus.DELIVERED
+    told = photo_shop.inbox("martin")[-1]
+    assert told.text == "✅ J-1 is delivered, by Ana."
+    assert told.attachment == ("J-1-proof.jpg", PHOTO.data, "image/jpeg")
+    [shown] = [m for m in photo_shop.room("coordinators") if m.attachment is not None]
+    assert shown.text == "📷 J-1: the photo Ana Lopez took at the delivery."
+    assert shown.attachment is not None and shown.attachment[1] == PHOTO.data
+
+
+async def test_a_photo_alone_proves_the_one_parcel_the_courier_carries(photo_shop: Coop) -> None:
+    await picked_up_order(photo_shop)
+    assert "J-1 delivered" in await photo_shop.say("ana lopez", "", photo=PHOTO)
+    assert job_status(photo_shop, 1) == JobStatus.DELIVERED
+    name = stored_photo(photo_shop)
+    assert name is not None and name.startswith("J-1-") and "ana" not in name.lower()
+
+
+async def test_a_photo_in_reply_to_the_jobs_message_proves_that_job(photo_shop: Coop) -> None:
+    await picked_up_order(photo_shop)
+    await photo_shop.say("martin", "/order 75011 -> 75001")
+    await photo_shop.say("martin", "/confirm J-2")
+    await photo_shop.say("ana lopez", "/accept J-2")
+    carrying = await photo_shop.say("ana lopez", "/pickup J-2")
+    assert "Which delivery does this photo prove?" in await photo_shop.say("ana lopez", "", photo=PHOTO)
+    assert stored_photo(photo_shop, 2) is None
+    await photo_shop.say("ana lopez", "", photo=PHOTO, reply_text=carrying)
+    assert job_status(photo_shop, 2) == JobStatus.DELIVERED
+    assert job_status(photo_shop, 1) == JobStatus.PICKED_UP
+
+
+@pytest.mark.parametrize("proof", ["photo_or_code"])
+async def test_with_photo_or_code_either_proves_it_and_why_says_which(photo_shop: Coop) -> None:
+    code = delivery_code(await picked_up_order(photo_shop))
+    missing = await photo_shop.say("ana lopez", "/deliver J-1")
+    assert missing == ("J-1 needs proof of delivery: send a photo of it with /deliver J-1 as the caption, "
+                       "or type /deliver J-1 CODE with the recipient’s code.")
+    await photo_shop.say("ana lopez", f"/deliver J-1 {code}")
+    assert job_status(photo_shop, 1) == JobStatus.DELIVERED
+    assert stored_photo(photo_shop) is None
+    assert "delivered by Ana, with the recipient’s code." in await photo_shop.say("martin", "/why J-1")
+    await photo_shop.say("martin", "/order 75011 -> 75001")
+    await photo_shop.say("martin", "/confirm J-2")
+    await photo_shop.say("ana lopez", "/accept J-2")
+    await photo_shop.say("ana lopez", "/pickup J-2")
+    await photo_shop.say("ana lopez", "/deliver J-2", photo=PHOTO)
+    assert job_status(photo_shop, 2) == JobStatus.DELIVERED
+    assert "delivered by Ana Lopez, with a photo." in await photo_shop.say("chloé", "/why J-2")
+
+
+async def test_a_photo_that_proves_no_delivery_is_answered_with_what_to_do(photo_shop: Coop) -> None:
+    answer = await photo_shop.say("martin", "", photo=PHOTO)
+    assert answer == ("I keep photos only as a courier’s proof of delivery. "
+                      "Tell me what you need in words, or type /help.")
+    assert "Which delivery does this photo prove?" in await photo_shop.say("ana lopez", "", photo=PHOTO)
+
+
+async def test_where_photos_prove_nothing_a_photo_is_not_kept(shop: Coop) -> None:
+    await picked_up_order(shop)
+    refused = await shop.say("ana lopez", "", photo=PHOTO)
+    assert refused == ("Photos are not what proves J-1 delivered: type /deliver J-1 to finish it, "
+                       "with the recipient’s code if the order came with one.")
+    assert stored_photo(shop) is None
+    assert job_status(shop, 1) == JobStatus.PICKED_UP
+
+
+async def test_a_french_courier_is_told_in_french_what_proof_is_missing(photo_shop: Coop) -> None:
+    await picked_up_order(photo_shop)
+    await photo_shop.say("ana lopez", "/lang fr")
+    answer = await photo_shop.say("ana lopez", "/deliver J-1")
+    assert answer.startswith("J-1 demande une photo comme preuve de livraison\u00a0: envoyez la photo")

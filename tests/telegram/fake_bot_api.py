@@ -92,6 +92,9 @@ class FakeBotApi:
         self._update_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
         self._issued_callbacks: set[str] = set()
+        #: file_id → (file_path, bytes): what members sent, for getFile and the file download.
+        self.files: dict[str, tuple[str, bytes]] = {}
+        self._file_ids = itertools.count(1)
         self._global: deque[float] = deque()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -135,6 +138,7 @@ class FakeBotApi:
         self._webhook_queue = asyncio.Queue()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -190,6 +194,33 @@ class FakeBotApi:
         if command:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command.group(0))}]
         return {"message": message}
+
+    def send_photo(
+        self, user: FakeUser, data: bytes, caption: str = "", *, reply_to: dict[str, Any] | None = None,
+        chat: FakeChat | None = None,
+    ) -> dict[str, Any]:
+        """`user` sends a photo (with `caption`, in reply to `reply_to` if given), as Telegram
+        delivers one: several sizes of the same picture, each fetched with getFile."""
+        update = self.typed(user, caption, chat)
+        message = update["message"]
+        del message["text"]
+        if caption:
+            message["caption"] = caption
+            if "entities" in message:
+                message["caption_entities"] = message.pop("entities")
+        else:
+            message.pop("entities", None)
+        sizes = []
+        with self._lock:
+            for width, height, content in ((90, 67, data[: max(1, len(data) // 4)]), (1280, 960, data)):
+                file_id = f"photo-{next(self._file_ids)}"
+                self.files[file_id] = (f"photos/{file_id}.jpg", content)
+                sizes.append({"file_id": file_id, "file_unique_id": f"u{file_id}", "width": width,
+                              "height": height, "file_size": len(content)})
+        message["photo"] = sizes
+        if reply_to is not None:
+            message["reply_to_message"] = json.loads(json.dumps(self.current(reply_to)))
+        return self.offer(update)
 
     def press(self, user: FakeUser, message: dict[str, Any], *, label: str) -> dict[str, Any]:
         """`user` presses the button labelled `label` on `message`, as the bot left it."""
@@ -431,7 +462,12 @@ class FakeBotApi:
             "chat": state.chat.as_json(),
             "date": int(time.time()),
         }
-        message.update(checked_content(method, params, f"f{chat_id}-{state.next_message_id}"))
+        file_id = f"f{chat_id}-{state.next_message_id}"
+        message.update(checked_content(method, params, file_id))
+        upload = params.get("photo", params.get("document"))
+        if isinstance(upload, web.FileField):  # kept, so a test can read what the bot sent
+            upload.file.seek(0)
+            self.files[file_id] = (f"sent/{file_id}", upload.file.read())
         replied = params.get("reply_parameters", {}).get("message_id")
         if replied is not None:
             message["reply_to_message"] = {"message_id": replied, "chat": state.chat.as_json(), "date": 0}
@@ -463,6 +499,21 @@ class FakeBotApi:
                 self._new_updates.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_updates.wait(), max(0.0, deadline - time.monotonic()))
+
+    def _api_getFile(self, params: dict[str, Any]) -> Any:
+        file_id = str(params.get("file_id", ""))
+        if file_id not in self.files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        path, content = self.files[file_id]
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(content), "file_path": path}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """The Bot API's file download: `/file/bot<token>/<file_path>`, as getFile named it."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        with self._lock:
+            found = [content for path, content in self.files.values() if path == request.match_info["path"]]
+        return web.Response(body=found[0]) if found else web.Response(status=404)
 
     def _api_getMe(self, params: dict[str, Any]) -> Any:
         return self.bot_user

@@ -162,6 +162,12 @@ def erase_member(session: Session, member: Member, now: datetime) -> bool:
 
     Idempotent and safe against a concurrent run: the rename is a conditional
     UPDATE, and only its winner goes on.
+
+    Photos proving their deliveries (as courier or as customer) are left as
+    they are: a photo's file is named by its job and a random token, not by
+    anyone, and it goes like every other when `[orders] proof_retention_days`
+    is over (`dispatch.proof_photos`). A message carrying one that is still
+    pending for them is dropped with their other pending messages.
     """
     alias = pseudonym(member.id)
     if member.active or is_erased(member):

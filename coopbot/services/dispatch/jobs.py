@@ -16,12 +16,13 @@ from typing import Any, cast
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from coopbot.chat import Button, Outgoing
+from coopbot.chat import Button, Outgoing, Photo
 from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import Job, JobEvent, Member, Offer
 from coopbot.outbox import queue_to_coordinators, queue_to_member
+from coopbot.services.dispatch import proof_photos
 from coopbot.services.dispatch.events import (
     CLAIMABLE,
     HELD,
@@ -255,14 +256,25 @@ def pickup(session: Session, config: Config, actor: Member, job_id: int, now: da
 
 
 def deliver(session: Session, config: Config, actor: Member, job_id: int, now: datetime,
-            code: str | None = None) -> tuple[Job, int]:  # fmt: skip
+            code: str | None = None, photo: Photo | None = None) -> tuple[Job, int]:  # fmt: skip
     """Delivered: the rider's points and the job's price are recorded in the same transaction.
 
-    A customer's order that asks for the recipient's code is delivered only with it.
+    A customer's order that asks for proof (the recipient's code, a photo) is
+    delivered only with it. The photo is written to disk only once the job is
+    known to move (picked up, by its courier), so a refusal leaves no file.
     """
-    check_proof(lock_job(session, job_id), code)
+    job = lock_job(session, job_id)
+    if job.status != JobStatus.PICKED_UP:
+        raise _wrong_state(session, actor, job, "delivered")
+    _may_move(session, actor, job)
+    proof = check_proof(config, job, code, photo is not None)
+    if proof == "photo" and photo is not None:
+        job.proof_photo = proof_photos.keep(config, job.id, photo)
+        session.flush()
     job = _move(session, config, actor, job_id, now, allowed=(JobStatus.PICKED_UP,), to=JobStatus.DELIVERED,
-                kind="delivered")
+                kind="delivered", **({"proof": proof} if proof else {}))
+    if job.proof_photo is not None:
+        proof_photos.show_coordinators(session, config, job, now)
     contribution = ledger.record_delivery(session, config, job, now)
     return job, contribution.points_milli if contribution is not None else 0
 

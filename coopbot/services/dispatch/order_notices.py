@@ -9,6 +9,10 @@ Proof by code: at confirmation the customer receives four digits to give the
 recipient, and the courier finishes with `/deliver J-14 4821`. Only a hash is
 kept. A wrong code is refused and counted, and at the fifth wrong try the
 coordinators are told, once: someone may be guessing.
+
+Proof by photo (`proof_photos`): the courier sends a photo of the delivery,
+which the customer's "delivered" message then carries. With
+`photo_or_code` either proves it. Only a customer's order asks for proof.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coopbot.chat import Outgoing
@@ -27,15 +32,22 @@ from coopbot.errors import UsageError
 from coopbot.i18n import t
 from coopbot.models import Job, JobEvent, Member
 from coopbot.money import format_money
-from coopbot.outbox import queue_to_coordinators, queue_to_member
+from coopbot.outbox import queue_rendered, queue_to_coordinators, queue_to_member
 from coopbot.services.dispatch.parsing import job_code
 
 CODE = re.compile(r"^[0-9]{4}$")
 TRIES_BEFORE_ALERT = 5
+#: The renderer (in `proof_photos`) of a message carrying a delivery's photo.
+PHOTO_MESSAGE = "proof-photo"
 
 
 def needs_code(config: Config) -> bool:
     return config.orders.proof in ("code", "photo_or_code")
+
+
+def takes_photo(config: Config, job: Job) -> bool:
+    """Whether a photo proves this job's delivery: a customer's order, in a co-op that asks for photos."""
+    return config.orders.proof in ("photo", "photo_or_code") and job.customer_id is not None
 
 
 def hash_delivery_code(job_id: int, code: str) -> str:
@@ -61,8 +73,14 @@ def tell_customer(session: Session, config: Config, job: Job, event: JobEvent, s
     lang = customer.language or config.coop.default_language
     if "price" in params:
         params["price"] = format_money(params["price"], config.coop.currency, lang)
+    key = f"order:{job.id}:ev{event.id}"
+    if step == "delivered" and job.proof_photo:
+        # Written when sent, with the photo read from disk then: the row never holds it.
+        only_them = select(Member.id).where(Member.id == customer.id)
+        queue_rendered(session, only_them, key, f"{PHOTO_MESSAGE}:{job.id}", now)
+        return
     text = t(lang, f"orders.told_{step}", job=job_code(job.id), courier=courier_shown(config, lang, courier), **params)
-    queue_to_member(session, customer, f"order:{job.id}:ev{event.id}", Outgoing(text), now)
+    queue_to_member(session, customer, key, Outgoing(text), now)
 
 
 def wrong_code(session: Session, config: Config, job: Job, code: str | None, now: datetime) -> int | None:
@@ -82,11 +100,22 @@ def wrong_code(session: Session, config: Config, job: Job, code: str | None, now
     return job.proof_tries
 
 
-def check_proof(job: Job, code: str | None) -> None:
-    """A delivery that needs the recipient's code is refused without the right one."""
-    if job.proof_code_hash is None:
-        return
-    if code is None:
+def check_proof(config: Config, job: Job, code: str | None, photo: bool) -> str | None:
+    """The proof this delivery carries ("photo" or "code"), or None when its job asks for none.
+
+    A delivery that needs proof is refused without it, saying what to send instead.
+    """
+    by_photo, by_code = takes_photo(config, job), job.proof_code_hash is not None
+    if photo and by_photo:
+        return "photo"
+    if by_code and code is not None:
+        if not CODE.match(code) or not hmac.compare_digest(hash_delivery_code(job.id, code), job.proof_code_hash or ""):
+            raise UsageError("orders.code_wrong", job=job_code(job.id))
+        return "code"
+    if by_photo and by_code:
+        raise UsageError("orders.proof_missing", job=job_code(job.id))
+    if by_photo:
+        raise UsageError("orders.photo_missing", job=job_code(job.id))
+    if by_code:
         raise UsageError("orders.code_missing", job=job_code(job.id))
-    if not CODE.match(code) or not hmac.compare_digest(hash_delivery_code(job.id, code), job.proof_code_hash):
-        raise UsageError("orders.code_wrong", job=job_code(job.id))
+    return None

@@ -10,25 +10,37 @@ sync token, or a crash could skip some.
 
 Whether a room is a direct chat decides whether answers there are private,
 so the rule lives here too, next to the sets of rooms it depends on.
+
+A photo (`m.image`, a courier's proof of delivery) is only noted during the
+sync; the worker downloads it (and decrypts it, in an encrypted room) before
+handing it on (`Image.fetch`), so a slow download never holds up the sync.
+Photos in group rooms are chatter unless their caption is a command.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nio import (
     AsyncClient,
     InviteMemberEvent,
     MatrixRoom,
     MegolmEvent,
+    MemoryDownloadResponse,
     ReactionEvent,
+    RoomEncryptedImage,
     RoomMemberEvent,
+    RoomMessageImage,
     RoomMessageText,
 )
+from nio.crypto.attachments import decrypt_attachment
 
-from coopbot.chat import Incoming
+from coopbot.chat import Incoming, Photo
 from coopbot.transports.matrix.state import MATRIX
+
+log = logging.getLogger(__name__)
 
 #: How long after joining a group room its events count as history (seconds).
 HISTORY_GRACE = 120.0
@@ -88,7 +100,30 @@ class Left:
     user_id: str
 
 
-Item = Incoming | Invite | Reaction | Undecryptable | Left
+@dataclass(frozen=True)
+class Image:
+    """A photo someone sent: `incoming` without it yet, and where to fetch it."""
+
+    incoming: Incoming
+    url: str
+    mime: str
+    #: In an encrypted room: what decrypts the file (the key's "k", its sha256 hash, the iv).
+    secret: tuple[str, str, str] | None = None
+
+    async def fetch(self, client: AsyncClient) -> Incoming:
+        """The message with its photo; without it (and a line in the log) if it cannot be had."""
+        try:
+            answer = await client.download(mxc=self.url)
+            if not isinstance(answer, MemoryDownloadResponse):
+                raise ValueError(f"the homeserver answered {answer}")
+            data = answer.body if self.secret is None else decrypt_attachment(answer.body, *self.secret)
+        except Exception as exc:  # the network, the homeserver, a file that does not decrypt
+            log.warning("matrix: could not fetch the photo %s (%s)", self.url, exc)
+            return self.incoming
+        return replace(self.incoming, photo=Photo(bytes(data), self.mime))
+
+
+Item = Incoming | Image | Invite | Reaction | Undecryptable | Left
 
 
 class EventReader:
@@ -108,6 +143,7 @@ class EventReader:
         self.user_id = client.user_id
         client.add_event_callback(self._on_text, RoomMessageText)
         client.add_event_callback(self._on_reaction, ReactionEvent)
+        client.add_event_callback(self._on_image, (RoomMessageImage, RoomEncryptedImage))
         client.add_event_callback(self._on_undecryptable, MegolmEvent)
         client.add_event_callback(self._on_member, RoomMemberEvent)
         client.add_event_callback(self._on_invite, InviteMemberEvent)
@@ -158,6 +194,28 @@ class EventReader:
                 event_id=f"mx:{event.event_id}",
             )
         )
+
+    async def _on_image(self, room: MatrixRoom, event: RoomMessageImage | RoomEncryptedImage) -> None:
+        """A photo in a direct chat, or captioned with a command anywhere (`body` is its caption)."""
+        caption = event.body.strip() if event.body.strip().startswith(("/", "!")) else ""
+        private = self.is_private(room)
+        if not self._live(room, event.sender) or not (private or caption):
+            return
+        incoming = Incoming(
+            platform=MATRIX,
+            user_id=event.sender,
+            chat_id=room.room_id,
+            is_private=private,
+            text=caption,
+            display_name=room.user_name(event.sender) or event.sender,
+            event_id=f"mx:{event.event_id}",
+        )
+        if isinstance(event, RoomEncryptedImage):
+            secret = (str(event.key.get("k", "")), str(event.hashes.get("sha256", "")), event.iv)
+            self._batch.append(Image(incoming, event.url, event.mimetype or "image/jpeg", secret))
+        else:
+            info = event.source.get("content", {}).get("info") or {}
+            self._batch.append(Image(incoming, event.url, str(info.get("mimetype") or "image/jpeg")))
 
     async def _on_reaction(self, room: MatrixRoom, event: ReactionEvent) -> None:
         if not self._live(room, event.sender):

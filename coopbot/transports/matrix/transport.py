@@ -16,9 +16,8 @@ A member's private chat is a direct room the bot finds or creates; a stranger
 may open one (that is how a new member reaches the bot to `!join`), but the
 bot only joins group rooms it is configured for or invited to by a member.
 
-Which events count lives in `matrix_events`, how a message is sent in
-`matrix_send`, and what survives a restart in `matrix_state`; this module
-runs the connection and decides what to do with each event.
+Which events count lives in `events`, sending in `send`, what survives a
+restart in `state`; this module runs the connection and acts on each event.
 """
 
 from __future__ import annotations
@@ -58,7 +57,7 @@ from coopbot.clock import Clock, SystemClock
 from coopbot.config import Config
 from coopbot.errors import ConfigError
 from coopbot.i18n import t
-from coopbot.transports.matrix.events import EventReader, Invite, Item, Left, Reaction, Undecryptable
+from coopbot.transports.matrix.events import EventReader, Image, Invite, Item, Left, Reaction, Undecryptable
 from coopbot.transports.matrix.send import MatrixSender, button_emojis, send_error
 from coopbot.transports.matrix.state import MATRIX, MatrixState
 
@@ -84,14 +83,8 @@ def build_matrix_transport(config: Config, bot: CoopBot) -> MatrixTransport:
 class MatrixTransport:
     platform = MATRIX
 
-    def __init__(
-        self,
-        config: Config,
-        sessions: sessionmaker[Session],
-        clock: Clock | None = None,
-        *,
-        sync_timeout_ms: int = 30000,
-    ) -> None:
+    def __init__(self, config: Config, sessions: sessionmaker[Session], clock: Clock | None = None, *,
+                 sync_timeout_ms: int = 30000) -> None:  # fmt: skip
         self.config = config
         self.settings = config.matrix
         self.sessions = sessions
@@ -111,6 +104,10 @@ class MatrixTransport:
         self._ready = asyncio.Event()
         self._synced = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected(self) -> bool:  # since the first sync succeeded, until stopped (`/readyz`)
+        return self._ready.is_set()
 
     @property
     def user_id(self) -> str:
@@ -313,6 +310,8 @@ class MatrixTransport:
                 self._queue.task_done()
 
     async def _handle(self, item: Item) -> None:
+        if isinstance(item, Image):
+            item = await item.fetch(self._client())
         if isinstance(item, Incoming):
             await self._welcome_back(item.user_id)
             assert self._on_incoming is not None

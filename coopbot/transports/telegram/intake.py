@@ -13,6 +13,10 @@ Polling keeps the chats independent: updates are handled concurrently (one
 chat's in order), and while a slow one (a reply waiting out a flood limit)
 holds the offset back, the others are still fetched, with a short poll every
 `QUIET` seconds instead of the long one.
+
+A photo (a courier's proof of delivery) is fetched here too, before the
+update reaches the core: the largest size Telegram offers, through the Bot
+API's own getFile and file download, so the core only ever sees bytes.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from urllib.parse import urlparse
 
 import telegram
 from aiohttp import web
-from telegram import Update
-from telegram.error import RetryAfter
+from telegram import Message, Update
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseUpdateProcessor
 
+from coopbot.chat import Photo
 from coopbot.transports.telegram.messages import retry_seconds
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,24 @@ MAX_BACKOFF = 30.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 Process = Callable[[Update], Awaitable[None]]
+
+
+async def photo_of(bot: telegram.Bot, message: Message) -> Photo | None:
+    """The photo a message carries, downloaded: the largest size (Telegram sends every photo as
+    JPEG), or an image sent as a file. None when there is none, or it cannot be fetched: the
+    member is then answered as if they had sent no photo, and told what is missing."""
+    if message.photo:
+        file_id, mime = max(message.photo, key=lambda size: size.width * size.height).file_id, "image/jpeg"
+    elif message.document is not None and (message.document.mime_type or "").startswith("image/"):
+        file_id, mime = message.document.file_id, message.document.mime_type or "image/jpeg"
+    else:
+        return None
+    try:
+        found = await bot.get_file(file_id)
+        return Photo(bytes(await found.download_as_bytearray()), mime)
+    except (TelegramError, OSError) as exc:
+        log.warning("Telegram: could not download a photo (%s)", exc)
+        return None
 
 
 class PerChatUpdates(BaseUpdateProcessor):

@@ -57,7 +57,7 @@ from coopbot.i18n import LANGUAGES, normalise_language, t
 from coopbot.models import TransportState
 from coopbot.splitting import split_text
 from coopbot.transports.telegram import PLATFORM
-from coopbot.transports.telegram.intake import PerChatUpdates, Polling, Webhook
+from coopbot.transports.telegram.intake import PerChatUpdates, Polling, Webhook, photo_of
 from coopbot.transports.telegram.messages import TEXT_LIMIT, Part, as_send_error, parts_of
 
 if TYPE_CHECKING:
@@ -142,10 +142,16 @@ class TelegramTransport:
     _warned_groups: set[int] = field(default_factory=set)
     _username: str = ""
     _intake: Polling | Webhook | None = None
+    _receiving: bool = False
 
     @property
     def section(self) -> TelegramSection:
         return self.config.telegram
+
+    @property
+    def connected(self) -> bool:
+        """Once polling runs or the webhook is set, until stopped (for the web door's `/readyz`)."""
+        return self._receiving
 
     @property
     def bot(self) -> telegram.Bot:
@@ -170,10 +176,12 @@ class TelegramTransport:
         else:
             self._intake = Polling(self.bot, self._process, allowed, self.poll_timeout)
         await self._intake.start()
+        self._receiving = True
         log.info("Telegram: @%s is listening (%s)", self._username, self.section.mode)
 
     async def stop(self) -> None:
         """Stop fetching, finish the updates in hand (then confirm them), close."""
+        self._receiving = False
         if self._intake is not None:
             await self._intake.stop()
             self._intake = None
@@ -251,7 +259,10 @@ class TelegramTransport:
                 await self._unconfigured_group(message)
             return None, None
         ctx = _Context(None if private else message.message_id)
-        return _incoming(user, message, event_id, text=text, bot_name=self._username or None), ctx
+        replied = message.reply_to_message
+        photo = await photo_of(self.bot, message)
+        return _incoming(user, message, event_id, text=text, bot_name=self._username or None, photo=photo,
+                         reply_text=(replied.text or replied.caption or "") if replied else ""), ctx
 
     def _for_another_bot(self, text: str) -> bool:
         """`/cmd@otherbot`: the router ignores it (it knows `bot_name`); no hint is owed either."""
