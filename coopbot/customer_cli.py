@@ -1,4 +1,4 @@
-"""`coopbot customer add|list`: the co-op's customers, from the server's command line.
+"""`coopbot customer add|list|key`: the co-op's customers, from the server's command line.
 
 A coordinator can invite a customer from the chat (`/invite customer`); this
 is for the operator who signs up a shop by hand, with its accounts and its
@@ -34,6 +34,9 @@ def add_customer_commands(sub: Any) -> None:
     add.set_defaults(action=cmd_customer_add)
     listing = customer.add_parser("list", help="every customer: number, name, accounts, address and state")
     listing.set_defaults(action=cmd_customer_list)
+    key = customer.add_parser("key", help="make a new key to the orders API for a customer (it replaces the old one)")
+    key.add_argument("name", metavar="NAME", help='the customer\'s number (#2) or name, like "Boulangerie Martin"')
+    key.set_defaults(action=cmd_customer_key)
 
 
 def cmd_customer_add(args: argparse.Namespace, out: TextIO) -> int:
@@ -50,6 +53,28 @@ def cmd_customer_add(args: argparse.Namespace, out: TextIO) -> int:
             shop = members_svc.create_customer(session, args.name, now, address=args.address, language=language)
             add_accounts(session, shop, args, now)
             out.write(f"added customer #{shop.id} {shop.name}\n")
+    finally:
+        bot.dispose()
+    return 0
+
+
+def cmd_customer_key(args: argparse.Namespace, out: TextIO) -> int:
+    """A new API key, printed once on the last line: only its hash is kept, so it cannot be shown
+    again. Any key the customer had stops working at once (how a leaked key is revoked)."""
+    from coopbot.app import CoopBot
+    from coopbot.cli import config_of
+    from coopbot.db import transaction
+    from coopbot.services.members import accounts as members_svc
+    from coopbot.services.members import api_keys
+
+    bot = CoopBot(config_of(args))
+    try:
+        with transaction(bot.sessions) as session:
+            shop = members_svc.member_by_ref(session, args.name)
+            replaced = api_keys.has_key(session, shop)
+            key = api_keys.issue(session, shop, bot.clock.now())
+            note = "it replaces the old key, which no longer works" if replaced else "keep it secret"
+            out.write(f"API key for customer #{shop.id} {shop.name} ({note}); it is shown only this once:\n{key}\n")
     finally:
         bot.dispose()
     return 0

@@ -14,7 +14,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from coopbot.columns import StateColumn, UtcDateTime
@@ -51,6 +63,8 @@ class Member(Base):
     notify: Mapped[str] = mapped_column(String(10), default="both")
     mute_announcements: Mapped[bool] = mapped_column(Boolean, default=False)
     hide_in_charts: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Named on the public page (`/public on`); shown as "member #N" otherwise.
+    public_name: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # dispatch
     available: Mapped[bool] = mapped_column(Boolean, default=False)
     available_since: Mapped[datetime | None]
@@ -233,6 +247,8 @@ class Job(Base):
     proof_code_hash: Mapped[str | None] = mapped_column(String(64))
     proof_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     proof_photo: Mapped[str | None] = mapped_column(String(300))
+    #: The shop's own reference for an order placed through the API (its order number).
+    external_ref: Mapped[str | None] = mapped_column(String(100))
 
     customer: Mapped[Member | None] = relationship(foreign_keys=[customer_id])
 
@@ -264,6 +280,43 @@ class Offer(Base):
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     rank: Mapped[int] = mapped_column(Integer, default=0)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiKey(Base):
+    """A customer's key to the shops' API: one per customer, a new one replaces the old.
+
+    Only the SHA-256 of the secret part is kept; `lookup` is the key's public
+    first part, which finds the row without comparing secrets in SQL
+    (`services.members.api_keys`).
+    """
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("member.id"), unique=True)
+    lookup: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class IdempotentRequest(Base):
+    """The first answer to a shop's POST sent with an `Idempotency-Key`: a retry gets it back.
+
+    Unique per customer and key, so two concurrent retries cannot both create
+    an order: the second one's insert fails and it answers with the first's.
+    """
+
+    __tablename__ = "idempotent_request"
+    __table_args__ = (UniqueConstraint("customer_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    #: SHA-256 of the method, path and body: the same key with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 # --- polls -----------------------------------------------------------------------

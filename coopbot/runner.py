@@ -7,7 +7,7 @@ import logging
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import make_url
 
@@ -21,6 +21,9 @@ from coopbot.models import Member
 from coopbot.services.members import accounts as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
 
+if TYPE_CHECKING:
+    from coopbot.web.server import RouteAdder, WebServer
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +32,30 @@ def add_configured_transports(bot: CoopBot) -> None:
     for platform in platforms.chat_platforms():
         if platform.enabled(bot.config):
             bot.add_transport(platform.build(bot.config, bot))
+
+
+def web_routes() -> list[RouteAdder]:
+    """The web door's routes besides health, one adder per module of `coopbot.web`.
+
+    The one place a module's routes are added: imported here, when the server starts,
+    so that `coopbot --help` and a bot without the web door never load them.
+    """
+    from coopbot.web import api, public
+
+    return [api.add, public.add_public_routes]
+
+
+async def start_web(bot: CoopBot, out: TextIO) -> WebServer | None:
+    """The web door, when `[web] enabled`: aiohttp's server side loads only now."""
+    if not bot.config.web.enabled:
+        return None
+    from coopbot.web.server import WebServer
+
+    server = WebServer(bot, web_routes())
+    await server.start()
+    out.write(f"The web door is listening on {server.url}\n")
+    out.flush()
+    return server
 
 
 def upgrade_apart(url: str) -> bool:
@@ -69,16 +96,21 @@ async def run_forever(config: Config, out: TextIO) -> int:
             talkers = members_svc.active_members(session, "admin") or members_svc.active_members(session)
         if not talkers:
             raise NotFound("cli.no_members")
-        return await chat_loop(config, f"#{talkers[0].id}", None, out, bot=bot)
+        return await chat_loop(config, f"#{talkers[0].id}", None, out, bot=bot, web=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await bot.start()
-    out.write(f"coopbot is running on {', '.join(bot.transports)}. Stop with Ctrl-C.\n")
+    web_server = None
     try:
+        # After the bot, so /readyz never answers for a bot not yet started; stopped before it.
+        web_server = await start_web(bot, out)
+        out.write(f"coopbot is running on {', '.join(bot.transports)}. Stop with Ctrl-C.\n")
         await stop.wait()
     finally:
+        if web_server is not None:
+            await web_server.stop()
         await bot.stop()
     return 0
 
@@ -93,9 +125,12 @@ def console_identity(bot: CoopBot, ref: str) -> tuple[str, str]:
 
 
 async def chat_loop(
-    config: Config, ref: str, stdin: TextIO | None, out: TextIO, *, bot: CoopBot | None = None
+    config: Config, ref: str, stdin: TextIO | None, out: TextIO, *, bot: CoopBot | None = None, web: bool = False
 ) -> int:
-    """Read lines, answer them as the bot; `as NAME` switches who is talking."""
+    """Read lines, answer them as the bot; `as NAME` switches who is talking.
+
+    `web`: also serve the web door when `[web] enabled` (`coopbot run` in the terminal, not `coopbot chat`).
+    """
     bot = bot or CoopBot(config)
     console = ConsoleTransport(out=out)
     bot.add_transport(console)
@@ -109,8 +144,10 @@ async def chat_loop(
     console.names[handle] = name
     conversation = Conversation(bot, console)
     await bot.start()
-    out.write(f"Talking to {config.coop.name}'s bot as {name}. Type /help; 'as NAME' to switch; Ctrl-D to quit.\n")
+    web_server = None
     try:
+        web_server = await start_web(bot, out) if web else None
+        out.write(f"Talking to {config.coop.name}'s bot as {name}. Type /help; 'as NAME' to switch; Ctrl-D to quit.\n")
         while True:
             line = await asyncio.to_thread(_read_line, stdin)
             if line is None:
@@ -129,6 +166,8 @@ async def chat_loop(
                 continue
             await conversation.say(handle, line)
     finally:
+        if web_server is not None:
+            await web_server.stop()
         await bot.stop()
     return 0
 

@@ -196,7 +196,8 @@ def test_a_short_postgresql_url_is_checked_too(
 #: What `--help` and a mistyped command must not load: the bot, the database, the ballot keys' cryptography,
 #: the period close's machinery (in coopbot.services).
 HEAVY = ("coopbot.app", "coopbot.db", "coopbot.secrets", "coopbot.services", "coopbot.models",
-         "sqlalchemy", "cryptography", "alembic", "matplotlib", "telegram", "nio", "pydantic")
+         "sqlalchemy", "cryptography", "alembic", "matplotlib", "telegram", "nio", "pydantic", "aiohttp",
+         "coopbot.web")
 
 LOADED = f"""
 import sys

@@ -81,3 +81,32 @@ def test_customer_help_loads_nothing_heavy(argv: list[str]) -> None:
                           check=False)  # fmt: skip
     assert "usage: coopbot customer" in done.stdout
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_customer_key_prints_a_new_key_once_and_a_new_key_revokes_the_old(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import text
+
+    from coopbot.app import CoopBot
+    from coopbot.config import load_config
+    from coopbot.services.members import api_keys
+
+    assert cli(config_file, "customer", "add", "--name", "Boulangerie Martin") == 0
+    assert cli(config_file, "customer", "key", "Boulangerie Martin") == 0
+    first = capsys.readouterr().out.splitlines()[-1]
+    assert cli(config_file, "customer", "key", "#1") == 0  # by number
+    out = capsys.readouterr().out.splitlines()
+    second = out[-1]
+    assert first.startswith("coop_") and second.startswith("coop_") and first != second
+    assert "replaces the old key" in out[-2]
+    bot = CoopBot(load_config(config_file))
+    try:
+        with bot.sessions() as session:
+            assert api_keys.customer_of(session, first) is None
+            found = api_keys.customer_of(session, second)
+            assert found is not None and found.name == "Boulangerie Martin"
+            stored = " ".join(str(v) for row in session.execute(text("SELECT * FROM api_key")) for v in row)
+            assert second not in stored and second.split("_", 2)[2] not in stored
+    finally:
+        bot.dispose()

@@ -43,6 +43,7 @@ def test_example_config_is_valid_and_complete() -> None:
         ({"database": {"url": "mysql://x"}}, "database.url"),
         ({"weights": {"admin": -1}}, "weights"),
         ({"telegram": {"mode": "push"}}, "telegram.mode"),
+        ({"web": {"port": 70000}}, "web.port"),
     ],
 )
 def test_a_bad_key_is_named_with_the_reason(data: dict[str, object], named: str) -> None:
@@ -56,6 +57,26 @@ def test_check_config_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFi
     path.write_text('[coop]\ntimezone = "Paris"\n', encoding="utf-8")
     assert main(["--config", str(path), "check-config"]) == 2
     assert "coop.timezone: unknown timezone 'Paris'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["coop.example.org", "ftp://coop.example.org", "https://"])
+def test_check_config_refuses_a_public_url_that_is_not_a_web_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[web]\nenabled = true\npublic_url = "{url}"\n', encoding="utf-8")
+    assert main(["--config", str(path), "check-config"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "config error:",
+        f"web.public_url: {url!r} is not a web address: write the full http(s) address people reach "
+        "the web door at, like 'https://coop.example.org'",
+    ]
+
+
+def test_a_public_url_is_kept_without_its_last_slash() -> None:
+    assert parse_config({"web": {"public_url": "https://coop.example.org/"}}).web.public_url == (
+        "https://coop.example.org"
+    )
 
 
 def test_check_config_wants_the_token_variable(

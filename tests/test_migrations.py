@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from coopbot.db import alembic_config, make_engine, upgrade
 from coopbot.models import Base
@@ -75,3 +77,34 @@ def test_jobs_and_settings_come_through_the_customers_upgrade(db_url: str) -> No
     assert tuple(job) == (None, None, 0, "delivered")
     assert [tuple(row) for row in values] == [("dispatch.policy", "rotation"), ("price.zones", zones)]
     assert len(zones) > 200
+
+
+def test_jobs_come_through_the_api_keys_upgrade_and_a_retry_key_is_unique_per_customer(db_url: str) -> None:
+    """A co-op on 0005 upgrades to the web door: its orders keep everything and have no shop reference,
+    no customer has a key yet, and one customer cannot record one Idempotency-Key twice."""
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    when = "'2026-11-01 09:00:00'"
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0005")
+        for statement in (
+            f"INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
+            f"available, address) VALUES (1, 'Boulangerie Martin', 'customer', true, {when}, 'both', false, false, "
+            f"false, '3 rue Paul Bert, 75011')",
+            "INSERT INTO job (id, pickup, dropoff, note, status, created_at, updated_at, policy, round, customer_id, "
+            f"price_cents, proof_tries) VALUES (1, '75011', '93100', '', 'delivered', {when}, {when}, 'broadcast', 0, "
+            "1, 650, 0)",
+        ):
+            connection.execute(text(statement))
+    upgrade(engine)
+    record = ("INSERT INTO idempotent_request (customer_id, key, fingerprint, status, body, created_at) VALUES "
+              f"(1, 'retry-1', 'f', 201, '{{}}', {when})")  # fmt: skip
+    with engine.begin() as connection:
+        job = connection.execute(text("SELECT customer_id, price_cents, status, external_ref FROM job")).one()
+        keys = connection.execute(text("SELECT count(*) FROM api_key")).scalar()
+        connection.execute(text(record))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(record))
+    engine.dispose()
+    assert (tuple(job), keys) == ((1, 650, "delivered", None), 0)

@@ -184,6 +184,8 @@ PRICE_PARSERS: dict[str, ParseFn] = {
     "price.night_hours": prices.canonical_window,
     "price.heavy_words": clearable(parse_words),
 }
+#: Each section of the public web page, shown unless a vote turns it off.
+PUBLIC_KEYS = ("public.rules", "public.polls", "public.periods", "public.fairness", "public.audit")
 PRICE_CHECKS: dict[str, CheckFn] = {"price.table": check_table_zones, "price.zones": check_zones_keep_table}
 
 GOVERNED: dict[str, Governed] = {
@@ -199,6 +201,8 @@ GOVERNED: dict[str, Governed] = {
     f"{WEIGHT_PREFIX}*": Governed(f"{WEIGHT_PREFIX}*", parse_weight(f"{WEIGHT_PREFIX}*")),
     # Any member may propose a price rule: one member, one vote, whatever their role.
     **{key: Governed(key, PRICE_PARSERS[key], check=PRICE_CHECKS.get(key)) for key in prices.DEFAULTS},
+    # What the public page shows, section by section (`coopbot/services/public`): on until a vote.
+    **{key: Governed(key, parse_bool(key)) for key in PUBLIC_KEYS},
 }
 
 PCT_KEYS = ("legal_reserve_pct", "development_fund_pct")
@@ -272,6 +276,8 @@ def default(config: Config, key: str) -> str:
         return str(config.dispatch.offer_timeout)
     if key == "block_vetoes":
         return "true" if config.polls.block_vetoes else "false"
+    if key in PUBLIC_KEYS:
+        return "true"
     if key.startswith(WEIGHT_PREFIX):
         weight = config.weights.get(key.removeprefix(WEIGHT_PREFIX))
         return plain(_from_float(weight)) if weight is not None else "0"
@@ -430,6 +436,6 @@ def describe(key: str, canonical: str, lang: str, currency: str) -> str:
         return t(lang, "settings.seconds", value=canonical)
     if key == "offer_policy":
         return term(lang, "dispatch.policy", canonical, typed=True)
-    if key == "block_vetoes":
+    if key == "block_vetoes" or key in PUBLIC_KEYS:
         return term(lang, "settings.bool", canonical)
     return canonical
