@@ -12,7 +12,7 @@ from coopbot.models import Job, Member
 from coopbot.runner import add_configured_transports
 from tests.conftest import ZONES
 from tests.telegram.conftest import COORDINATORS_ID, TOKEN_ENV, TelegramCoop, running_coop, telegram_config
-from tests.telegram.fake_bot_api import FakeBotApi
+from tests.telegram.fake_bot_api import FakeBotApi, FakeUser
 
 #: Not a real JPEG: Telegram and the bot pass the bytes on as they are.
 PHOTO = b"\xff\xd8\xff\xe0 the parcel at the door of 12 rue de Paris " * 40
@@ -34,9 +34,8 @@ async def shop(fake_api: FakeBotApi, tmp_path: Path, monkeypatch: pytest.MonkeyP
         running.bot.dispose()
 
 
-async def test_a_photo_in_reply_to_the_job_message_delivers_it_and_the_customer_gets_the_photo(
-    shop: TelegramCoop,
-) -> None:
+async def picked_up_order(shop: TelegramCoop) -> tuple[FakeUser, FakeUser]:
+    """Martin (a customer) orders J-1; Ana (a courier) takes it and picks it up."""
     api = shop.api
     ana, martin = api.user(2001, "Ana", started=True), api.user(2002, "Martin", started=True)
     shop.member(ana)
@@ -49,6 +48,14 @@ async def test_a_photo_in_reply_to_the_job_message_delivers_it_and_the_customer_
     await api.wait_message(ana.id, "J-1")
     await shop.ask(ana, "/accept J-1")
     await shop.ask(ana, "/pickup J-1")
+    return ana, martin
+
+
+async def test_a_photo_in_reply_to_the_job_message_delivers_it_and_the_customer_gets_the_photo(
+    shop: TelegramCoop,
+) -> None:
+    api = shop.api
+    ana, martin = await picked_up_order(shop)
     job_message = api.sent_to(ana.id)[-1]
     assert "J-1" in job_message["text"]
     assert "needs a photo as proof of delivery" in await shop.ask(ana, "/deliver J-1")
@@ -69,17 +76,7 @@ async def test_a_photo_in_reply_to_the_job_message_delivers_it_and_the_customer_
 
 async def test_a_photo_captioned_with_deliver_and_the_job_delivers_it(shop: TelegramCoop) -> None:
     api = shop.api
-    ana, martin = api.user(2001, "Ana", started=True), api.user(2002, "Martin", started=True)
-    shop.member(ana)
-    number = shop.member(martin, "customer")
-    with shop.session() as session:
-        session.get_one(Member, number).address = "3 rue Paul Bert, 75011"
-    await shop.ask(ana, "/available")
-    await shop.ask(martin, "/order 75011 -> 75002")
-    await shop.ask(martin, "/confirm J-1")
-    await api.wait_message(ana.id, "J-1")
-    await shop.ask(ana, "/accept J-1")
-    await shop.ask(ana, "/pickup J-1")
+    ana, martin = await picked_up_order(shop)
     api.send_photo(ana, PHOTO, "/deliver J-1")
     await api.wait_message(martin.id, "✅ J-1 is delivered, by Ana.")
     with shop.session() as session:
