@@ -141,6 +141,12 @@ class UnreachableError(SendError):
     """The person blocked the bot or never opened a chat: do not retry."""
 
 
+class RefusedError(SendError):
+    """The receiver refused this message for good (a shop's server answering 404 or 410):
+    retrying would get the same answer, so it is set aside at once for a person to look at,
+    and can be sent again (`coopbot outbox retry`) once the cause is fixed."""
+
+
 IncomingHandler = Callable[[Incoming], Awaitable[None]]
 
 

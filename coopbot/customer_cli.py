@@ -1,4 +1,4 @@
-"""`coopbot customer add|list|key`: the co-op's customers, from the server's command line.
+"""`coopbot customer add|list|key|webhook`: the co-op's customers, from the server's command line.
 
 A coordinator can invite a customer from the chat (`/invite customer`); this
 is for the operator who signs up a shop by hand, with its accounts and its
@@ -37,6 +37,12 @@ def add_customer_commands(sub: Any) -> None:
     key = customer.add_parser("key", help="make a new key to the orders API for a customer (it replaces the old one)")
     key.add_argument("name", metavar="NAME", help='the customer\'s number (#2) or name, like "Boulangerie Martin"')
     key.set_defaults(action=cmd_customer_key)
+    hook = customer.add_parser("webhook", help="post each step of a customer's orders to their server, signed "
+                               "with a new secret (printed once); --off stops it")  # fmt: skip
+    hook.add_argument("name", metavar="NAME", help='the customer\'s number (#2) or name, like "Boulangerie Martin"')
+    hook.add_argument("url", metavar="URL", nargs="?", help="https://…, or http:// to localhost or 127.0.0.1 only")
+    hook.add_argument("--off", action="store_true", help="no more webhooks; what is still queued is not sent")
+    hook.set_defaults(action=cmd_customer_webhook)
 
 
 def cmd_customer_add(args: argparse.Namespace, out: TextIO) -> int:
@@ -75,6 +81,35 @@ def cmd_customer_key(args: argparse.Namespace, out: TextIO) -> int:
             key = api_keys.issue(session, shop, bot.clock.now())
             note = "it replaces the old key, which no longer works" if replaced else "keep it secret"
             out.write(f"API key for customer #{shop.id} {shop.name} ({note}); it is shown only this once:\n{key}\n")
+    finally:
+        bot.dispose()
+    return 0
+
+
+def cmd_customer_webhook(args: argparse.Namespace, out: TextIO) -> int:
+    """A new signing secret at each call, printed once on the last line: the old one stops signing
+    at once (how a leaked secret is replaced). `--off`: the steps still queued are not sent."""
+    from coopbot.app import CoopBot
+    from coopbot.cli import config_of
+    from coopbot.db import transaction
+    from coopbot.services.dispatch import webhooks
+    from coopbot.services.members import accounts as members_svc
+
+    if args.off == (args.url is not None):
+        raise ConfigError("give the URL to post to, or --off to stop: "
+                          'coopbot customer webhook "Boulangerie Martin" https://shop.example/coopbot-hook')
+    bot = CoopBot(config_of(args))
+    try:
+        with transaction(bot.sessions) as session:
+            shop = members_svc.member_by_ref(session, args.name)
+            if args.off:
+                had = webhooks.clear_webhook(session, shop)
+                out.write(f"customer #{shop.id} {shop.name}: {'webhooks stopped' if had else 'had no webhook'}\n")
+                return 0
+            secret = webhooks.set_webhook(session, bot.config, shop, args.url)
+            out.write(f"customer #{shop.id} {shop.name}: each step of their orders is POSTed to "
+                      f"{shop.webhook_url}, signed (X-Coopbot-Signature) with this secret, shown only "
+                      f"this once:\n{secret}\n")  # fmt: skip
     finally:
         bot.dispose()
     return 0

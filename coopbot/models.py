@@ -73,6 +73,10 @@ class Member(Base):
     idle_asked_at: Mapped[datetime | None]
     #: A customer's default pickup address, used when an order gives none.
     address: Mapped[str | None] = mapped_column(String(500))
+    #: Where a customer's order steps are POSTed (`coopbot customer webhook`), and the secret
+    #: they are signed with, sealed with the server key (`services.dispatch.webhooks`).
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
 
     identities: Mapped[list[Identity]] = relationship(
         back_populates="member", order_by="Identity.id", cascade="all, delete-orphan"

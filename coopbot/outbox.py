@@ -30,7 +30,7 @@ from functools import partial
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from coopbot.chat import Address, Outgoing, Pacing, TransientSendError, Transport, UnreachableError
+from coopbot.chat import Address, Outgoing, Pacing, RefusedError, TransientSendError, Transport, UnreachableError
 from coopbot.clock import Clock, SystemClock
 from coopbot.config import Config
 from coopbot.i18n import t
@@ -83,6 +83,8 @@ UNEXPECTED_ATTEMPTS = 3
 #: outlasts a platform's outage or a night without network, and after a day a person should look.
 TRANSIENT_FOR = timedelta(days=1)
 TRANSIENT, UNEXPECTED = "transient", "unexpected"
+#: A refusal for good (`RefusedError`): set aside at the first answer.
+REFUSED = "refused"
 #: Keys of the coordinators' notices about failed messages: one per kind of failure and hour, so
 #: a day-long outage that sets aside 2,000 messages tells them once an hour, not 2,000 times.
 FAILED_PREFIX = "outbox-failed:"
@@ -352,6 +354,8 @@ class Outbox:
             outcome = partial(self._failed, row_id, TRANSIENT, str(exc), exc.retry_after)
         except UnreachableError as exc:
             outcome = partial(self._give_up, row_id, str(exc))
+        except RefusedError as exc:
+            outcome = partial(self._refused, row_id, str(exc))
         except Exception as exc:  # an unreadable answer, a transport bug: it may have been shown
             log.exception("sending outbox message %s failed", row_id)
             outcome = partial(self._failed, row_id, UNEXPECTED, repr(exc), None)
@@ -442,6 +446,14 @@ class Outbox:
             return
         wait = retry_after if retry_after is not None else backoff(row.attempts)
         row.next_attempt_at = now + timedelta(seconds=wait)
+
+    def _refused(self, row_id: int, error: str) -> None:
+        with self.sessions() as session, session.begin():
+            row = session.get_one(OutboxMessage, row_id)
+            if row.status == "pending":
+                row.attempts += 1
+                row.last_error = error[:1000]
+                self._set_aside(session, row, REFUSED, self.clock.now())
 
     def _set_aside(self, session: Session, row: OutboxMessage, kind: str, now: datetime) -> None:
         """Stop trying and tell the coordinators (once an hour at most; never the text itself)."""

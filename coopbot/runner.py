@@ -34,6 +34,16 @@ def add_configured_transports(bot: CoopBot) -> None:
             bot.add_transport(platform.build(bot.config, bot))
 
 
+def add_webhook_sender(bot: CoopBot) -> None:
+    """The shops' webhooks go out from `coopbot run` whatever else runs: with or without the web
+    door (a shop ordering in the chat gets them too, and they go out to the shop's server, not
+    in through ours) and with any chat platform or none. Not from `coopbot chat`, the demo or a
+    one-off command: one process posts them, so two never post the same step at once."""
+    from coopbot.webhook_sender import WebhookSender
+
+    bot.add_transport(WebhookSender(bot.sessions, bot.config))
+
+
 def web_routes() -> list[RouteAdder]:
     """The web door's routes besides health, one adder per module of `coopbot.web`.
 
@@ -89,7 +99,9 @@ async def run_forever(config: Config, out: TextIO) -> int:
     out.flush()  # the child that upgrades the database must not inherit unwritten output
     bot = CoopBot(config, migrate=not upgrade_apart(config.database.url))
     add_configured_transports(bot)
-    if not bot.transports:
+    chat = list(bot.transports)
+    add_webhook_sender(bot)
+    if not chat:
         out.write("No Telegram or Matrix configured: running in the console.\n")
         with transaction(bot.sessions) as session:
             # An admin if there is one, to run the co-op from; else any member.
@@ -106,7 +118,7 @@ async def run_forever(config: Config, out: TextIO) -> int:
     try:
         # After the bot, so /readyz never answers for a bot not yet started; stopped before it.
         web_server = await start_web(bot, out)
-        out.write(f"coopbot is running on {', '.join(bot.transports)}. Stop with Ctrl-C.\n")
+        out.write(f"coopbot is running on {', '.join(chat)}. Stop with Ctrl-C.\n")
         await stop.wait()
     finally:
         if web_server is not None:

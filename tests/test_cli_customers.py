@@ -110,3 +110,52 @@ def test_customer_key_prints_a_new_key_once_and_a_new_key_revokes_the_old(
             assert second not in stored and second.split("_", 2)[2] not in stored
     finally:
         bot.dispose()
+
+
+def test_customer_webhook_prints_a_new_secret_once_keeps_it_sealed_and_off_stops_it(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import text
+
+    from coopbot.app import CoopBot
+    from coopbot.config import load_config
+    from coopbot.services.dispatch import webhooks
+
+    assert cli(config_file, "customer", "add", "--name", "Boulangerie Martin") == 0
+    assert cli(config_file, "customer", "webhook", "Boulangerie Martin", "https://shop.example/coopbot-hook") == 0
+    out = capsys.readouterr().out.splitlines()
+    first = out[-1]
+    assert "POSTed to https://shop.example/coopbot-hook" in out[-2] and first.startswith("whsec_")
+    assert cli(config_file, "customer", "webhook", "#1", "http://127.0.0.1:8099/hook") == 0  # on this machine
+    second = capsys.readouterr().out.splitlines()[-1]
+    assert second.startswith("whsec_") and second != first
+    bot = CoopBot(load_config(config_file))
+    try:
+        with bot.sessions() as session:
+            assert webhooks.target_of(session, bot.config, 1) == ("http://127.0.0.1:8099/hook", second)
+            stored = " ".join(str(v) for row in session.execute(text("SELECT * FROM member")) for v in row)
+            assert second not in stored and second.removeprefix("whsec_") not in stored  # sealed, not plain
+    finally:
+        bot.dispose()
+    assert cli(config_file, "customer", "webhook", "#1", "--off") == 0
+    assert capsys.readouterr().out.strip() == "customer #1 Boulangerie Martin: webhooks stopped"
+    bot = CoopBot(load_config(config_file))
+    try:
+        with bot.sessions() as session:
+            assert webhooks.target_of(session, bot.config, 1) is None
+    finally:
+        bot.dispose()
+
+
+def test_customer_webhook_refuses_plain_http_to_another_machine_and_a_member(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(config_file, "member", "add", "--name", "Alice", "--role", "admin") == 0
+    assert cli(config_file, "customer", "add", "--name", "Boulangerie Martin") == 0
+    capsys.readouterr()
+    assert cli(config_file, "customer", "webhook", "#2", "http://shop.example/hook") == 1
+    assert "is not https" in capsys.readouterr().err
+    assert cli(config_file, "customer", "webhook", "Alice", "https://shop.example/hook") == 1
+    assert capsys.readouterr().err.strip() == "Alice is not an active customer: only customers get webhooks."
+    assert cli(config_file, "customer", "webhook", "#2") == 2  # neither a URL nor --off
+    assert "or --off to stop" in capsys.readouterr().err

@@ -81,7 +81,7 @@ def test_jobs_and_settings_come_through_the_customers_upgrade(db_url: str) -> No
 
 def test_jobs_come_through_the_api_keys_upgrade_and_a_retry_key_is_unique_per_customer(db_url: str) -> None:
     """A co-op on 0005 upgrades to the web door: its orders keep everything and have no shop reference,
-    no customer has a key yet, and one customer cannot record one Idempotency-Key twice."""
+    no customer has a key or a webhook yet, and one customer cannot record one Idempotency-Key twice."""
     engine = make_engine(db_url)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     when = "'2026-11-01 09:00:00'"
@@ -103,8 +103,9 @@ def test_jobs_come_through_the_api_keys_upgrade_and_a_retry_key_is_unique_per_cu
     with engine.begin() as connection:
         job = connection.execute(text("SELECT customer_id, price_cents, status, external_ref FROM job")).one()
         keys = connection.execute(text("SELECT count(*) FROM api_key")).scalar()
+        hooks = connection.execute(text("SELECT webhook_url, webhook_secret FROM member")).all()
         connection.execute(text(record))
     with pytest.raises(IntegrityError), engine.begin() as connection:
         connection.execute(text(record))
     engine.dispose()
-    assert (tuple(job), keys) == ((1, 650, "delivered", None), 0)
+    assert (tuple(job), keys, [tuple(row) for row in hooks]) == ((1, 650, "delivered", None), 0, [(None, None)])

@@ -17,7 +17,6 @@ another customer's anything.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -26,12 +25,9 @@ from sqlalchemy.orm import Session
 from coopbot.config import Config
 from coopbot.errors import UsageError
 from coopbot.i18n import t
-from coopbot.models import Job, JobEvent, Member
-from coopbot.money import plain_amount
-from coopbot.services.dispatch import price_rules
+from coopbot.models import JobEvent, Member
 from coopbot.services.dispatch.order_notices import courier_shown
-from coopbot.services.dispatch.parsing import job_code
-from coopbot.services.polls.texts import code as poll_code
+from coopbot.services.dispatch.webhooks import BASE, iso, money, order_json, price_of
 from coopbot.web.problems import ApiProblem
 from handlers.dispatch import CUSTOMER_STEPS
 
@@ -39,7 +35,8 @@ JSON_TYPES = ("application/json", "application/problem+json")
 #: What an order's event may tell a customer beyond its kind and time.
 SHOWN_DETAILS = ("reason", "proof")
 PRICED_DETAILS = ("price", "before")
-BASE = "/api/v1/orders"
+#: Written in `services.dispatch.webhooks`, which the shops' webhooks share without aiohttp.
+__all__ = ["BASE", "history_json", "iso", "money", "order_json", "price_of", "read_object"]
 
 
 async def read_object(request: web.Request, fields: dict[str, bool], *, optional: bool = False) -> dict[str, Any]:
@@ -68,63 +65,6 @@ async def read_object(request: web.Request, fields: dict[str, bool], *, optional
         if not isinstance(value, str):
             raise UsageError("api.field_type", field=name, kind=t("en", "api.kind_string"))
     return body
-
-
-def money(cents: int, currency: str) -> dict[str, Any]:
-    return {"cents": cents, "amount": plain_amount(cents), "currency": currency}
-
-
-def iso(moment: datetime | None, config: Config) -> str | None:
-    """ISO 8601 in the co-op's time zone, with its offset: the time the chat shows, unambiguous."""
-    return moment.astimezone(config.coop.tz).isoformat() if moment is not None else None
-
-
-def price_of(record: dict[str, Any], config: Config, lang: str) -> dict[str, Any]:
-    """A quote's record (`price_rules.record_of`) as data, and as the sentence the chat prints."""
-    currency = config.coop.currency
-    terms = [
-        # The catalogue puts each term's amount last: without it, the term's label remains.
-        {"key": term["key"].removeprefix("prices.term."),
-         "label": t(lang, term["key"], amount="", **term["params"]).strip(), **money(int(term["cents"]), currency)}
-        for term in record.get("terms", [])
-    ]  # fmt: skip
-    citations = [
-        {"rule": entry["key"], "vote": poll_code(entry["poll"]) if entry["poll"] is not None else None,
-         "date": entry["at"][:10] if entry["at"] else None}
-        for entry in record.get("cited", [])
-    ]  # fmt: skip
-    pickup, dropoff = (record.get("zones") or [None, None])[:2]
-    return {
-        **money(int(record["total"]), currency),
-        "terms": terms,
-        "zones": {"pickup": pickup, "dropoff": dropoff},
-        "citations": citations,
-        "explanation": price_rules.explain(lang, record, currency),
-    }
-
-
-def order_json(job: Job, config: Config, lang: str) -> dict[str, Any]:
-    """An order as a shop's software reads it, without its history."""
-    code = job_code(job.id)
-    links = {"self": f"{BASE}/{code}"}
-    if job.proof_photo:
-        links["proof"] = f"{BASE}/{code}/proof"
-    quote = price_of(job.quote, config, lang) if job.quote else None
-    price = money(job.price_cents, config.coop.currency) if job.price_cents is not None else None
-    return {
-        "code": code,
-        "state": str(job.status),
-        "pickup": job.pickup,
-        "dropoff": job.dropoff,
-        "deadline": iso(job.deadline, config),
-        "note": job.note,
-        "external_ref": job.external_ref,
-        "price": price,
-        "quote": quote,
-        "valid_until": iso(job.quote_expires_at, config),
-        "created_at": iso(job.created_at, config),
-        "links": links,
-    }
 
 
 def history_json(session: Session, config: Config, lang: str, customer: Member,

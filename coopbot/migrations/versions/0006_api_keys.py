@@ -6,7 +6,9 @@ its first answer, unique per customer and key, so a retry (or two at once)
 gets that answer back and creates nothing new. An order placed through the
 API keeps the shop's own reference. Existing jobs have none; no customer has
 a key until `coopbot customer key NAME` makes one. A member may choose to be
-named on the public page; until they do (`/public on`), nobody is.
+named on the public page; until they do (`/public on`), nobody is. A
+customer may give a webhook URL, where each step of their orders is POSTed,
+signed with a secret of their own; nobody has one until the operator sets it.
 
 Revision ID: 0006
 Revises: 0005
@@ -55,10 +57,17 @@ def upgrade() -> None:
     # A plain ADD COLUMN: SQLite takes it as it is, where a batch would copy the member table,
     # which the tables above now refer to.
     op.add_column("member", sa.Column("public_name", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A customer's webhook: where each step of their orders is POSTed, and its signing secret
+    # (sealed with the server key). On the member, not the api_key row: a new key replaces that
+    # row, and a shop that orders in the chat may want its webhooks all the same.
+    op.add_column("member", sa.Column("webhook_url", sa.String(length=2000), nullable=True))
+    op.add_column("member", sa.Column("webhook_secret", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("member") as batch:
+        batch.drop_column("webhook_secret")
+        batch.drop_column("webhook_url")
         batch.drop_column("public_name")
     with op.batch_alter_table("job") as batch:
         batch.drop_column("external_ref")

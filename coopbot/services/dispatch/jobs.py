@@ -43,6 +43,7 @@ from coopbot.services.dispatch.events import (
 from coopbot.services.dispatch.offers import Outcome, close_offers, offer_policy, offer_step, pass_offer
 from coopbot.services.dispatch.order_notices import check_proof, tell_customer
 from coopbot.services.dispatch.parsing import JobSpec, job_code
+from coopbot.services.dispatch.webhooks import post_to_shop
 from coopbot.services.members.accounts import ROLE_RANK, is_customer
 from coopbot.services.money import ledger
 from coopbot.services.text import typed
@@ -342,6 +343,8 @@ def cancel(session: Session, config: Config, actor: Member, job_id: int, reason:
              job=job_code(job.id), actor=actor.name, reason=reason[:300])
     if actor.id != job.customer_id:
         tell_customer(session, config, job, event, "cancelled", now, reason=typed(reason, MAX_REASON))
+    else:  # the customer knows, having done it; their server learns it like every other step
+        post_to_shop(session, config, job, event, now)
     return job
 
 

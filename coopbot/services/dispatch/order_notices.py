@@ -34,6 +34,7 @@ from coopbot.models import Job, JobEvent, Member
 from coopbot.money import format_money
 from coopbot.outbox import queue_rendered, queue_to_coordinators, queue_to_member
 from coopbot.services.dispatch.parsing import job_code
+from coopbot.services.dispatch.webhooks import post_to_shop
 
 CODE = re.compile(r"^[0-9]{4}$")
 TRIES_BEFORE_ALERT = 5
@@ -64,9 +65,11 @@ def courier_shown(config: Config, lang: str, courier: Member | None) -> str:
 
 def tell_customer(session: Session, config: Config, job: Job, event: JobEvent, step: str, now: datetime, *,
                   courier: Member | None = None, **params: Any) -> None:  # fmt: skip
-    """One message to the customer for one step of their order, once (keyed by the job's event)."""
+    """One message to the customer for one step of their order, once (keyed by the job's event),
+    and its webhook to the shop's server when they gave one: the one place both are queued."""
     if job.customer_id is None:
         return
+    post_to_shop(session, config, job, event, now)
     customer = session.get(Member, job.customer_id)
     if customer is None or not customer.active:
         return

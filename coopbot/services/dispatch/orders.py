@@ -35,6 +35,7 @@ from coopbot.services.dispatch.jobs import cancel as cancel_job
 from coopbot.services.dispatch.offers import offer_policy, offer_step
 from coopbot.services.dispatch.order_notices import hash_delivery_code, needs_code, tell_customer
 from coopbot.services.dispatch.parsing import ARROW, JobSpec, job_code, parse_job
+from coopbot.services.dispatch.webhooks import post_to_shop
 from coopbot.services.text import typed
 from coopbot.states import JobStatus
 
@@ -101,7 +102,7 @@ def confirm(session: Session, config: Config, customer: Member, job_id: int, now
     job = own_order(session, customer, job_id, lock=True)
     code = job_code(job.id)
     if job.status == JobStatus.QUOTED and job.quote_expires_at is not None and job.quote_expires_at <= now:
-        _lapse(session, job, now)
+        _lapse(session, config, job, now)
         raise Conflict("orders.quote_lapsed", job=code)
     if job.status == JobStatus.LAPSED:
         raise Conflict("orders.quote_lapsed", job=code)
@@ -114,7 +115,7 @@ def confirm(session: Session, config: Config, customer: Member, job_id: int, now
     if rowcount(session, update(JOB).where(JOB.c.id == job.id, JOB.c.status == JobStatus.QUOTED).values(**values)) != 1:
         raise Conflict("orders.already_confirmed", job=code)
     session.refresh(job)
-    record_event(session, job, now, "confirmed", actor=customer)
+    post_to_shop(session, config, job, record_event(session, job, now, "confirmed", actor=customer), now)
     outcome = offer_step(session, config, job, now, quiet=True)
     key = "orders.note_ordered_waiting" if outcome.kind == "waiting" else "orders.note_ordered"
     queue_to_coordinators(session, config, f"job:{job.id}:ordered", key, now, customer=customer.name, job=code)
@@ -130,7 +131,8 @@ def cancel(session: Session, config: Config, customer: Member, job_id: int, reas
         raise Conflict("orders.not_cancellable", job=job_code(job.id), status=job.status)
     if job.status == JobStatus.QUOTED:
         job.status, job.updated_at = JobStatus.CANCELLED, now
-        record_event(session, job, now, "cancelled", actor=customer, reason=typed(reason, 300))
+        event = record_event(session, job, now, "cancelled", actor=customer, reason=typed(reason, 300))
+        post_to_shop(session, config, job, event, now)
         return job
     return cancel_job(session, config, customer, job.id, reason, now)
 
@@ -160,11 +162,11 @@ def orders_of(session: Session, customer: Member, limit: int = ORDERS_SHOWN) -> 
     return list(session.scalars(query))
 
 
-def _lapse(session: Session, job: Job, now: datetime) -> None:
+def _lapse(session: Session, config: Config, job: Job, now: datetime) -> None:
     if rowcount(session, update(JOB).where(JOB.c.id == job.id, JOB.c.status == JobStatus.QUOTED)
                 .values(status=JobStatus.LAPSED, updated_at=now)) == 1:  # fmt: skip
         session.refresh(job)
-        record_event(session, job, now, "lapsed")
+        post_to_shop(session, config, job, record_event(session, job, now, "lapsed"), now)
 
 
 @sweep("orders.lapse")
@@ -174,5 +176,5 @@ def lapse_quotes(ctx: SweepContext) -> None:
         due = list(session.scalars(
             select(Job.id).where(Job.status == JobStatus.QUOTED, Job.quote_expires_at <= ctx.now).limit(LAPSE_BATCH)
         ))  # fmt: skip
-    ctx.each(due, job_code, lambda session, job_id: _lapse(session, session.get_one(Job, job_id), ctx.now))
+    ctx.each(due, job_code, lambda session, job_id: _lapse(session, ctx.config, session.get_one(Job, job_id), ctx.now))
 
