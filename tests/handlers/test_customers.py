@@ -188,3 +188,17 @@ async def test_a_customer_leaves_and_their_orders_stay_in_the_books_anonymised(c
         assert [job.id for job in kept] == [delivered, under_way]
         assert all(job.pickup == pseudonym(number) and job.price_cents == 650 for job in kept)
     assert f"former customer #{number}: left the co-op" in await coop.say(alice, "/audit")
+
+
+async def test_mydata_gives_a_customer_their_webhook_address_and_never_its_secret(coop: Coop) -> None:
+    from coopbot.services.dispatch.webhooks import set_webhook
+
+    shop = coop.member(SHOP, "customer", handle="shop")
+    with coop.session() as session:
+        secret = set_webhook(session, coop.bot.config, session.get_one(Member, coop.member_id(shop)), "https://shop.example/hook")
+    [reply] = await coop.replies(shop, "/mydata")
+    assert reply.attachment is not None
+    files = unzip(reply.attachment[1])
+    profile = json.loads(files["data.json"])["profile"][0]
+    assert profile["webhook_url"] == "https://shop.example/hook"
+    assert "webhook_secret" not in profile and secret not in "".join(files.values())

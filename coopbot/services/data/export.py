@@ -71,8 +71,10 @@ class Table:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-#: Columns never exported: codes stored as hashes, and the export's own attachment.
-NOT_EXPORTED = {"code_hash", "proof_code_hash", "attachment", "buttons", "key", "chat_id", "identity_id", "sent_ref"}
+#: Columns never exported: codes stored as hashes, a webhook's sealed secret (of use to no one but the
+#: bot), and the export's own attachment.
+NOT_EXPORTED = {"code_hash", "proof_code_hash", "attachment", "buttons", "key", "chat_id", "identity_id", "sent_ref",
+                "webhook_secret"}
 #: A customer's orders as they were told them: the courier by first name, never by account.
 ORDER_COLUMNS = ("code", "pickup", "dropoff", "note", "state", "price", "deadline", "ordered_at", "updated_at",
                  "courier")  # fmt: skip
