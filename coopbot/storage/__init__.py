@@ -13,6 +13,7 @@ Every message (`statements`)
 SQLite (`sqlite`)
     `sqlite_pragmas`   WAL, busy timeout, foreign keys, `synchronous=NORMAL`
     `begin_immediate`  BEGIN IMMEDIATE as the dialect's own begin, not an event
+    `read_only_engine` reads that never write begin DEFERRED, so no writer queues them
     `KnownMembers`     the members kept between messages while the database is unchanged
 
 Thousands of rows (`bulk`)
@@ -21,15 +22,16 @@ Thousands of rows (`bulk`)
     `insert_new_from_select`  INSERT ... SELECT ... ON CONFLICT DO NOTHING, counted
     `without_cycle_collection`  the garbage collector rests during a big write
 
-`coopbot.db` makes engines and sessions (and calls `sqlite_pragmas` and
-`begin_immediate` for SQLite); `coopbot.loop_sessions` is the event loop's
+`coopbot.db` makes engines and sessions (and calls `sqlite_pragmas`,
+`begin_immediate` and `read_only_engine` for SQLite; `read_only` is its
+read-only session); `coopbot.loop_sessions` is the event loop's
 session, which uses `KnownMembers`.
 """
 
 from __future__ import annotations
 
 from coopbot.storage.bulk import bulk_insert, insert_new_from_select, present_keys, without_cycle_collection
-from coopbot.storage.sqlite import KnownMembers, begin_immediate, sqlite_pragmas
+from coopbot.storage.sqlite import KnownMembers, begin_immediate, read_only_engine, sqlite_pragmas
 from coopbot.storage.statements import claim_read, member_by_account, record_receipt
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "insert_new_from_select",
     "member_by_account",
     "present_keys",
+    "read_only_engine",
     "record_receipt",
     "sqlite_pragmas",
     "without_cycle_collection",

@@ -9,16 +9,25 @@ which may stall the event loop that Telegram and Matrix share) and answers.
 
 `/` speaks the visitor's language (`Accept-Language`), else the co-op's;
 `/en` and `/fr` are fixed, so a link can be shared in one language.
+
+Everyone gets the same page in a language, so each page (and each chart) is
+built once and served again (`Built`) until the database changes or
+`KEPT_FOR` seconds pass, whichever is first; reads go through
+`coopbot.db.read_only`, so building one waits for no writer.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from coopbot.clock import Clock
+from coopbot.db import Commits, commits, read_only
 from coopbot.i18n import LANGUAGES, normalise_language, t
 from coopbot.services.public.page import read_page, sections_shown
 from coopbot.services.public.periods import share_chart
@@ -32,6 +41,74 @@ STATIC = Path(__file__).parent / "static"
 #: for a member who hides since, so an hour.
 PAGE_CACHE = "public, max-age=60"
 CHART_CACHE = "public, max-age=3600"
+#: How long a built page or chart is served again, in seconds of `bot.clock`, while no
+#: commit is seen. A commit made in this process drops it at once (`coopbot.db.Commits`),
+#: so this bounds only what the commit count cannot see: a write by another process (a CLI
+#: command), and the passing of time itself (a vote whose close is committed is seen at
+#: once; the fairness section's period turns at midnight). The page says "as of" nothing
+#: finer than a day, and browsers keep it a minute (`PAGE_CACHE`) anyway.
+KEPT_FOR = 5.0
+#: Past this many built pages and charts kept, the next one starts afresh (a bound on memory:
+#: a chart's period label comes from the address, though only a closed period's is kept).
+MOST_KEPT = 64
+
+
+@dataclass(frozen=True)
+class _Copy:
+    generation: int
+    built_at: float
+    body: bytes
+
+
+class Built:
+    """Pages and charts built from the database, kept while nothing has changed.
+
+    Reason: every visitor gets the same page in a language, and building one
+    took 12–14 ms of Python (a dozen queries and the rendering), so under load
+    the page answered at 0.01x aiohttp's bare handler, with p99 of seconds. A
+    copy is served again while the commit count (`Commits`) is the one noted
+    before it was read and it is younger than `KEPT_FOR` by the bot's clock (a
+    test moves the clock instead of sleeping). Requests that find no copy while
+    one is being built from the same generation wait for it instead of each
+    building their own. Nothing absent (None: a chart of no closed period, or
+    of periods turned private) is kept.
+    """
+
+    def __init__(self, clock: Clock, commits: Commits, kept_for: float = KEPT_FOR) -> None:
+        self._clock = clock
+        self._commits = commits
+        self._kept_for = kept_for
+        self._kept: dict[Hashable, _Copy] = {}
+        self._building: dict[Hashable, tuple[int, asyncio.Task[bytes | None]]] = {}
+
+    async def get(self, key: Hashable, build: Callable[[], bytes | None]) -> bytes | None:
+        """The copy kept under `key` if still good, else `build()`'s, run in a worker thread."""
+        generation = self._commits.generation
+        copy = self._kept.get(key)
+        if (
+            copy is not None
+            and copy.generation == generation
+            and self._clock.monotonic() - copy.built_at < self._kept_for
+        ):
+            return copy.body
+        building = self._building.get(key)
+        if building is None or building[0] != generation:
+            building = (generation, asyncio.ensure_future(asyncio.to_thread(build)))
+            self._building[key] = building
+            building[1].add_done_callback(lambda task: self._keep(key, generation, self._clock.monotonic(), task))
+        return await asyncio.shield(building[1])
+
+    def _keep(self, key: Hashable, generation: int, started: float, task: asyncio.Task[bytes | None]) -> None:
+        if self._building.get(key, (None, None))[1] is task:
+            del self._building[key]
+        if task.cancelled() or task.exception() is not None:
+            return
+        body = task.result()
+        if body is None:
+            return
+        if len(self._kept) >= MOST_KEPT:
+            self._kept.clear()
+        self._kept[key] = _Copy(generation, started, body)
 
 
 def preferred_language(header: str, default: str) -> str:
@@ -57,20 +134,22 @@ def add_public_routes(app: web.Application, bot: CoopBot) -> None:
     """Add the public page to `app` (a route adder for `coopbot.web.server.make_app`)."""
     config = bot.config
     stylesheet = (STATIC / "style.css").read_bytes()
+    loop_session = () if bot.loop_sessions is None else (bot.loop_sessions.session,)
+    built = Built(bot.clock, commits(bot.sessions, *loop_session))
 
-    def page_html(lang: str) -> str:
-        with bot.sessions() as session:
-            return public_html.render(read_page(session, config, bot.clock.now(), lang))
+    def page_html(lang: str) -> bytes:
+        with read_only(bot.sessions) as session:
+            return public_html.render(read_page(session, config, bot.clock.now(), lang)).encode()
 
     def chart_png(label: str, lang: str) -> bytes | None:
-        with bot.sessions() as session:
+        with read_only(bot.sessions) as session:
             if not sections_shown(session, config, bot.clock.now())["periods"]:
                 return None
             return share_chart(session, config, label, lang)
 
     async def answer_page(lang: str, *, negotiated: bool) -> web.Response:
-        text = await asyncio.to_thread(page_html, lang)
-        response = web.Response(text=text, content_type="text/html", charset="utf-8")
+        body = await built.get(("page", lang), lambda: page_html(lang))
+        response = web.Response(body=body, content_type="text/html", charset="utf-8")
         response.headers["Content-Language"] = lang
         response.headers["Cache-Control"] = PAGE_CACHE
         if negotiated:
@@ -87,7 +166,7 @@ def add_public_routes(app: web.Application, bot: CoopBot) -> None:
     async def chart(request: web.Request) -> web.Response:
         lang = normalise_language(request.query.get("lang")) or config.coop.default_language
         label = request.match_info["label"]
-        png = await asyncio.to_thread(chart_png, label, lang)
+        png = await built.get(("chart", label, lang), lambda: chart_png(label, lang))
         if png is None:
             raise web.HTTPNotFound(text=t(lang, "public.not_found", period=label[:40]))
         return web.Response(body=png, content_type="image/png", headers={"Cache-Control": CHART_CACHE})

@@ -89,17 +89,25 @@ class Page:
     audit: list[str] = field(default_factory=list)
 
 
-def sections_shown(session: Session, config: Config, now: datetime) -> dict[str, bool]:
-    """Which sections the co-op publishes now: each is on until a binding vote turns it off."""
-    return {name: settings.current(session, config, key, now) == "true" for name, key in SECTIONS.items()}
+def sections_shown(
+    session: Session, config: Config, now: datetime, in_force: settings.InForce | None = None
+) -> dict[str, bool]:
+    """Which sections the co-op publishes now: each is on until a binding vote turns it off.
+
+    `in_force`: the settings already read, if the caller has them (one query for all five)."""
+    values = in_force or settings.in_force(session, config, now)
+    return {name: values.value(key) == "true" for name, key in SECTIONS.items()}
 
 
 def read_page(session: Session, config: Config, now: datetime, lang: str) -> Page:
-    """Everything the public page shows now, in `lang`; a section turned off is not even read."""
-    shown = sections_shown(session, config, now)
+    """Everything the public page shows now, in `lang`; a section turned off is not even read.
+
+    The settings are read once, for the sections and the rules alike."""
+    values = settings.in_force(session, config, now)
+    shown = sections_shown(session, config, now, values)
     page = Page(lang=lang, coop=config.coop.name, shown=shown)
     if shown["rules"]:
-        page.rules = rules_in_force(session, config, now, lang)
+        page.rules = rules_in_force(session, config, now, lang, values)
         in_force = price_rules.in_force(session, config, now)
         page.prices = price_rules.prices_text(lang, in_force, config.coop.currency).split("\n")
     if shown["polls"]:
@@ -135,19 +143,23 @@ def _source(lang: str, config: Config, rows: list[Setting | None]) -> str:
     return format_list(sources, locale=lang)
 
 
-def rules_in_force(session: Session, config: Config, now: datetime, lang: str) -> list[Rule]:
+def rules_in_force(
+    session: Session, config: Config, now: datetime, lang: str, in_force: settings.InForce | None = None
+) -> list[Rule]:
     """Each governed rule with its value in force and the vote behind it (the price rules
-    are `/prices`' own text, and the page's sections are listed with their own setting)."""
-    voted = settings.voted(session, now)
+    are `/prices`' own text, and the page's sections are listed with their own setting).
+
+    Every value comes from one read of the settings (`in_force`, read here if not given)."""
+    values = in_force or settings.in_force(session, config, now)
     kinds = set(config.weights) | {
-        key.removeprefix(settings.WEIGHT_PREFIX) for key in voted if key.startswith(settings.WEIGHT_PREFIX)
+        key.removeprefix(settings.WEIGHT_PREFIX) for key in values.rows if key.startswith(settings.WEIGHT_PREFIX)
     }
     keys = [*RULE_KEYS, *(f"{settings.WEIGHT_PREFIX}{kind}" for kind in sorted(kinds)), *settings.PUBLIC_KEYS]
     rules = []
     for key in keys:
         behind = settings.PCT_KEYS if key == "dividend_pct" else (key,)
-        rows = [voted.get(name) for name in behind]
-        value = settings.current(session, config, key, now)
+        rows = [values.row(name) for name in behind]
+        value = values.value(key)
         rules.append(
             Rule(
                 key=key,

@@ -319,3 +319,33 @@ async def test_an_amount_voted_in_is_the_amount_proposed(coop: Coop) -> None:
     await coop.tick(days=1)
     with coop.session() as session:
         assert settings.current(session, coop.bot.config, "base_pay_per_delivery", coop.clock.now()) == "340"
+
+
+def every_value(session: Session, config: Config, now: datetime, keys: list[str]) -> dict[str, tuple[str, str]]:
+    """Each key's value by `current` (a query each) and by one `in_force` read, side by side."""
+    in_force = settings.in_force(session, config, now)
+    return {key: (settings.current(session, config, key, now), in_force.value(key)) for key in keys}
+
+
+async def test_one_read_of_the_settings_answers_every_key_as_current_does(coop: Coop) -> None:
+    config = coop.bot.config
+    now = coop.clock.now()
+    plain_keys = [key for key, entry in settings.GOVERNED.items() if entry.action is None and "*" not in key]
+    keys = [*plain_keys, "dividend_pct", "weight.delivery", "weight.cargo", "weight.unheard_of"]
+    with coop.session() as session:
+        before = every_value(session, config, now, keys)
+        for key, value in [("legal_reserve_pct", "20"), ("offer_policy", "rotation"), ("weight.delivery", "2"),
+                           ("weight.cargo", "1.5"), ("public.audit", "off"), ("price.base", "7.50")]:  # fmt: skip
+            settings.apply(session, config, key, value, now)
+    later = now + timedelta(minutes=1)
+    with coop.session() as session:
+        after = every_value(session, config, later, keys)
+        row = settings.in_force(session, config, later).row("offer_policy")
+        assert row is not None and row.value == "rotation"
+        assert settings.in_force(session, config, later).row("offer_timeout") is None
+    assert all(by_current == by_snapshot for by_current, by_snapshot in before.values()), before
+    assert all(by_current == by_snapshot for by_current, by_snapshot in after.values()), after
+    changed = {key for key in keys if before[key] != after[key]}
+    assert changed == {"legal_reserve_pct", "dividend_pct", "offer_policy", "weight.delivery", "weight.cargo",
+                       "public.audit", "price.base"}  # fmt: skip
+    assert after["dividend_pct"] == ("55", "55") and after["price.base"] == ("750", "750")
