@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     from coopbot.ledger_cli import add_export_commands, add_period_commands
 
     add_period_commands(sub)
+    from coopbot.payouts_cli import add_payouts_commands
+
+    add_payouts_commands(sub)
     from coopbot.outbox_cli import add_outbox_commands
 
     add_outbox_commands(sub)

@@ -77,6 +77,7 @@ class Member(Base):
     #: they are signed with, sealed with the server key (`services.dispatch.webhooks`).
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    iban_sealed: Mapped[str | None] = mapped_column(String(200))  #: sealed like it (`money.payouts`)
 
     identities: Mapped[list[Identity]] = relationship(
         back_populates="member", order_by="Identity.id", cascade="all, delete-orphan"
@@ -476,6 +477,8 @@ class Allocation(Base):
     dividend_cents: Mapped[int] = mapped_column(BigInteger)
     base_pay_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     paid: Mapped[bool] = mapped_column(Boolean, default=False)
+    paid_at: Mapped[datetime | None]  #: the day it was paid (`coopbot payouts mark`), at noon UTC
+    paid_method: Mapped[str | None] = mapped_column(String(10))  #: sepa, cash or other
 
 
 # --- announcements ---------------------------------------------------------------

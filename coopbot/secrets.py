@@ -200,6 +200,25 @@ def decrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes, *, lost: str) -> 
         raise KeyLost(lost) from None
 
 
+def seal(config: Config, purpose: bytes, owner: str, data: bytes) -> str:
+    """Personal or secret data the bot must read back (an IBAN, a webhook's secret), kept so that a
+    copy of the database alone does not give it away: AES-GCM under a key derived from the server
+    key for one `purpose`, bound to its `owner` (copied to another row, it does not open). Hex, for
+    a text column."""
+    nonce = os.urandom(12)
+    return (nonce + encrypt(_purpose_key(config, purpose), nonce, data, owner.encode())).hex()
+
+
+def unseal(config: Config, purpose: bytes, owner: str, sealed: str, *, lost: str) -> bytes:
+    """What `seal` kept; `KeyLost(lost)` when the server key no longer opens it."""
+    stored = bytes.fromhex(sealed)
+    return decrypt(_purpose_key(config, purpose), stored[:12], stored[12:], owner.encode(), lost=lost)
+
+
+def _purpose_key(config: Config, purpose: bytes) -> bytes:
+    return hmac.new(ballot_secret(config), purpose, hashlib.sha256).digest()
+
+
 def _wrapping_key(config: Config) -> bytes:
     return hmac.new(ballot_secret(config), _WRAP_LABEL, hashlib.sha256).digest()
 

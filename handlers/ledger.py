@@ -20,7 +20,7 @@ from coopbot.models import Allocation, Period
 from coopbot.money import format_milli, format_money, format_pct, parse_amount, parse_quantity
 from coopbot.services.members.accounts import at_least
 from coopbot.services.money import ledger as svc
-from coopbot.services.money import periods, shifts
+from coopbot.services.money import payouts, periods, shifts
 from coopbot.services.money.close import plan_close
 from coopbot.services.money.notices import allocation_of, nothing_text, share_text, shares_of
 from coopbot.services.money.shares import share_bp
@@ -351,7 +351,8 @@ def share(ctx: Context) -> Reply:
 
 def _share_line(ctx: Context, allocation: Allocation, closed: Period) -> str:
     total = int(closed.totals.get("total_points_milli", 0))
-    return ctx.t(
+    paid = payouts.paid_status(ctx.config, allocation, ctx.lang)
+    line = ctx.t(
         "ledger.share_line",
         period=closed.label,
         points=points(ctx, allocation.points_milli),
@@ -359,6 +360,7 @@ def _share_line(ctx: Context, allocation: Allocation, closed: Period) -> str:
         dividend=money(ctx, allocation.dividend_cents),
         base_pay=money(ctx, allocation.base_pay_cents),
     )
+    return f"{line[:-1]}, {paid}." if paid and line.endswith(".") else line
 
 
 def _one_share(ctx: Context, label: str) -> Reply:
@@ -368,7 +370,9 @@ def _one_share(ctx: Context, label: str) -> Reply:
     allocation = allocation_of(ctx.session, closed.id, ctx.me.id)
     if allocation is None:
         return ctx.t("ledger.share_not_in", period=closed.label)
-    return share_text(ctx.session, ctx.config, closed, allocation, ctx.lang)
+    text = share_text(ctx.session, ctx.config, closed, allocation, ctx.lang)
+    paid = payouts.paid_status(ctx.config, allocation, ctx.lang)
+    return f"{text}\n{ctx.t('payouts.share_status', status=paid)}" if paid else text
 
 
 @command("hide", area="ledger", aliases=("masquer",))

@@ -197,7 +197,7 @@ def test_a_short_postgresql_url_is_checked_too(
 #: the period close's machinery (in coopbot.services).
 HEAVY = ("coopbot.app", "coopbot.db", "coopbot.secrets", "coopbot.services", "coopbot.models",
          "sqlalchemy", "cryptography", "alembic", "matplotlib", "telegram", "nio", "pydantic", "aiohttp",
-         "coopbot.web")
+         "coopbot.web", "schwifty", "sepaxml")
 
 LOADED = f"""
 import sys

@@ -109,3 +109,30 @@ def test_jobs_come_through_the_api_keys_upgrade_and_a_retry_key_is_unique_per_cu
         connection.execute(text(record))
     engine.dispose()
     assert (tuple(job), keys, [tuple(row) for row in hooks]) == ((1, 650, "delivered", None), 0, [(None, None)])
+
+
+def test_shares_come_through_the_payouts_upgrade_unpaid_and_nobody_has_an_iban(db_url: str) -> None:
+    """A co-op on 0006 upgrades to payouts: its members and allocations keep everything, nobody has an
+    IBAN, and no share has a payment day or method until the treasurer marks it."""
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    when = "'2026-11-01 09:00:00'"
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0006")
+        for statement in (
+            f"INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
+            f"available, public_name) VALUES (1, 'Chloé', 'member', true, {when}, 'both', false, false, false, false)",
+            "INSERT INTO period (id, label, starts_at, ends_at, status, settings, totals) VALUES "
+            f"(1, '2026-10', {when}, {when}, 'closed', '{{}}', '{{}}')",
+            "INSERT INTO allocation (period_id, member_id, points_milli, dividend_cents, base_pay_cents, paid) "
+            "VALUES (1, 1, 2000, 27000, 8125, false)",
+        ):
+            connection.execute(text(statement))
+    upgrade(engine)
+    with engine.begin() as connection:
+        member = connection.execute(text("SELECT name, iban_sealed FROM member")).one()
+        share = connection.execute(text(
+            "SELECT dividend_cents, base_pay_cents, paid, paid_at, paid_method FROM allocation")).one()
+    engine.dispose()
+    assert (tuple(member), tuple(share)) == (("Chloé", None), (27000, 8125, False, None, None))

@@ -132,10 +132,11 @@ async def test_after_the_close_a_member_reads_their_shares(coop: Coop) -> None:
     coop.clock.set(NOVEMBER_ENDS)
     await coop.tick()
     assert "Your dividend: €300.00." in coop.inbox(chloe)[-1].text
-    assert "• 2026-11: 3 points (100%), dividend €300.00, base pay €0.00." in await coop.say(chloe, "/share")
+    shares = await coop.say(chloe, "/share")
+    assert "• 2026-11: 3 points (100%), dividend €300.00, base pay €0.00, not paid yet." in shares
     (told,) = [m.text for m in coop.inbox(chloe) if m.text.startswith("Period 2026-11")]
     detail = await coop.say(chloe, "/share 2026-11")
-    assert detail == told  # the close's message, word for word
+    assert detail == told + "\nPayment: not paid yet."  # the close's message, word for word, and whether it is paid
     assert detail.startswith("Period 2026-11 (2026-11-01 → 2026-11-30) is closed.")
     assert "dividend €300.00 (60%)" in detail
     assert "There is no closed period 2026-12" in await coop.say(chloe, "/share 2026-12")

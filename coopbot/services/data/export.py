@@ -71,10 +71,11 @@ class Table:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-#: Columns never exported: codes stored as hashes, a webhook's sealed secret (of use to no one but the
-#: bot), and the export's own attachment.
+#: Columns never exported: codes stored as hashes, a webhook's sealed secret and a sealed IBAN (of use
+#: to no one but the bot: the member's IBAN is in their export opened, as `bank_account`), and the
+#: export's own attachment.
 NOT_EXPORTED = {"code_hash", "proof_code_hash", "attachment", "buttons", "key", "chat_id", "identity_id", "sent_ref",
-                "webhook_secret"}
+                "webhook_secret", "iban_sealed"}
 #: A customer's orders as they were told them: the courier by first name, never by account.
 ORDER_COLUMNS = ("code", "pickup", "dropoff", "note", "state", "price", "deadline", "ordered_at", "updated_at",
                  "courier")  # fmt: skip
@@ -207,7 +208,7 @@ class Export:
 def export_zip(session: Session, member: Member, now: datetime, config: Config) -> Export:
     """`coopbot-data-<id>.zip`: data.json with everything, and one CSV per table."""
     tz = config.coop.tz
-    tables = member_tables(session, member, tz)
+    tables = member_tables(session, member, tz) + _bank_account(member, config)
     document: dict[str, Any] = {"coop": config.coop.name, "member": member.id, "currency": config.coop.currency,
                                 "exported_at": now.astimezone(tz).isoformat()}  # fmt: skip
     document.update({table.name: table.records() for table in tables})
@@ -219,6 +220,21 @@ def export_zip(session: Session, member: Member, now: datetime, config: Config) 
             archive.writestr(zipfile.ZipInfo(f"{table.name}.csv", stamp), _csv(table))
     counts = {table.name: len(table.rows) for table in tables}
     return Export(f"coopbot-data-{member.id}.zip", buffer.getvalue(), counts)
+
+
+def _bank_account(member: Member, config: Config) -> list[Table]:
+    """The member's own IBAN, in full: it is theirs. Only when they gave one; if the server key no
+    longer opens it, the export says so rather than fail."""
+    from coopbot.secrets import KeyLost
+    from coopbot.services.money.payouts import iban_of
+
+    if not member.iban_sealed:
+        return []
+    try:
+        iban = iban_of(config, member)
+    except KeyLost:
+        iban = "(sealed with a server key that is gone: type /iban again)"
+    return [Table("bank_account", ("iban",), [(iban,)])]
 
 
 def _csv(table: Table) -> str:

@@ -178,7 +178,8 @@ def erase_member(session: Session, member: Member, now: datetime) -> bool:
         update(Member)
         .where(Member.id == member.id, Member.name == member.name, Member.active.is_(False))
         .values(name=alias, language=None, notify="both", available=False, available_since=None,
-                last_seen_at=None, idle_asked_at=None, address=None, webhook_url=None, webhook_secret=None)
+                last_seen_at=None, idle_asked_at=None, address=None, webhook_url=None, webhook_secret=None,
+                iban_sealed=None)
     )
     if not type_cast(CursorResult[Any], renamed).rowcount:
         return False

@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from datetime import datetime
 from typing import Any
@@ -158,24 +157,16 @@ def check_url(url: str) -> str:
     return url
 
 
-def _sealing_key(config: Config) -> bytes:
-    from coopbot.secrets import ballot_secret
-
-    return hmac.new(ballot_secret(config), _SEAL_LABEL, hashlib.sha256).digest()
-
-
 def set_webhook(session: Session, config: Config, customer: Member, url: str) -> str:
     """Post `customer`'s order steps to `url` from now on; returns the new secret, the only time
     it is seen whole. Each call makes a new one: the old stops signing at once."""
-    from coopbot.secrets import encrypt
+    from coopbot.secrets import seal
 
     if not is_customer(customer) or not customer.active:
         raise UsageError("api.webhook_for_customers", name=customer.name)
     customer.webhook_url = check_url(url)
     secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
-    nonce = os.urandom(12)
-    sealed = encrypt(_sealing_key(config), nonce, secret.encode(), _bound_to(customer.id))
-    customer.webhook_secret = (nonce + sealed).hex()
+    customer.webhook_secret = seal(config, _SEAL_LABEL, _owner(customer.id), secret.encode())
     session.flush()
     return secret
 
@@ -190,21 +181,20 @@ def clear_webhook(session: Session, customer: Member) -> bool:
 
 def target_of(session: Session, config: Config, customer_id: int) -> tuple[str, str] | None:
     """Where a webhook for `customer_id` goes now, and the secret it is signed with; None without one."""
-    from coopbot.secrets import decrypt
+    from coopbot.secrets import unseal
 
     customer = session.get(Member, customer_id)
     if customer is None or not customer.active or not customer.webhook_url or not customer.webhook_secret:
         return None
-    stored = bytes.fromhex(customer.webhook_secret)
     lost = (f"the webhook secret of customer #{customer_id} does not open with the server key: was "
             f"{config.coop.secret_env} or the key file changed? `coopbot customer webhook` makes a new one")
-    secret = decrypt(_sealing_key(config), stored[:12], stored[12:], _bound_to(customer_id), lost=lost)
+    secret = unseal(config, _SEAL_LABEL, _owner(customer_id), customer.webhook_secret, lost=lost)
     return customer.webhook_url, secret.decode()
 
 
-def _bound_to(customer_id: int) -> bytes:
+def _owner(customer_id: int) -> str:
     """The sealed secret opens for its own customer only: copied to another row, it does not."""
-    return f"webhook:{customer_id}".encode()
+    return f"webhook:{customer_id}"
 
 
 def signature(secret: str, body: bytes) -> str:

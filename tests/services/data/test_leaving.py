@@ -51,7 +51,7 @@ from coopbot.services.data import leaving
 from coopbot.services.data.export import export_zip
 from coopbot.services.members import accounts as members_svc
 from coopbot.services.members.accounts import pseudonym
-from coopbot.services.money import periods
+from coopbot.services.money import payouts, periods
 from coopbot.services.money.close import plan_close
 from coopbot.services.polls import settings
 from tests.conftest import Coop
@@ -62,6 +62,8 @@ ZOE_MATRIX = "@zoe.leclerc:example.org"
 BOB = "Bob Martin"
 BOB_TELEGRAM = "640000042"
 BOB_MATRIX = "@bob.martin:example.org"
+ZOE_IBAN = "FR7630006000011234567890189"
+BOB_IBAN = "DE89370400440532013000"
 
 
 @dataclass
@@ -89,6 +91,8 @@ def populate(coop: Coop) -> Cast:
         members_svc.add_identity(s, bob, "matrix", BOB_MATRIX, now, "Bob M.")
         # `coopbot member add` gives each member a console account named by their number.
         members_svc.add_identity(s, bob, "console", "12", now, "")
+        payouts.set_iban(s, coop.bot.config, zoe, ZOE_IBAN, now)
+        payouts.set_iban(s, coop.bot.config, bob, BOB_IBAN, now)
         november = periods.current_period(s, coop.bot.config, now)
         october = Period(label="2026-10", starts_at=november.starts_at - timedelta(days=31),
                          ends_at=november.starts_at, status="closed", closed_at=november.starts_at,
@@ -226,13 +230,18 @@ async def test_the_export_holds_all_her_rows_in_json_and_csv(coop: Coop) -> None
     assert "block" not in texts["secret_polls_voted.csv"] and "choices" not in texts["secret_polls_voted.csv"]
     assert "code_hash" not in texts["invites.csv"] and "h" * 64 not in texts["data.json"]
     assert texts["contributions.csv"].splitlines()[0].startswith("id,member_id,period_id,kind")
+    # Her IBAN is hers, in full; the sealed form only the bot can open is not exported.
+    assert data["bank_account"] == [{"iban": ZOE_IBAN}]
+    with coop.session() as s:
+        sealed = s.get_one(Member, cast.zoe).iban_sealed
+    assert sealed and sealed not in texts["data.json"] and "iban_sealed" not in texts["profile.csv"]
 
 
 async def test_the_export_never_holds_another_members_personal_data(coop: Coop) -> None:
     cast = populate(coop)
     _, texts = export_of(coop, cast.zoe)
     everything = "\n".join(texts.values())
-    for secret in (BOB, BOB_TELEGRAM, BOB_MATRIX, "Bob M.", "Alice"):
+    for secret in (BOB, BOB_TELEGRAM, BOB_MATRIX, "Bob M.", "Alice", BOB_IBAN, "0532013000"):
         assert secret not in everything, secret
     # Bob is there, by number only: as the job's creator, the audit's actor, the note's subject.
     assert f"ask for member #{cast.bob} at the door" in everything
@@ -251,12 +260,17 @@ async def test_after_leaving_nothing_in_the_database_names_her(any_coop: Coop) -
     cast = populate(coop)
     with coop.session() as s:
         before = period_totals(s)
+        sealed = s.get_one(Member, cast.zoe).iban_sealed
+        assert sealed
         leaving.start_leave(s, s.get_one(Member, cast.zoe), coop.clock.now(), coop.bot.config)
     await deliver_then_sweep(coop)
     with coop.session() as s:
+        # Her IBAN too, sealed or in clear, whole or its last digits, is nowhere.
+        needles = (ZOE, ZOE_TELEGRAM, ZOE_MATRIX, "Zoé L.", ZOE_IBAN, "FR76 3000", "67890189", sealed[:48])
         hits = [(t, c, text) for t, c, text in database_texts(s)
-                for needle in (ZOE, ZOE_TELEGRAM, ZOE_MATRIX, "Zoé L.") if needle.lower() in text.lower()]
+                for needle in needles if needle.lower() in text.lower()]
         assert hits == []
+        assert s.get_one(Member, cast.bob).iban_sealed is not None
         zoe = s.get_one(Member, cast.zoe)
         assert (zoe.name, zoe.active, zoe.language, zoe.identities) == ("former member #2", False, None, [])
         erased = s.scalars(select(AuditEntry).where(AuditEntry.action == "member.erased")).one()
