@@ -6,11 +6,24 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from coopbot.db import alembic_config, make_engine, upgrade
 from coopbot.models import Base
+
+
+def upgraded_from(db_url: str, revision: str, *statements: str) -> Engine:
+    """A co-op's database installed at `revision`, holding what `statements` wrote, then upgraded."""
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+        for statement in statements:
+            connection.execute(text(statement))
+    upgrade(engine)
+    return engine
 
 
 def test_migrations_match_the_models(db_url: str) -> None:
@@ -26,23 +39,18 @@ def test_migrations_match_the_models(db_url: str) -> None:
 def test_an_installed_database_keeps_its_messages_and_money_through_an_upgrade(db_url: str) -> None:
     """A co-op running the first schema upgrades with its outbox queue and ledger intact;
     only the base pay lines its closes wrote go, as they are now read from the allocations."""
-    engine = make_engine(db_url)
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     when = "'2026-11-01 09:00:00'"
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0001")
-        for statement in (
-            "INSERT INTO outbox (key, platform, chat_id, private, text, buttons, status, attempts, next_attempt_at, "
-            f"created_at) VALUES ('queued-before', 'console', 'ana', true, 'Hello', '[]', 'pending', 0, {when}, "
-            f"{when})",
-            "INSERT INTO period (id, label, starts_at, ends_at, status, settings, totals) VALUES "
-            f"(1, '2026-10', {when}, {when}, 'closed', '{{}}', '{{}}')",
-            "INSERT INTO ledger_entry (period_id, kind, amount_cents, note, created_at, source_ref) VALUES "
-            f"(1, 'income', 50000, 'contracts', {when}, NULL), (1, 'base_pay', 9325, '', {when}, 'base_pay:1:1')",
-        ):
-            connection.execute(text(statement))
-    upgrade(engine)
+    engine = upgraded_from(
+        db_url,
+        "0001",
+        "INSERT INTO outbox (key, platform, chat_id, private, text, buttons, status, attempts, next_attempt_at, "
+        f"created_at) VALUES ('queued-before', 'console', 'ana', true, 'Hello', '[]', 'pending', 0, {when}, "
+        f"{when})",
+        "INSERT INTO period (id, label, starts_at, ends_at, status, settings, totals) VALUES "
+        f"(1, '2026-10', {when}, {when}, 'closed', '{{}}', '{{}}')",
+        "INSERT INTO ledger_entry (period_id, kind, amount_cents, note, created_at, source_ref) VALUES "
+        f"(1, 'income', 50000, 'contracts', {when}, NULL), (1, 'base_pay', 9325, '', {when}, 'base_pay:1:1')",
+    )
     with engine.connect() as connection:
         outbox = connection.execute(text("SELECT key, text, render FROM outbox")).all()
         ledger = connection.execute(text("SELECT kind, amount_cents FROM ledger_entry")).all()
@@ -54,19 +62,14 @@ def test_an_installed_database_keeps_its_messages_and_money_through_an_upgrade(d
 def test_jobs_and_settings_come_through_the_customers_upgrade(db_url: str) -> None:
     """A co-op on 0004 upgrades to customers' orders: its jobs stay coordinators' jobs (no customer,
     no quote, no proof), its settings keep their values, and a setting may now list many zones."""
-    engine = make_engine(db_url)
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     when = "'2026-11-01 09:00:00'"
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0004")
-        for statement in (
-            "INSERT INTO job (id, pickup, dropoff, note, status, created_at, updated_at, policy, round) VALUES "
-            f"(1, 'Boulangerie', '12 rue Oberkampf', '', 'delivered', {when}, {when}, 'broadcast', 0)",
-            f"INSERT INTO setting (key, value, effective_at) VALUES ('dispatch.policy', 'rotation', {when})",
-        ):
-            connection.execute(text(statement))
-    upgrade(engine)
+    engine = upgraded_from(
+        db_url,
+        "0004",
+        "INSERT INTO job (id, pickup, dropoff, note, status, created_at, updated_at, policy, round) VALUES "
+        f"(1, 'Boulangerie', '12 rue Oberkampf', '', 'delivered', {when}, {when}, 'broadcast', 0)",
+        f"INSERT INTO setting (key, value, effective_at) VALUES ('dispatch.policy', 'rotation', {when})",
+    )
     zones = "; ".join(f"Z{i}: {75001 + i}, {93001 + i}, {94001 + i}" for i in range(40))
     with engine.begin() as connection:
         connection.execute(text(f"INSERT INTO setting (key, value, effective_at) VALUES ('price.zones', :z, {when})"),
@@ -82,22 +85,17 @@ def test_jobs_and_settings_come_through_the_customers_upgrade(db_url: str) -> No
 def test_jobs_come_through_the_api_keys_upgrade_and_a_retry_key_is_unique_per_customer(db_url: str) -> None:
     """A co-op on 0005 upgrades to the web door: its orders keep everything and have no shop reference,
     no customer has a key or a webhook yet, and one customer cannot record one Idempotency-Key twice."""
-    engine = make_engine(db_url)
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     when = "'2026-11-01 09:00:00'"
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0005")
-        for statement in (
-            f"INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
-            f"available, address) VALUES (1, 'Boulangerie Martin', 'customer', true, {when}, 'both', false, false, "
-            f"false, '3 rue Paul Bert, 75011')",
-            "INSERT INTO job (id, pickup, dropoff, note, status, created_at, updated_at, policy, round, customer_id, "
-            f"price_cents, proof_tries) VALUES (1, '75011', '93100', '', 'delivered', {when}, {when}, 'broadcast', 0, "
-            "1, 650, 0)",
-        ):
-            connection.execute(text(statement))
-    upgrade(engine)
+    engine = upgraded_from(
+        db_url,
+        "0005",
+        f"INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
+        f"available, address) VALUES (1, 'Boulangerie Martin', 'customer', true, {when}, 'both', false, false, "
+        f"false, '3 rue Paul Bert, 75011')",
+        "INSERT INTO job (id, pickup, dropoff, note, status, created_at, updated_at, policy, round, customer_id, "
+        f"price_cents, proof_tries) VALUES (1, '75011', '93100', '', 'delivered', {when}, {when}, 'broadcast', 0, "
+        "1, 650, 0)",
+    )
     record = ("INSERT INTO idempotent_request (customer_id, key, fingerprint, status, body, created_at) VALUES "
               f"(1, 'retry-1', 'f', 201, '{{}}', {when})")  # fmt: skip
     with engine.begin() as connection:
@@ -114,22 +112,17 @@ def test_jobs_come_through_the_api_keys_upgrade_and_a_retry_key_is_unique_per_cu
 def test_shares_come_through_the_payouts_upgrade_unpaid_and_nobody_has_an_iban(db_url: str) -> None:
     """A co-op on 0006 upgrades to payouts: its members and allocations keep everything, nobody has an
     IBAN, and no share has a payment day or method until the treasurer marks it."""
-    engine = make_engine(db_url)
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     when = "'2026-11-01 09:00:00'"
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0006")
-        for statement in (
-            f"INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
-            f"available, public_name) VALUES (1, 'Chloé', 'member', true, {when}, 'both', false, false, false, false)",
-            "INSERT INTO period (id, label, starts_at, ends_at, status, settings, totals) VALUES "
-            f"(1, '2026-10', {when}, {when}, 'closed', '{{}}', '{{}}')",
-            "INSERT INTO allocation (period_id, member_id, points_milli, dividend_cents, base_pay_cents, paid) "
-            "VALUES (1, 1, 2000, 27000, 8125, false)",
-        ):
-            connection.execute(text(statement))
-    upgrade(engine)
+    engine = upgraded_from(
+        db_url,
+        "0006",
+        f"INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
+        f"available, public_name) VALUES (1, 'Chloé', 'member', true, {when}, 'both', false, false, false, false)",
+        "INSERT INTO period (id, label, starts_at, ends_at, status, settings, totals) VALUES "
+        f"(1, '2026-10', {when}, {when}, 'closed', '{{}}', '{{}}')",
+        "INSERT INTO allocation (period_id, member_id, points_milli, dividend_cents, base_pay_cents, paid) "
+        "VALUES (1, 1, 2000, 27000, 8125, false)",
+    )
     with engine.begin() as connection:
         member = connection.execute(text("SELECT name, iban_sealed FROM member")).one()
         share = connection.execute(text(
