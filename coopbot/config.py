@@ -274,6 +274,47 @@ class WebSection(Section):
         return value.rstrip("/")
 
 
+class AccountingSection(Section):
+    """The chart of accounts the FEC (`coopbot export fec`) writes to: French PCG numbers by default.
+
+    A co-op's accountant may use other numbers (sub-accounts like 7061, another
+    purchases account); they change them here rather than in every year's file.
+    """
+
+    sales: str = "706"
+    customers: str = "411"
+    bank: str = "512"
+    #: 628 "Divers": a catch-all the accountant reclassifies (the ledger does not say what was bought).
+    purchases: str = "628"
+    suppliers: str = "401"
+    wages: str = "641"
+    staff: str = "421"
+    result: str = "120"
+    legal_reserve: str = "1061"
+    other_reserves: str = "1068"
+    #: 457 "Associés - dividendes à payer": owed to each member, one auxiliary account each.
+    dividends: str = "457"
+    sales_journal: str = "VE"
+    purchases_journal: str = "AC"
+    misc_journal: str = "OD"
+    bank_journal: str = "BQ"
+
+    @field_validator("sales", "customers", "bank", "purchases", "suppliers", "wages", "staff", "result",
+                     "legal_reserve", "other_reserves", "dividends")  # fmt: skip
+    @classmethod
+    def _account_number(cls, value: str) -> str:
+        if not value.isdigit() or not 3 <= len(value) <= 20:
+            raise ValueError(f"{value!r} is not an account number: write digits only, like '706'")
+        return value
+
+    @field_validator("sales_journal", "purchases_journal", "misc_journal", "bank_journal")
+    @classmethod
+    def _journal_code(cls, value: str) -> str:
+        if not value.isalnum() or not 1 <= len(value) <= 10:
+            raise ValueError(f"{value!r} is not a journal code: write letters or digits, like 'VE'")
+        return value
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -288,6 +329,7 @@ class Config(BaseModel):
     prices: PricesSection = Field(default_factory=PricesSection)
     orders: OrdersSection = Field(default_factory=OrdersSection)
     web: WebSection = Field(default_factory=WebSection)
+    accounting: AccountingSection = Field(default_factory=AccountingSection)
     #: Points per unit of each contribution kind (per hour, or per item).
     weights: dict[str, float] = Field(
         default_factory=lambda: {

@@ -1,4 +1,4 @@
-"""`coopbot period close [--dry-run]` and `coopbot export ledger|allocations`.
+"""`coopbot period close [--dry-run]` and `coopbot export ledger|allocations|fec`.
 
 The scheduler closes periods by itself; this is for the treasurer who wants
 to see the close before it happens, or to close by hand on a server where the
@@ -35,6 +35,11 @@ def add_export_commands(export: Any) -> None:
         parser.add_argument("--format", choices=("csv",), default="csv")
         parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of the screen")
         parser.set_defaults(action=cmd_export, what=what)
+    fec = export.add_parser("fec", help="the year's books as a FEC file (fichier des écritures comptables)")
+    fec.add_argument("--year", type=int, required=True, help="the calendar year, like 2026")
+    fec.add_argument("--siren", required=True, help="the co-op's nine-digit SIREN, which names the file")
+    fec.add_argument("--out", metavar="DIR", default=".", help="the folder to write it in (default: here)")
+    fec.set_defaults(action=cmd_export_fec)
 
 
 def cmd_period_close(args: argparse.Namespace, out: TextIO) -> int:
@@ -130,6 +135,25 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(f"{count} rows written to {args.output}\n")
             else:
                 exports.write_csv(out, header, rows)
+        return 0
+    finally:
+        bot.dispose()
+
+
+def cmd_export_fec(args: argparse.Namespace, out: TextIO) -> int:
+    """Write `{siren}FEC{year}1231.txt` in `--out`; a bad SIREN is refused before the database is opened."""
+    from coopbot.app import CoopBot
+    from coopbot.config import load_config
+    from coopbot.services.money import fec
+
+    name = fec.file_name(args.siren, args.year)
+    config = load_config(args.config)
+    bot = CoopBot(config)
+    try:
+        target = Path(args.out) / name
+        with bot.sessions() as session, target.open("w", encoding="utf-8", newline="") as handle:
+            count = fec.export_year(session, config, args.year, handle)
+        out.write(f"{count} lines written to {target}\n")
         return 0
     finally:
         bot.dispose()

@@ -155,3 +155,31 @@ def test_members_without_a_chat_still_get_their_allocation(config_file: Path) ->
         bot.dispose()
     assert main(["--config", str(config_file), "period", "close"]) == 0
     assert state(config_file) == ("closed", 3, 3)
+
+
+def test_the_books_for_the_accountant_as_a_fec_file(
+    config_file: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    label = last_month(config_file)
+    assert main(["--config", str(config_file), "period", "close"]) == 0
+    capsys.readouterr()
+    year = label[:4]
+    out_dir = tmp_path / "books"
+    out_dir.mkdir()
+    argv = ["--config", str(config_file), "export", "fec", "--year", year, "--siren", "123456789", "--out"]
+    assert main([*argv, str(out_dir)]) == 0
+    target = out_dir / f"123456789FEC{year}1231.txt"
+    assert capsys.readouterr().out.endswith(f"lines written to {target}\n")
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("JournalCode\tJournalLib\tEcritureNum\t") and lines[0].endswith("\tIdevise")
+    fields = [line.split("\t") for line in lines[1:]]
+    assert all(len(row) == 18 for row in fields)
+    assert ("706", "0,00", "1250,00") in {(row[4], row[11], row[12]) for row in fields}
+    assert ("628", "89,90", "0,00") in {(row[4], row[11], row[12]) for row in fields}
+
+    bad = ["--config", str(config_file), "export", "fec", "--year", year, "--siren", "12345", "--out", str(tmp_path)]
+    assert main(bad) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "12345 is not a SIREN: write the co-op's nine-digit company number, like 123456789.\n"
+    assert not list(tmp_path.glob("*FEC*"))
