@@ -15,7 +15,7 @@ from typing import Any
 
 from coopbot.chat import Outgoing
 from coopbot.errors import UsageError
-from coopbot.models import Job, JobEvent, Member
+from coopbot.models import Job, JobEvent
 from coopbot.money import format_milli, format_money
 from coopbot.services.dispatch import jobs as svc
 from coopbot.services.dispatch import offers, order_notices, orders, price_rules
@@ -243,21 +243,11 @@ def why(ctx: Context) -> Reply:
         orders.own_order(ctx.session, ctx.me, job_id)
     job, events, names = svc.history(ctx.session, job_id)
     if customer:
-        events, names = _as_customer_reads(ctx, job, events)
+        events, names = order_notices.as_customer_reads(ctx.session, ctx.config, ctx.lang, ctx.me, job, events)
     state = _state(ctx, job, names.get(job.assignee_id or 0, "") if customer else None)
     lines = [ctx.t("dispatch.why_title", job=_describe(ctx, job), state=state)]
     lines += [_why_line(ctx, event, names) for event in events]
     return "\n".join([*lines, *_price_lines(ctx, job)])
-
-
-def _as_customer_reads(ctx: Context, job: Job, events: list[JobEvent]) -> tuple[list[JobEvent], dict[int, str]]:
-    """Their order's steps, not the co-op's offers to its members; the people in it by first name."""
-    steps = [event for event in events if event.kind in CUSTOMER_STEPS]
-    people = {i for event in steps for i in (event.member_id, event.actor_id) if i is not None}
-    people |= {job.assignee_id} if job.assignee_id is not None else set()
-    names = {i: order_notices.courier_shown(ctx.config, ctx.lang, ctx.session.get(Member, i)) for i in people}
-    names[ctx.me.id] = ctx.me.name
-    return steps, names
 
 
 def _price_lines(ctx: Context, job: Job) -> list[str]:
@@ -268,10 +258,6 @@ def _price_lines(ctx: Context, job: Job) -> list[str]:
     explained = price_rules.explain(ctx.lang, job.quote, ctx.config.coop.currency)
     return [ctx.t("orders.why_price", price=explained), ctx.t("orders.why_zones", pickup=pickup, dropoff=dropoff)]
 
-
-#: What a customer reads of their order's history: its steps, not the co-op's offers to its members.
-CUSTOMER_STEPS = ("quoted", "confirmed", "lapsed", "accepted", "assigned", "picked_up", "delivered", "failed",
-                  "released", "cancelled", "price_set")  # fmt: skip
 
 
 def _why_line(ctx: Context, event: JobEvent, names: dict[int, str]) -> str:

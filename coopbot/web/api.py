@@ -159,7 +159,7 @@ async def get_order(request: web.Request) -> web.Response:
         delivered = [event for event in events if event.kind == "delivered"]
         proof = (delivered[-1].details or {}).get("proof") if delivered else None
         body["proof"] = {"kind": proof, "photo": body["links"].get("proof")}
-        body["history"] = history_json(session, bot.config, lang, customer, events)
+        body["history"] = history_json(session, bot.config, lang, customer, job, events)
         return Answer(200, body)
 
     return await _run(request, work)

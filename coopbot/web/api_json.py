@@ -25,11 +25,10 @@ from sqlalchemy.orm import Session
 from coopbot.config import Config
 from coopbot.errors import UsageError
 from coopbot.i18n import t
-from coopbot.models import JobEvent, Member
-from coopbot.services.dispatch.order_notices import courier_shown
+from coopbot.models import Job, JobEvent, Member
+from coopbot.services.dispatch.order_notices import as_customer_reads
 from coopbot.services.dispatch.webhooks import BASE, iso, money, order_json, price_of
 from coopbot.web.problems import ApiProblem
-from handlers.dispatch import CUSTOMER_STEPS
 
 JSON_TYPES = ("application/json", "application/problem+json")
 #: What an order's event may tell a customer beyond its kind and time.
@@ -67,22 +66,16 @@ async def read_object(request: web.Request, fields: dict[str, bool], *, optional
     return body
 
 
-def history_json(session: Session, config: Config, lang: str, customer: Member,
+def history_json(session: Session, config: Config, lang: str, customer: Member, job: Job,
                  events: list[JobEvent]) -> list[dict[str, Any]]:  # fmt: skip
     """The order's steps a customer may read, each with who took it as the chat names them."""
-    shown: dict[int, str] = {customer.id: customer.name}
+    shown, names = as_customer_reads(session, config, lang, customer, job, events)
 
     def who(member_id: int | None) -> str | None:
-        if member_id is None:
-            return None
-        if member_id not in shown:
-            shown[member_id] = courier_shown(config, lang, session.get(Member, member_id))
-        return shown[member_id]
+        return None if member_id is None else names[member_id]
 
     steps = []
-    for event in events:
-        if event.kind not in CUSTOMER_STEPS:
-            continue
+    for event in shown:
         details = event.details or {}
         step: dict[str, Any] = {"step": event.kind, "at": iso(event.at, config),
                                 "by": who(event.member_id) or who(event.actor_id)}  # fmt: skip

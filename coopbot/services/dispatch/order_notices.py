@@ -63,6 +63,23 @@ def courier_shown(config: Config, lang: str, courier: Member | None) -> str:
     return courier.name.split()[0]
 
 
+#: What a customer reads of their order's history: its steps, not the co-op's offers to its members.
+CUSTOMER_STEPS = ("quoted", "confirmed", "lapsed", "accepted", "assigned", "picked_up", "delivered", "failed",
+                  "released", "cancelled", "price_set")  # fmt: skip
+
+
+def as_customer_reads(session: Session, config: Config, lang: str, customer: Member, job: Job,
+                      events: list[JobEvent]) -> tuple[list[JobEvent], dict[int, str]]:  # fmt: skip
+    """An order's history as its customer reads it, in the chat (/why) and over the API alike: its
+    steps only, and everyone in them (and its holder) as `courier_shown` names them."""
+    steps = [event for event in events if event.kind in CUSTOMER_STEPS]
+    people = {i for event in steps for i in (event.member_id, event.actor_id) if i is not None}
+    people |= {job.assignee_id} if job.assignee_id is not None else set()
+    names = {i: courier_shown(config, lang, session.get(Member, i)) for i in people}
+    names[customer.id] = customer.name
+    return steps, names
+
+
 def tell_customer(session: Session, config: Config, job: Job, event: JobEvent, step: str, now: datetime, *,
                   courier: Member | None = None, **params: Any) -> None:  # fmt: skip
     """One message to the customer for one step of their order, once (keyed by the job's event),
