@@ -69,7 +69,6 @@ import logging
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -200,22 +199,14 @@ class Load:
 
 @contextlib.contextmanager
 def database(workdir: Path, pg_url: str | None) -> Iterator[str]:
+    """SQLite in `workdir`, or a schema of its own on PostgreSQL (period_close's, dropped after)."""
     if pg_url is None:
         yield f"sqlite:///{workdir / 'bench.sqlite3'}"
         return
-    from sqlalchemy import create_engine, text
+    from bench.period_close import database as postgres_schema
 
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        sep = "&" if "?" in pg_url else "?"
-        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("postgres", pg_url) as url:
+        yield url
 
 
 def bench_config(url: str):  # type: ignore[no-untyped-def]
