@@ -1,4 +1,5 @@
-"""Being paid: `/iban` (where a member's shares go) and `/payouts` (what a period has paid).
+"""Money out: `/iban` (where a member's shares go), `/payouts` (what a period has paid),
+`/funds` (what the co-op keeps, and what the members voted to spend).
 
 An IBAN is personal and can move money, so `/iban` answers only in private.
 One typed in a group has already been read by the whole group: it is not
@@ -11,7 +12,7 @@ the treasurer's bank file. The rules are in `coopbot.services.money.payouts`.
 from __future__ import annotations
 
 from coopbot.money import format_money
-from coopbot.services.money import payouts
+from coopbot.services.money import funds, payouts
 from coopbot.states import Role
 from handlers.registry import Context, Reply, command
 
@@ -47,3 +48,13 @@ def payouts_totals(ctx: Context) -> Reply:
     if sums.without_iban:
         lines.append(ctx.t("payouts.payouts_without_iban", count=sums.without_iban))
     return "\n".join(lines)
+
+
+@command("funds", area="funds", aliases=("fonds",))
+def funds_held(ctx: Context) -> Reply:
+    """Every member may see what the co-op keeps: the funds are theirs to spend by vote."""
+    args = ctx.expect_args(0, 1)
+    everything = bool(args) and args[0].casefold() in ("all", "tout", "tous")
+    if args and not everything:
+        raise ctx.usage()
+    return funds.funds_text(ctx.session, ctx.config, ctx.lang, everything=everything)

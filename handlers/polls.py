@@ -36,7 +36,7 @@ from coopbot.states import PollStatus
 from handlers.registry import Context, Reply, command
 
 FLAGS = {"--multiple": "multiple", "--secret": "secret", "--live": "live"}
-VALUED = ("--options", "--closes", "--quorum", "--threshold", "--sets")
+VALUED = ("--options", "--closes", "--quorum", "--threshold", "--sets", "--spend", "--to")
 OPTION_START = re.compile(r"(?:^|\s)--[a-z]")
 PHONE_DASH = re.compile(r"(^|\s)[—–](?=[a-z])")
 UNITS = {
@@ -97,12 +97,17 @@ def split_options(tail: str) -> list[str]:
 
 def parse_propose(rest: str, now: datetime, tz: ZoneInfo) -> svc.PollSpec:
     """The question, then `--options`, `--multiple`, `--secret`, `--live`, `--quorum`,
-    `--threshold`, `--closes`, `--sets`, in any order."""
+    `--threshold`, `--closes`, `--sets`, `--spend` (with `--to`), in any order.
+
+    A spending is the binding action `spend` (`services.money.funds`), so
+    `--spend 3200.00 from development_fund --to "Vélos Dupont"` is read as
+    `--sets spend=3200.00 from development_fund to Vélos Dupont`."""
     rest = PHONE_DASH.sub(r"\1--", rest)
     found = OPTION_START.search(rest)
     title, tail = (rest[: found.start()], rest[found.start() :]) if found else (rest, "")
     spec = svc.PollSpec(title=title.strip(), options=[])
     seen: set[str] = set()
+    spending: dict[str, str] = {}
     tokens = split_options(tail)
     index = 0
     while index < len(tokens):
@@ -131,9 +136,22 @@ def parse_propose(rest: str, now: datetime, tz: ZoneInfo) -> svc.PollSpec:
             spec.quorum_pct = parse_pct(name, value)
         elif name == "--threshold":
             spec.threshold_pct = parse_pct(name, value)
+        elif name in ("--spend", "--to"):
+            spending[name] = value
         else:
             spec.sets = value
+    if spending:
+        spec.sets = spending_as_setting(spending, spec.sets)
     return spec
+
+
+def spending_as_setting(spending: dict[str, str], sets: str | None) -> str:
+    if "--spend" not in spending:
+        raise UsageError("funds.to_needs_spend")
+    if sets is not None:
+        raise UsageError("funds.spend_and_sets")
+    payee = spending.get("--to")
+    return f"spend={spending['--spend']}" + (f" to {payee}" if payee else "")
 
 
 # --- commands -----------------------------------------------------------------------

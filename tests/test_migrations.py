@@ -129,3 +129,34 @@ def test_shares_come_through_the_payouts_upgrade_unpaid_and_nobody_has_an_iban(d
             "SELECT dividend_cents, base_pay_cents, paid, paid_at, paid_method FROM allocation")).one()
     engine.dispose()
     assert (tuple(member), tuple(share)) == (("Chloé", None), (27000, 8125, False, None, None))
+
+
+def test_a_closed_period_comes_through_the_funds_upgrade_and_nothing_is_spent(db_url: str) -> None:
+    """A co-op on 0007 upgrades to the funds: its closed periods keep the buckets the funds are
+    read from, nothing has been spent, and one poll can spend at most once."""
+    when = "'2026-11-01 09:00:00'"
+    engine = upgraded_from(
+        db_url,
+        "0007",
+        "INSERT INTO period (id, label, starts_at, ends_at, status, settings, totals) VALUES "
+        f"(1, '2026-10', {when}, {when}, 'closed', '{{}}', '{{\"development_fund\": 90000}}')",
+    )
+    with engine.begin() as connection:
+        totals = connection.execute(text("SELECT totals FROM period")).scalar_one()
+        spent = connection.execute(text("SELECT count(*) FROM fund_spending")).scalar_one()
+        poll = (
+            "INSERT INTO poll (id, title, kind, options, secret, live_results, quorum_pct, threshold_pct, "
+            f"created_at, closes_at, status, result) VALUES (1, 'Bikes', 'proposal', '[]', false, false, 0, 50, "
+            f"{when}, {when}, 'closed', '{{}}')"
+        )
+        connection.execute(text(poll))
+    spending = (
+        "INSERT INTO fund_spending (fund, amount_cents, purpose, poll_id, spent_at) "
+        f"VALUES ('development_fund', 320000, 'Bikes', 1, {when})"
+    )
+    with engine.begin() as connection:
+        connection.execute(text(spending))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(spending))
+    engine.dispose()
+    assert ("90000" in str(totals), spent) == (True, 0)

@@ -14,7 +14,11 @@ the bot knows into those entries, double entry, with nothing written back:
 * each close's surplus (miscellaneous journal): debit the result, credit the
   legal reserve, the development fund (other reserves, with any dividend
   nobody could share) and each member's dividend;
-* payouts marked paid (bank journal): debit what was owed, credit the bank.
+* payouts marked paid (bank journal): debit what was owed, credit the bank;
+* spendings the members voted from the development fund (bank journal):
+  debit other reserves, credit the bank, labelled with the poll and the
+  payee. The accountant may reclass a purchase that is an asset (cargo
+  bikes); the bot books it where the members decided it comes from.
 
 The bot does not close the income and expense accounts into the result: that
 is the accountant's year-end work, and doing it here would book every euro of
@@ -41,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from coopbot.config import AccountingSection, Config
 from coopbot.errors import UsageError
-from coopbot.models import Allocation, Job, LedgerEntry, Period
+from coopbot.models import Allocation, FundSpending, Job, LedgerEntry, Period
 
 HEADER: tuple[str, ...] = (
     "JournalCode",
@@ -163,6 +167,7 @@ def year_entries(session: Session, config: Config, year: int) -> list[Entry]:
     end = datetime(year + 1, 1, 1, tzinfo=tz).astimezone(UTC)
     found = [*money_entries(session, config, start, end), *close_entries(session, config, year)]
     found += payout_entries(session, config, start, end)
+    found += spending_entries(session, config, start, end)
     return sorted(found, key=lambda e: (e.day, JOURNALS.index(e.journal), e.order))
 
 
@@ -261,6 +266,22 @@ def payout_entries(session: Session, config: Config, start: datetime, end: datet
         )
         day = share.paid_at.astimezone(config.coop.tz).date()
         made = entry("bank", day, f"{label}-{aux[0]}", f"payout {label} {aux[1]}", lines, share.id)
+        if made is not None:
+            yield made
+
+
+def spending_entries(session: Session, config: Config, start: datetime, end: datetime) -> Iterator[Entry]:
+    """Each spending from the development fund, on the day its poll passed."""
+    rows = session.scalars(
+        select(FundSpending)
+        .where(FundSpending.spent_at >= start, FundSpending.spent_at < end)
+        .order_by(FundSpending.id)
+    )
+    for row in rows:
+        poll = f"P-{row.poll_id}" if row.poll_id is not None else f"F{row.id}"
+        label = f"{poll} {row.purpose}" + (f" - {row.payee}" if row.payee else "")
+        lines = (dr("other_reserves", row.amount_cents), cr("bank", row.amount_cents))
+        made = entry("bank", row.spent_at.astimezone(config.coop.tz).date(), poll, label, lines, 10**9 + row.id)
         if made is not None:
             yield made
 

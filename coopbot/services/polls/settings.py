@@ -37,6 +37,8 @@ from coopbot.services.money.shares import MILLI
 #: Binding actions that are not plain settings: `apply(session, config, value, now, poll)`.
 ActionFn = Callable[[Session, Config, str, datetime, Poll | None], Any]
 ParseFn = Callable[[str], str]
+#: How a binding action reads on a ballot and in a result: `words(lang, canonical, currency)`.
+WordsFn = Callable[[str, str, str], str]
 #: What a parse cannot know without the database (a member to remove is active):
 #: `check(session, config, canonical, now)` raises a CoopError or returns.
 CheckFn = Callable[[Session, Config, str, datetime], None]
@@ -64,6 +66,8 @@ class Governed:
     action: ActionFn | None = None
     #: Run by `validate` after the parse, so when a poll is proposed and again when it passes.
     check: CheckFn | None = None
+    #: For binding actions whose value is not shown as typed (an amount in cents, say).
+    words: WordsFn | None = None
 
 
 def bad(key: str, expected: str) -> UsageError:
@@ -210,7 +214,12 @@ MONEY_KEYS = ("equity_threshold", "base_pay_per_hour", "base_pay_per_delivery")
 
 
 def register_action(
-    key: str, parse: ParseFn, apply: ActionFn, restricted: bool = True, check: CheckFn | None = None
+    key: str,
+    parse: ParseFn,
+    apply: ActionFn,
+    restricted: bool = True,
+    check: CheckFn | None = None,
+    words: WordsFn | None = None,
 ) -> Governed:
     """Let a binding poll do something that is not a plain value (e.g. remove a member).
 
@@ -218,7 +227,7 @@ def register_action(
     it when the poll is proposed, so a proposal that could never be applied is
     refused then, not discovered at the close.
     """
-    entry = Governed(key, parse, restricted, apply, check)
+    entry = Governed(key, parse, restricted, apply, check, words)
     GOVERNED[key] = entry
     return entry
 

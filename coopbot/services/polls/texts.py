@@ -93,9 +93,12 @@ def _value(config: Config, key: str, value: str, lang: str) -> str:
     return settings.describe(key, value, lang, config.coop.currency)
 
 
-def action_text(lang: str, key: str, value: str) -> str:
+def action_text(lang: str, key: str, value: str, currency: str) -> str:
     """What a binding action does, in words ("remove the member #12"); one the catalogue
     does not know reads as typed (`key value`)."""
+    entry = settings.GOVERNED.get(key)
+    if entry is not None and entry.words is not None:
+        return entry.words(lang, value, currency)
     sentence = f"settings.action.{key}"
     return t(lang, sentence, value=value) if sentence in catalogue(FALLBACK) else f"{key} {value}"
 
@@ -105,7 +108,7 @@ def sets_line(session: Session, config: Config, poll: Poll, lang: str, now: date
         return ""
     key = poll.sets_key
     if is_action(key):
-        return t(lang, "polls.ballot_action", action=action_text(lang, key, poll.sets_value))
+        return t(lang, "polls.ballot_action", action=action_text(lang, key, poll.sets_value, config.coop.currency))
     old = _value(config, key, settings.current(session, config, key, now), lang)
     new = _value(config, key, poll.sets_value, lang)
     return t(lang, "polls.ballot_sets", setting=key, old=old, new=new, when=applies_when(lang, key))
@@ -198,7 +201,8 @@ def result_text(session: Session, config: Config, poll: Poll, lang: str) -> str:
     if result.get("early"):
         lines.append(t(lang, "polls.closed_early"))
     if "applied" in result and poll.sets_key and is_action(poll.sets_key):
-        lines.append(t(lang, "polls.action_applied", action=action_text(lang, poll.sets_key, result["applied"])))
+        action = action_text(lang, poll.sets_key, result["applied"], config.coop.currency)
+        lines.append(t(lang, "polls.action_applied", action=action))
     elif "applied" in result and poll.sets_key:
         value = _value(config, poll.sets_key, result["applied"], lang)
         lines.append(
