@@ -332,7 +332,7 @@ class Poll(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(500))
-    #: proposal | single | multiple
+    #: proposal | single | multiple | ranked
     kind: Mapped[str] = mapped_column(String(20))
     options: Mapped[list[Any]] = mapped_column(default=list)
     secret: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -347,6 +347,8 @@ class Poll(Base):
     reminded_at: Mapped[datetime | None]
     sets_key: Mapped[str | None] = mapped_column(String(50))
     sets_value: Mapped[str | None] = mapped_column(String(200))
+    #: A ranked poll: how many options win (one: Schulze; more: Meek STV). Other polls: none.
+    seats: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 

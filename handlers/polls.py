@@ -2,8 +2,9 @@
 
 `/propose` reads like a sentence followed by options, the way people write
 on a phone: `/propose Raise the reserve to 20%? --closes 3d --sets
-legal_reserve_pct=20`. Phones turn `--` into a dash, so a dash before an
-option name counts too. Answers that show a member's own vote go to their
+legal_reserve_pct=20`, or, ranked, `/propose Where is the AGM? --ranked
+"Salle A" "Salle B" "Online"`. Phones turn `--` into a dash, so a dash before
+an option name counts too. Answers that show a member's own vote go to their
 private chat.
 """
 
@@ -19,7 +20,9 @@ from coopbot.chat import Outgoing
 from coopbot.errors import NotAllowed, UsageError
 from coopbot.models import Member, Poll
 from coopbot.services.members.accounts import active_members, identity_of
+from coopbot.services.polls import counting
 from coopbot.services.polls import voting as svc
+from coopbot.services.polls.ranked_texts import full_lines
 from coopbot.services.polls.texts import (
     ballot_message,
     buttons,
@@ -36,7 +39,7 @@ from coopbot.states import PollStatus
 from handlers.registry import Context, Reply, command
 
 FLAGS = {"--multiple": "multiple", "--secret": "secret", "--live": "live"}
-VALUED = ("--options", "--closes", "--quorum", "--threshold", "--sets", "--spend", "--to")
+VALUED = ("--options", "--closes", "--quorum", "--threshold", "--sets", "--spend", "--to", "--ranked", "--seats")
 OPTION_START = re.compile(r"(?:^|\s)--[a-z]")
 PHONE_DASH = re.compile(r"(^|\s)[—–](?=[a-z])")
 UNITS = {
@@ -121,7 +124,7 @@ def parse_propose(rest: str, now: datetime, tz: ZoneInfo) -> svc.PollSpec:
             continue
         if name not in VALUED:
             raise UsageError("polls.unknown_option", option=name[:30])
-        words = []
+        words: list[str] = []
         while index < len(tokens) and not tokens[index].startswith("--"):
             words.append(tokens[index])
             index += 1
@@ -136,6 +139,10 @@ def parse_propose(rest: str, now: datetime, tz: ZoneInfo) -> svc.PollSpec:
             spec.quorum_pct = parse_pct(name, value)
         elif name == "--threshold":
             spec.threshold_pct = parse_pct(name, value)
+        elif name == "--ranked":
+            spec.ranked = words[0].split("|") if len(words) == 1 else words
+        elif name == "--seats":
+            spec.seats = parse_seats(value)
         elif name in ("--spend", "--to"):
             spending[name] = value
         else:
@@ -143,6 +150,13 @@ def parse_propose(rest: str, now: datetime, tz: ZoneInfo) -> svc.PollSpec:
     if spending:
         spec.sets = spending_as_setting(spending, spec.sets)
     return spec
+
+
+def parse_seats(text: str) -> int:
+    seats = small_number(text.strip())
+    if seats is None or seats < 1:
+        raise UsageError("polls.bad_seats", most=svc.MAX_OPTIONS - 1)
+    return seats
 
 
 def spending_as_setting(spending: dict[str, str], sets: str | None) -> str:
@@ -226,8 +240,13 @@ def polls(ctx: Context) -> Reply:
 
 @command("results", area="polls", aliases=("resultats",))
 def results(ctx: Context) -> Reply:
-    ref = ctx.expect_args(1, 1)[0]
-    return result_reply(ctx, svc.get(ctx.session, ref))
+    args = ctx.expect_args(1, 2)
+    if len(args) == 2 and args[1].casefold() not in ("full", "complet", "détail", "detail"):
+        raise ctx.usage()
+    poll = svc.get(ctx.session, args[0])
+    if len(args) == 2:
+        return "\n".join(full_lines(poll, ctx.lang))
+    return result_reply(ctx, poll)
 
 
 def result_reply(ctx: Context, poll: Poll) -> str:
@@ -242,7 +261,7 @@ def result_reply(ctx: Context, poll: Poll) -> str:
     lines = [ctx.t("polls.results_open", poll=code(poll), title=poll.title, closes=closes)]
     lines.append(turnout_line(ctx.lang, len(voted), len(active), poll.quorum_pct))
     if poll.live_results and not poll.secret:
-        so_far = svc.tally(poll, svc.ballots_of(ctx.session, ctx.config, poll, active))
+        so_far = counting.tally(poll, counting.ballots_of(ctx.session, ctx.config, poll, active))
         lines += counts_lines(poll, ctx.lang, so_far.counts)
         lines += names_lines(ctx, poll)
     else:

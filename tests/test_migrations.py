@@ -160,3 +160,19 @@ def test_a_closed_period_comes_through_the_funds_upgrade_and_nothing_is_spent(db
         connection.execute(text(spending))
     engine.dispose()
     assert ("90000" in str(totals), spent) == (True, 0)
+
+
+def test_polls_come_through_the_ranked_upgrade_unranked(db_url: str) -> None:
+    """A co-op on 0008 upgrades to ranked polls: its polls keep their kind and result, and have no seats."""
+    when = "'2026-11-01 09:00:00'"
+    engine = upgraded_from(
+        db_url,
+        "0008",
+        "INSERT INTO poll (id, title, kind, options, secret, live_results, quorum_pct, threshold_pct, "
+        f"created_at, closes_at, status, result) VALUES (1, 'Party?', 'single', '[\"June\", \"July\"]', false, "
+        f"false, 0, 0, {when}, {when}, 'closed', '{{\"winners\": [2]}}')",
+    )
+    with engine.begin() as connection:
+        poll = connection.execute(text("SELECT kind, seats, result FROM poll")).one()
+    engine.dispose()
+    assert (poll.kind, poll.seats, "[2]" in str(poll.result)) == ("single", None, True)

@@ -22,6 +22,8 @@ from coopbot.services.polls import settings
 PROPOSAL_CHOICES = ("agree", "abstain", "disagree", "block")
 EMOJI = {"agree": "👍", "abstain": "🤷", "disagree": "👎", "block": "✋"}
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
+#: The rank a ranked poll's button shows once the option is ranked.
+RANKS = ("①", "②", "③", "④", "⑤", "⑥", "⑦", "⑧", "⑨", "⑩")
 MAX_LABEL = 40
 #: Settings frozen into each period at its start: a vote changes them from the next period.
 PERIOD_KEYS = (
@@ -66,6 +68,8 @@ def choice_label(poll: Poll, lang: str, choice: Any) -> str:
 def chosen_text(poll: Poll, lang: str, choices: list[Any]) -> str:
     if not choices:
         return t(lang, "polls.nothing_chosen")
+    if poll.kind == "ranked":
+        return " > ".join(poll.options[int(choice) - 1] for choice in choices)
     return ", ".join(choice_label(poll, lang, choice) for choice in choices)
 
 
@@ -79,9 +83,12 @@ def buttons(poll: Poll, lang: str, chosen: list[Any] | None = None) -> tuple[But
             tick = "✓ " if choice in picked else ""
             made.append(Button(tick + label, f"/vote {code(poll)} {choice}", EMOJI[choice]))
         return tuple(made)
-    toggle = "+" if poll.kind == "multiple" else ""
+    toggle = "+" if poll.kind in ("multiple", "ranked") else ""
+    ranks = [int(choice) for choice in chosen or []] if poll.kind == "ranked" else []
     for number, option in enumerate(poll.options, start=1):
         tick = "✓ " if str(number) in picked else ""
+        if ranks:
+            tick = f"{RANKS[ranks.index(number)]} " if number in ranks else ""
         label = f"{tick}{number}. {option}"
         if len(label) > MAX_LABEL:
             label = label[: MAX_LABEL - 1] + "…"
@@ -127,6 +134,10 @@ def applies_when(lang: str, key: str) -> str:
 
 
 def rules_line(session: Session, config: Config, poll: Poll, lang: str, now: datetime) -> str:
+    if poll.kind == "ranked":
+        method = t(lang, "polls.method_schulze" if (poll.seats or 1) == 1 else "polls.method_stv", seats=poll.seats)
+        return t(lang, "polls.rules_ranked", quorum=poll.quorum_pct, method=method, poll=code(poll),
+                 closes=local_time(config, poll.closes_at))  # fmt: skip
     if poll.kind == "proposal":
         vetoes = settings.current(session, config, "block_vetoes", now) == "true"
         block = t(lang, "polls.rules_block_vetoes" if vetoes else "polls.rules_block_recorded")
@@ -148,7 +159,8 @@ def ballot_message(
     lines.append(rules_line(session, config, poll, lang, now))
     if poll.secret:
         lines.append(t(lang, "polls.ballot_secret"))
-    how = {"proposal": "polls.how_proposal", "single": "polls.how_single", "multiple": "polls.how_multiple"}
+    how = {"proposal": "polls.how_proposal", "single": "polls.how_single", "multiple": "polls.how_multiple",
+           "ranked": "polls.how_ranked"}  # fmt: skip
     lines.append(t(lang, how[poll.kind], poll=code(poll)))
     if chosen is not None:
         lines.append(t(lang, "polls.your_vote", choice=chosen_text(poll, lang, chosen)))
@@ -156,6 +168,9 @@ def ballot_message(
 
 
 def counts_lines(poll: Poll, lang: str, counts: dict[str, int]) -> list[str]:
+    if poll.kind == "ranked":
+        firsts = ", ".join(f"{option} {counts.get(str(n), 0)}" for n, option in enumerate(poll.options, start=1))
+        return [t(lang, "polls.first_choices", counts=firsts)]
     if poll.kind == "proposal":
         return [" · ".join(f"{t(lang, f'polls.choice.{c}')} {counts.get(c, 0)}" for c in PROPOSAL_CHOICES)]
     return [
@@ -187,7 +202,24 @@ def outcome_line(poll: Poll, lang: str, result: dict[str, Any]) -> str:
         return t(lang, "polls.outcome_tie", options=tied)
     if outcome == "no_majority":
         return t(lang, "polls.outcome_no_majority", threshold=poll.threshold_pct)
+    if outcome == "elected":
+        return ranked_outcome_line(poll, lang, result)
     return t(lang, "polls.outcome_no_votes")
+
+
+def ranked_outcome_line(poll: Poll, lang: str, result: dict[str, Any]) -> str:
+    """Who won, and by which method, in one line; the ranking or the rounds follow."""
+    names = ", ".join(poll.options[n - 1] for n in result["winners"])
+    if result["method"] == "schulze":
+        ranking = " > ".join(poll.options[n - 1] for n in result["ranking"])
+        return t(lang, "polls.outcome_schulze", option=names, ranking=ranking)
+    return t(lang, "polls.outcome_stv", options=names, seats=result["seats"], rounds=len(result["rounds"]))
+
+
+def draw_line(poll: Poll, lang: str, result: dict[str, Any]) -> str:
+    """The tie-break draw, printed with every ranked result so anyone can check it was not needed, or how."""
+    order = ", ".join(poll.options[n - 1] for n in result["draw"])
+    return t(lang, "polls.draw", order=order, poll=code(poll))
 
 
 def result_text(session: Session, config: Config, poll: Poll, lang: str) -> str:
@@ -198,6 +230,12 @@ def result_text(session: Session, config: Config, poll: Poll, lang: str) -> str:
     lines.append(turnout_line(lang, result["turnout"], result["active"], poll.quorum_pct))
     if poll.kind == "proposal" and result["counts"].get("block") and not result.get("block_vetoes", True):
         lines.append(t(lang, "polls.blocks_recorded", blocks=result["counts"]["block"]))
+    if result.get("method"):
+        if result.get("tied"):
+            tied = "; ".join(" = ".join(poll.options[n - 1] for n in group) for group in result["tied"])
+            lines.append(t(lang, "polls.tied_broken", tied=tied))
+        if result["outcome"] == "elected":
+            lines += [draw_line(poll, lang, result), t(lang, "polls.full_table", poll=code(poll))]
     if result.get("early"):
         lines.append(t(lang, "polls.closed_early"))
     if "applied" in result and poll.sets_key and is_action(poll.sets_key):

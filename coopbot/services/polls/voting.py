@@ -33,6 +33,7 @@ from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
 from coopbot.services.members.accounts import active_members, at_least, is_customer
 from coopbot.services.polls import ballot_box, settings
+from coopbot.services.polls.counting import ballots_of, choice_keys, decide, decide_ranked, tally
 from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
 from coopbot.services.refs import POLL, parse_code, small_number
 from coopbot.services.text import tidy, visible
@@ -67,6 +68,9 @@ class PollSpec:
     threshold_pct: int | None = None
     closes_at: datetime | None = None
     sets: str | None = None
+    #: A ranked poll's options (`--ranked "Salle A" "Salle B"`), and how many of them win.
+    ranked: list[str] | None = None
+    seats: int | None = None
 
 
 def parse_ref(text: str) -> int:
@@ -106,6 +110,21 @@ def _check_options(options: list[str]) -> list[str]:
     return cleaned
 
 
+def _check_ranked(spec: PollSpec, options: list[str]) -> list[str]:
+    """A ranked poll: its own options, more of them than seats, nothing it cannot count."""
+    if options or spec.multiple:
+        raise UsageError("polls.ranked_alone")
+    if spec.sets is not None:
+        raise UsageError("polls.sets_needs_proposal")
+    if spec.live:
+        raise UsageError("polls.ranked_not_live")
+    ranked = _check_options(spec.ranked or [])
+    seats = spec.seats or 1
+    if not 1 <= seats < len(ranked):
+        raise UsageError("polls.bad_seats", most=len(ranked) - 1)
+    return ranked
+
+
 def create(session: Session, config: Config, proposer: Member, spec: PollSpec, now: datetime) -> Poll:
     """Open a poll, send every active member a ballot, tell the rooms."""
     title = tidy(spec.title)
@@ -116,6 +135,8 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
     options = _check_options(spec.options) if spec.options else []
     if spec.multiple and not options:
         raise UsageError("polls.multiple_needs_options")
+    if spec.ranked is not None:
+        options = _check_ranked(spec, options)
     if spec.secret and spec.live:
         raise UsageError("polls.secret_not_live")
     sets_key = sets_value = None
@@ -135,7 +156,7 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
         raise UsageError("polls.closes_too_soon", minutes=int(MIN_DURATION.total_seconds() // 60))
     if closes_at > now + MAX_DURATION:
         raise UsageError("polls.closes_too_far", days=MAX_DURATION.days)
-    kind = "multiple" if spec.multiple else "single" if options else "proposal"
+    kind = "ranked" if spec.ranked is not None else "multiple" if spec.multiple else "single" if options else "proposal"
     default_threshold = round(config.polls.threshold_pct) if kind == "proposal" else 0
     poll = Poll(
         title=title,
@@ -151,6 +172,7 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
         status=PollStatus.OPEN,
         sets_key=sets_key,
         sets_value=sets_value,
+        seats=(spec.seats or 1) if kind == "ranked" else None,
         result={},
     )
     session.add(poll)
@@ -198,6 +220,8 @@ def parse_choices(poll: Poll, text: str) -> list[Any]:
         if word not in CHOICE_WORDS:
             raise UsageError("polls.bad_proposal_choice", poll=code(poll))
         return [CHOICE_WORDS[word]]
+    if poll.kind == "ranked":
+        return parse_ranking(poll, words)
     numbers = []
     for word in words:
         number = small_number(word.removeprefix("#"))
@@ -209,6 +233,32 @@ def parse_choices(poll: Poll, text: str) -> list[Any]:
     if poll.kind == "single" and len(set(numbers)) > 1:
         raise UsageError("polls.one_option_only", poll=code(poll))
     return sorted(set(numbers))
+
+
+def parse_ranking(poll: Poll, words: list[str]) -> list[Any]:
+    """`3,1,2`: option 3 first, then 1, then 2; a partial ranking is allowed, a repeat is not."""
+    numbers = []
+    for word in words:
+        number = small_number(word.removeprefix("#").removeprefix("+"))
+        if number is None or not 1 <= number <= len(poll.options):
+            raise UsageError("polls.bad_option", poll=code(poll), most=len(poll.options))
+        if number in numbers:
+            raise UsageError("polls.rank_repeated", poll=code(poll), option=number)
+        numbers.append(number)
+    if not numbers:
+        raise UsageError("polls.bad_option", poll=code(poll), most=len(poll.options))
+    return numbers
+
+
+def pressed(poll: Poll, before: list[Any], choices: list[Any]) -> list[Any]:
+    """A button pressed (`+N`): a multiple poll toggles N; a ranked poll ranks N next, or,
+    pressed again, takes it out (the ranks after it move up)."""
+    if poll.kind == "multiple":
+        return sorted(set(before) ^ set(choices))
+    ranking = [int(choice) for choice in before]
+    for number in choices:
+        ranking = [n for n in ranking if n != number] if number in ranking else [*ranking, number]
+    return ranking
 
 
 def own_choices(session: Session, config: Config, poll: Poll, member: Member) -> list[Any] | None:
@@ -231,9 +281,8 @@ def vote(
     if poll.status != PollStatus.OPEN or now >= poll.closes_at:
         raise Conflict("polls.closed", poll=code(poll))
     choices = parse_choices(poll, text)
-    if poll.kind == "multiple" and text.strip().startswith("+"):
-        before = set(own_choices(session, config, poll, member) or [])
-        choices = sorted(before ^ set(choices))
+    if poll.kind in ("multiple", "ranked") and text.strip().startswith("+"):
+        choices = pressed(poll, own_choices(session, config, poll, member) or [], choices)
     if poll.secret:
         _store_secret(session, config, poll, member, choices)
     else:
@@ -275,80 +324,11 @@ def public_votes(session: Session, poll: Poll) -> dict[str, list[str]]:
         .order_by(Member.name)
     )
     for choices, name in rows:
-        for choice in choices:
+        # A ranking names its voter under their first choice only: the rest is an order, not a choice.
+        for choice in choices[:1] if poll.kind == "ranked" else choices:
             if str(choice) in names:
                 names[str(choice)].append(name)
     return {key: voters for key, voters in names.items() if voters}
-
-
-# --- counting ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Tally:
-    #: proposal: choice → votes; choice polls: option number (as text) → votes
-    counts: dict[str, int]
-    turnout: int
-
-
-def choice_keys(poll: Poll) -> list[str]:
-    """What a ballot may choose, as counted and shown: a proposal's words, or option numbers as text."""
-    return list(PROPOSAL_CHOICES) if poll.kind == "proposal" else [str(n) for n in range(1, len(poll.options) + 1)]
-
-
-def tally(poll: Poll, ballots: list[list[Any]]) -> Tally:
-    """Each ballot counted once; an option counted at most once per ballot."""
-    counts = dict.fromkeys(choice_keys(poll), 0)
-    for ballot in ballots:
-        for choice in {str(c) for c in ballot}:
-            if choice in counts:
-                counts[choice] += 1
-    return Tally(counts, len(ballots))
-
-
-def ballots_of(session: Session, config: Config, poll: Poll, members: list[Member]) -> list[list[Any]]:
-    """The ballots of these members (the active ones, at the close)."""
-    ids = {member.id for member in members}
-    if not poll.secret:
-        rows = session.scalars(select(Vote).where(Vote.poll_id == poll.id)).all()
-        return [list(row.choices) for row in rows if row.member_id in ids]
-    return [choices for member_id, choices in ballot_box.read(session, config, poll).items() if member_id in ids]
-
-
-def decide(poll: Poll, result: Tally, active: int, block_vetoes: bool) -> dict[str, Any]:
-    """Quorum on turnout; threshold on agree against agree + disagree + block."""
-    outcome: dict[str, Any] = {
-        "counts": result.counts,
-        "turnout": result.turnout,
-        "active": active,
-        "quorum_met": result.turnout * 100 >= poll.quorum_pct * active and (active > 0 or poll.quorum_pct == 0),
-        "block_vetoes": block_vetoes,
-        "winners": [],
-    }
-    if not outcome["quorum_met"]:
-        outcome["outcome"] = "no_quorum"
-    elif poll.kind == "proposal":
-        agree, blocks = result.counts["agree"], result.counts["block"]
-        cast_ = agree + result.counts["disagree"] + blocks
-        if blocks and block_vetoes:
-            outcome["outcome"] = "blocked"
-        elif cast_ and (agree * 100 > poll.threshold_pct * cast_ or (poll.threshold_pct == 100 and agree == cast_)):
-            outcome["outcome"] = "passed"
-        else:
-            outcome["outcome"] = "rejected"
-    else:
-        top = max(result.counts.values(), default=0)
-        winners = [int(n) for n, votes in result.counts.items() if votes == top and top > 0]
-        outcome["winners"] = winners
-        if not winners:
-            outcome["outcome"] = "no_votes"
-        elif len(winners) > 1:
-            outcome["outcome"] = "tie"
-        elif top * 100 > poll.threshold_pct * result.turnout or poll.threshold_pct == 0:
-            outcome["outcome"] = "chosen"
-        else:
-            outcome["outcome"] = "no_majority"
-    return outcome
 
 
 # --- closing -----------------------------------------------------------------------
@@ -370,7 +350,11 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
     poll = session.get_one(Poll, poll_id, populate_existing=True)
     active = active_members(session)
     block_vetoes = settings.current(session, config, "block_vetoes", now) == "true"
-    result = decide(poll, tally(poll, ballots_of(session, config, poll, active)), len(active), block_vetoes)
+    ballots = ballots_of(session, config, poll, active)
+    if poll.kind == "ranked":
+        result = decide_ranked(poll, ballots, len(active))
+    else:
+        result = decide(poll, tally(poll, ballots), len(active), block_vetoes)
     result["early"] = now < poll.closes_at
     if result["outcome"] == "passed" and poll.sets_key and poll.sets_value is not None:
         try:

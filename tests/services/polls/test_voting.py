@@ -21,8 +21,8 @@ from coopbot.errors import Conflict, NotAllowed, UsageError
 from coopbot.models import AuditEntry, BallotBox, Member, OutboxMessage, Poll, Setting, Vote, Voter
 from coopbot.secrets import ballot_secret, key_file
 from coopbot.services.members.accounts import add_identity, member_of
+from coopbot.services.polls import counting, voting
 from coopbot.services.polls import settings as settings_svc
-from coopbot.services.polls import voting
 from tests.conftest import Coop
 from tests.services.conftest import members, open_poll
 
@@ -50,7 +50,7 @@ def fake_poll(kind: str, options: int = 0) -> Poll:
 
 @given(st.lists(st.sampled_from(["agree", "abstain", "disagree", "block"]), max_size=60))
 def test_proposal_tally_counts_each_ballot_once(choices: list[str]) -> None:
-    result = voting.tally(fake_poll("proposal"), [[choice] for choice in choices])
+    result = counting.tally(fake_poll("proposal"), [[choice] for choice in choices])
     assert result.turnout == len(choices)
     assert sum(result.counts.values()) == result.turnout
     for choice in ("agree", "abstain", "disagree", "block"):
@@ -60,7 +60,7 @@ def test_proposal_tally_counts_each_ballot_once(choices: list[str]) -> None:
 @given(st.integers(2, 10).flatmap(lambda n: st.tuples(st.just(n), st.lists(st.lists(st.integers(1, n)), max_size=40))))
 def test_multiple_choice_tally_counts_an_option_once_per_ballot(case: tuple[int, list[list[int]]]) -> None:
     size, ballots = case
-    result = voting.tally(fake_poll("multiple", size), [list(b) for b in ballots])
+    result = counting.tally(fake_poll("multiple", size), [list(b) for b in ballots])
     assert result.turnout == len(ballots)
     assert all(0 <= votes <= result.turnout for votes in result.counts.values())
     assert sum(result.counts.values()) == sum(len(set(b)) for b in ballots)
@@ -69,7 +69,7 @@ def test_multiple_choice_tally_counts_an_option_once_per_ballot(case: tuple[int,
 def decide(counts: dict[str, int], active: int, quorum: int = 50, threshold: int = 50, vetoes: bool = True) -> str:
     poll = Poll(kind="proposal", options=[], quorum_pct=quorum, threshold_pct=threshold)
     full = dict.fromkeys(("agree", "abstain", "disagree", "block"), 0) | counts
-    return str(voting.decide(poll, voting.Tally(full, sum(full.values())), active, vetoes)["outcome"])
+    return str(counting.decide(poll, counting.Tally(full, sum(full.values())), active, vetoes)["outcome"])
 
 
 def test_threshold_counts_agree_against_agree_and_disagree_only() -> None:
@@ -92,11 +92,11 @@ def test_one_block_stops_a_proposal_only_when_the_coop_says_so() -> None:
 
 def test_choice_polls_pick_the_most_voted_option_or_report_a_tie() -> None:
     poll = Poll(kind="single", options=["a", "b", "c"], quorum_pct=0, threshold_pct=0)
-    assert voting.decide(poll, voting.tally(poll, [[1], [2], [2]]), 3, True)["winners"] == [2]
-    assert voting.decide(poll, voting.tally(poll, [[1], [2]]), 3, True)["outcome"] == "tie"
-    assert voting.decide(poll, voting.tally(poll, []), 3, True)["outcome"] == "no_votes"
+    assert counting.decide(poll, counting.tally(poll, [[1], [2], [2]]), 3, True)["winners"] == [2]
+    assert counting.decide(poll, counting.tally(poll, [[1], [2]]), 3, True)["outcome"] == "tie"
+    assert counting.decide(poll, counting.tally(poll, []), 3, True)["outcome"] == "no_votes"
     poll.threshold_pct = 50
-    assert voting.decide(poll, voting.tally(poll, [[1], [1], [2], [3]]), 4, True)["outcome"] == "no_majority"
+    assert counting.decide(poll, counting.tally(poll, [[1], [1], [2], [3]]), 4, True)["outcome"] == "no_majority"
 
 
 # --- one member, one vote, in the database ---------------------------------------------------
