@@ -376,6 +376,38 @@ class Voter(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
 
 
+class Proxy(Base):
+    """A member's vote given to another member: for one poll, or until revoked (`services.polls.proxies`)."""
+
+    __tablename__ = "proxy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    giver_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    #: None: every poll until revoked.
+    poll_id: Mapped[int | None] = mapped_column(ForeignKey("poll.id"))
+    given_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ProxyVote(Base):
+    """That a giver's ballot in a poll was cast by their proxy's holder (never what it says).
+
+    `cancelled` once the giver voted themselves: their own vote counts, and
+    the holder may no longer vote for them in this poll.
+    """
+
+    __tablename__ = "proxy_vote"
+    __table_args__ = (UniqueConstraint("poll_id", "giver_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("poll.id"))
+    giver_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    holder_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime]
+
+
 class BallotBox(Base):
     """Secret polls, while open: every ballot of the poll, sealed together under the poll's own key.
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import re
 import shlex
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from coopbot.chat import Outgoing
 from coopbot.errors import NotAllowed, UsageError
 from coopbot.models import Member, Poll
-from coopbot.services.members.accounts import active_members, identity_of
-from coopbot.services.polls import counting
+from coopbot.services.members.accounts import active_members, find_member, identity_of
+from coopbot.services.polls import counting, proxies
 from coopbot.services.polls import voting as svc
 from coopbot.services.polls.ranked_texts import full_lines
 from coopbot.services.polls.texts import (
@@ -51,6 +50,8 @@ UNITS = {
 DURATION_PART = re.compile(r"([0-9]{1,9})\s*([a-z]+)")
 DATE_TIME = re.compile(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[ t]+([0-9]{1,2})(?:[:h]([0-9]{2})?)?)?$")
 CLOCK = re.compile(r"^([0-9]{1,2})[:h]([0-9]{2})?$")
+#: `/vote P-9 agree for Dan` (`pour Dan`): the vote a member holds by proxy.
+FOR_WORDS = ("for", "pour")
 
 
 # --- reading /propose ----------------------------------------------------------------
@@ -171,12 +172,6 @@ def spending_as_setting(spending: dict[str, str], sets: str | None) -> str:
 # --- commands -----------------------------------------------------------------------
 
 
-def private_unless_here(ctx: Context, text: str, poll: Poll | None = None, chosen: list[Any] | None = None) -> Outgoing:
-    """Shown only to the member; in their private chat, a pressed button's message is edited."""
-    keys = buttons(poll, ctx.lang, chosen) if poll is not None and poll.status == PollStatus.OPEN else ()
-    return Outgoing(text, keys, private=not ctx.incoming.is_private)
-
-
 def voter(ctx: Context) -> Member:
     """Only active members vote; strangers and former members are told why."""
     if ctx.member is not None:
@@ -201,27 +196,46 @@ def propose(ctx: Context) -> Reply:
     )
 
 
+def split_for(text: str) -> tuple[str, str | None]:
+    """`agree for Dan` → ("agree", "Dan"): the vote a member casts by proxy, and for whom.
+    The last `for`/`pour` followed by a name counts, so `pour pour Dan` is agree for Dan."""
+    words = text.split()
+    marks = [i for i, word in enumerate(words[:-1]) if word.casefold() in FOR_WORDS]
+    if not marks:
+        return text.strip(), None
+    return " ".join(words[: marks[-1]]), " ".join(words[marks[-1] + 1 :])
+
+
 @command("vote", area="polls", role=None, aliases=("voter",))
 def vote(ctx: Context) -> Reply:
     member = voter(ctx)
     if not ctx.args:
         raise ctx.usage()
-    ref, choice = ctx.args[0], " ".join(ctx.args[1:])
+    ref = ctx.args[0]
+    choice, whom = split_for(" ".join(ctx.args[1:]))
+    giver = find_member(ctx.session, whom) if whom is not None else None
+    owner = giver or member
     if not choice:
         poll = svc.get(ctx.session, ref)
         if poll.status != PollStatus.OPEN:
             return result_reply(ctx, poll)
-        chosen = svc.own_choices(ctx.session, ctx.config, poll, member)
-        ballot = ballot_message(ctx.session, ctx.config, poll, ctx.lang, ctx.now, chosen)
-        return private_unless_here(ctx, ballot.text, poll, chosen)
-    poll, choices = svc.vote(ctx.session, ctx.config, member, ref, choice, ctx.now)
+        if giver is not None:
+            proxies.check_holder(ctx.session, poll, member, giver)
+        chosen = svc.own_choices(ctx.session, ctx.config, poll, owner)
+        holding = proxies.givers_for(ctx.session, member, poll) if giver is None else []
+        ballot = ballot_message(ctx.session, ctx.config, poll, ctx.lang, ctx.now, chosen, giver=giver,
+                                holding=holding)  # fmt: skip
+        return Outgoing(ballot.text, ballot.buttons, private=not ctx.incoming.is_private)
+    poll, choices = svc.vote(ctx.session, ctx.config, member, ref, choice, ctx.now, giver=giver)
     text = ctx.t(
-        "polls.voted",
+        "polls.voted_for" if giver is not None else "polls.voted",
         poll=code(poll),
         choice=chosen_text(poll, ctx.lang, choices),
         closes=closes_line(ctx.config, poll, ctx.lang, ctx.now),
+        name=owner.name,
     )
-    return private_unless_here(ctx, text, poll, choices)
+    keys = buttons(poll, ctx.lang, choices, f" for #{giver.id}" if giver is not None else "")
+    return Outgoing(text, keys if poll.status == PollStatus.OPEN else (), private=not ctx.incoming.is_private)
 
 
 @command("polls", area="polls", private=True, aliases=("sondages",))

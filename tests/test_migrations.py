@@ -176,3 +176,33 @@ def test_polls_come_through_the_ranked_upgrade_unranked(db_url: str) -> None:
         poll = connection.execute(text("SELECT kind, seats, result FROM poll")).one()
     engine.dispose()
     assert (poll.kind, poll.seats, "[2]" in str(poll.result)) == ("single", None, True)
+
+
+def test_members_and_polls_come_through_the_proxies_upgrade_with_no_proxy(db_url: str) -> None:
+    """A co-op on 0009 upgrades to proxies: nobody has given one, and a giver's ballot in a poll
+    can be marked as cast by proxy once only."""
+    when = "'2026-11-01 09:00:00'"
+    engine = upgraded_from(
+        db_url,
+        "0009",
+        *(
+            f"INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
+            f"available, public_name) VALUES ({n}, '{name}', 'member', true, {when}, 'both', false, false, false, "
+            "false)"
+            for n, name in ((1, "Chloé"), (2, "Dan"))
+        ),
+        "INSERT INTO poll (id, title, kind, options, secret, live_results, quorum_pct, threshold_pct, "
+        f"created_at, closes_at, status, result) VALUES (1, 'Tyres?', 'proposal', '[]', false, false, 0, 50, "
+        f"{when}, {when}, 'open', '{{}}')",
+    )
+    used = (
+        "INSERT INTO proxy_vote (poll_id, giver_id, holder_id, cancelled, at) "
+        f"VALUES (1, 2, 1, false, {when})"
+    )
+    with engine.begin() as connection:
+        given = connection.execute(text("SELECT count(*) FROM proxy")).scalar_one()
+        connection.execute(text(used))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(used))
+    engine.dispose()
+    assert given == 0

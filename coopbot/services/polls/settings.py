@@ -232,6 +232,18 @@ def register_action(
     return entry
 
 
+#: Defaults of the settings other modules register (`register_setting`), before any vote.
+REGISTERED_DEFAULTS: dict[str, str] = {}
+
+
+def register_setting(key: str, parse: ParseFn, default: str, restricted: bool = False) -> Governed:
+    """Let a binding poll change a plain value another area owns (e.g. `proxy_limit`)."""
+    entry = Governed(key, parse, restricted)
+    GOVERNED[key] = entry
+    REGISTERED_DEFAULTS[key] = default
+    return entry
+
+
 def governed(key: str) -> Governed:
     """The entry for `key` (a `weight.<kind>` too), or a sentence listing what can be set."""
     key = key.strip().lower()
@@ -287,6 +299,8 @@ def default(config: Config, key: str) -> str:
         return "true" if config.polls.block_vetoes else "false"
     if key in PUBLIC_KEYS:
         return "true"
+    if key in REGISTERED_DEFAULTS:
+        return REGISTERED_DEFAULTS[key]
     if key.startswith(WEIGHT_PREFIX):
         weight = config.weights.get(key.removeprefix(WEIGHT_PREFIX))
         return plain(_from_float(weight)) if weight is not None else "0"

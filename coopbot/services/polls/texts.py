@@ -8,6 +8,7 @@ result reads the same today and in a year, and never names a secret voter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,15 +74,16 @@ def chosen_text(poll: Poll, lang: str, choices: list[Any]) -> str:
     return ", ".join(choice_label(poll, lang, choice) for choice in choices)
 
 
-def buttons(poll: Poll, lang: str, chosen: list[Any] | None = None) -> tuple[Button, ...]:
-    """One button per choice (a reaction on Matrix); the member's current choice is ticked."""
+def buttons(poll: Poll, lang: str, chosen: list[Any] | None = None, suffix: str = "") -> tuple[Button, ...]:
+    """One button per choice (a reaction on Matrix); the member's current choice is ticked.
+    `suffix` (` for #4`) makes them cast the vote a member holds by proxy."""
     picked = {str(choice) for choice in chosen or []}
     made = []
     if poll.kind == "proposal":
         for choice in PROPOSAL_CHOICES:
             label = t(lang, f"polls.choice.{choice}")
             tick = "✓ " if choice in picked else ""
-            made.append(Button(tick + label, f"/vote {code(poll)} {choice}", EMOJI[choice]))
+            made.append(Button(tick + label, f"/vote {code(poll)} {choice}{suffix}", EMOJI[choice]))
         return tuple(made)
     toggle = "+" if poll.kind in ("multiple", "ranked") else ""
     ranks = [int(choice) for choice in chosen or []] if poll.kind == "ranked" else []
@@ -92,7 +94,7 @@ def buttons(poll: Poll, lang: str, chosen: list[Any] | None = None) -> tuple[But
         label = f"{tick}{number}. {option}"
         if len(label) > MAX_LABEL:
             label = label[: MAX_LABEL - 1] + "…"
-        made.append(Button(label, f"/vote {code(poll)} {toggle}{number}", KEYCAPS[number - 1]))
+        made.append(Button(label, f"/vote {code(poll)} {toggle}{number}{suffix}", KEYCAPS[number - 1]))
     return tuple(made)
 
 
@@ -148,10 +150,22 @@ def rules_line(session: Session, config: Config, poll: Poll, lang: str, now: dat
 
 
 def ballot_message(
-    session: Session, config: Config, poll: Poll, lang: str, now: datetime, chosen: list[Any] | None = None
+    session: Session,
+    config: Config,
+    poll: Poll,
+    lang: str,
+    now: datetime,
+    chosen: list[Any] | None = None,
+    *,
+    giver: Member | None = None,
+    holding: Sequence[Member] = (),
 ) -> Outgoing:
+    """A member's ballot; with `giver`, the one they cast by proxy; `holding`: the votes they
+    also hold, each with a button that opens its ballot."""
     proposer = session.get(Member, poll.proposer_id) if poll.proposer_id else None
     lines = [t(lang, "polls.ballot_head", poll=code(poll), name=proposer.name if proposer else "?", title=poll.title)]
+    if giver is not None:
+        lines.insert(0, t(lang, "polls.ballot_for", name=giver.name))
     lines += [f"{number}. {option}" for number, option in enumerate(poll.options, start=1)]
     if sets := sets_line(session, config, poll, lang, now):
         lines.append(sets)
@@ -164,7 +178,14 @@ def ballot_message(
     lines.append(t(lang, how[poll.kind], poll=code(poll)))
     if chosen is not None:
         lines.append(t(lang, "polls.your_vote", choice=chosen_text(poll, lang, chosen)))
-    return Outgoing("\n".join(lines), buttons(poll, lang, chosen))
+    suffix = f" for #{giver.id}" if giver is not None else ""
+    keys = buttons(poll, lang, chosen, suffix)
+    if holding:
+        names = ", ".join(member.name for member in holding)
+        lines.append(t(lang, "polls.holding", names=names, poll=code(poll), name=holding[0].name))
+        keys += tuple(Button(t(lang, "polls.vote_for", name=m.name), f"/vote {code(poll)} for #{m.id}")
+                      for m in holding)  # fmt: skip
+    return Outgoing("\n".join(lines), keys)
 
 
 def counts_lines(poll: Poll, lang: str, counts: dict[str, int]) -> list[str]:
@@ -236,6 +257,8 @@ def result_text(session: Session, config: Config, poll: Poll, lang: str) -> str:
             lines.append(t(lang, "polls.tied_broken", tied=tied))
         if result["outcome"] == "elected":
             lines += [draw_line(poll, lang, result), t(lang, "polls.full_table", poll=code(poll))]
+    if result.get("by_proxy"):
+        lines.append(t(lang, "polls.by_proxy", count=result["by_proxy"]))
     if result.get("early"):
         lines.append(t(lang, "polls.closed_early"))
     if "applied" in result and poll.sets_key and is_action(poll.sets_key):

@@ -32,7 +32,7 @@ from coopbot.outbox import queue_to_member, queue_to_rooms
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
 from coopbot.services.members.accounts import active_members, at_least, is_customer
-from coopbot.services.polls import ballot_box, settings
+from coopbot.services.polls import ballot_box, proxies, settings
 from coopbot.services.polls.counting import ballots_of, choice_keys, decide, decide_ranked, tally
 from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
 from coopbot.services.refs import POLL, parse_code, small_number
@@ -188,8 +188,10 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
         secret=poll.secret,
         sets=f"{sets_key}={sets_value}" if sets_key else None,
     )
+    held = proxies.holdings(session, poll)
     for member in active_members(session):
-        message = ballot_message(session, config, poll, language(config, member), now)
+        message = ballot_message(session, config, poll, language(config, member), now,
+                                 holding=held.get(member.id, ()))  # fmt: skip
         queue_to_member(session, member, f"poll:{poll.id}:ballot:m{member.id}", message, now)
     lang = config.coop.default_language
     room_text = t(
@@ -270,9 +272,17 @@ def own_choices(session: Session, config: Config, poll: Poll, member: Member) ->
 
 
 def vote(
-    session: Session, config: Config, member: Member, ref: str, text: str, now: datetime
+    session: Session,
+    config: Config,
+    member: Member,
+    ref: str,
+    text: str,
+    now: datetime,
+    *,
+    giver: Member | None = None,
 ) -> tuple[Poll, list[Any]]:
-    """Record (or change) a member's vote; `+N` on a multiple poll toggles option N."""
+    """Record (or change) a member's vote, or, with `giver`, the vote they hold by proxy;
+    `+N` on a multiple poll toggles option N, on a ranked poll ranks it next."""
     poll = get(session, ref, lock=True)  # serialises votes and the close of this poll
     if not member.active:
         raise NotAllowed("polls.former_member")
@@ -280,17 +290,24 @@ def vote(
         raise NotAllowed("customers.no_vote")  # a customer is not a member: one member, one vote
     if poll.status != PollStatus.OPEN or now >= poll.closes_at:
         raise Conflict("polls.closed", poll=code(poll))
+    if giver is not None:
+        proxies.check_holder(session, poll, member, giver)
+    owner = giver or member
     choices = parse_choices(poll, text)
     if poll.kind in ("multiple", "ranked") and text.strip().startswith("+"):
-        choices = pressed(poll, own_choices(session, config, poll, member) or [], choices)
+        choices = pressed(poll, own_choices(session, config, poll, owner) or [], choices)
     if poll.secret:
-        _store_secret(session, config, poll, member, choices)
+        _store_secret(session, config, poll, owner, choices)
     else:
-        row = session.scalars(select(Vote).where(Vote.poll_id == poll.id, Vote.member_id == member.id)).one_or_none()
+        row = session.scalars(select(Vote).where(Vote.poll_id == poll.id, Vote.member_id == owner.id)).one_or_none()
         if row is None:
-            session.add(Vote(poll_id=poll.id, member_id=member.id, choices=choices, at=now))
+            session.add(Vote(poll_id=poll.id, member_id=owner.id, choices=choices, at=now))
         else:
             row.choices, row.at = choices, now
+    if giver is not None:
+        proxies.used(session, config, poll, member, giver, now)
+    else:
+        proxies.voted_themselves(session, poll, member, now)
     session.flush()
     return poll, choices
 
@@ -356,6 +373,7 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
     else:
         result = decide(poll, tally(poll, ballots), len(active), block_vetoes)
     result["early"] = now < poll.closes_at
+    result["by_proxy"] = proxies.by_proxy(session, poll, {member.id for member in active})
     if result["outcome"] == "passed" and poll.sets_key and poll.sets_value is not None:
         try:
             with session.begin_nested():
