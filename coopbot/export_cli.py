@@ -1,5 +1,5 @@
 """`coopbot export member`: everything the co-op holds about one member; `coopbot export orders`: a
-customer's orders delivered in a period, for invoicing.
+customer's orders delivered in a period, for invoicing; `coopbot export votes`: a closed poll's votes.
 
 The same zip a member gets with /mydata or when they leave
 (`coopbot.services.data.export`), for the operator to hand over on request;
@@ -73,4 +73,30 @@ def cli_export_orders(args: Any, out: TextIO) -> int:
         return 0
     Path(args.out).write_text(text, encoding="utf-8")
     out.write(f"orders of {customer.name} delivered in {args.period}, as CSV:\n{args.out}\n")
+    return 0
+
+
+def add_votes_export(export: Any) -> None:
+    votes = export.add_parser("votes", help="a closed poll's votes (disclosed) or its tally (secret), as CSV")
+    votes.add_argument("--poll", required=True, metavar="P-9", help="the poll, like P-9")
+    votes.add_argument("--format", default="csv", choices=("csv",), help="only csv for now")
+    votes.add_argument("--out", metavar="FILE", help="where to write it (default: printed)")
+    votes.set_defaults(action=cli_export_votes)
+
+
+def cli_export_votes(args: Any, out: TextIO) -> int:
+    """`coopbot export votes --poll P-9 [--out FILE]`."""
+    from coopbot.config import load_config
+    from coopbot.services.polls import voting
+    from coopbot.services.polls.exports import votes_csv
+
+    config = load_config(args.config)
+    with _database(config) as session:
+        poll = voting.get(session, args.poll)
+        text = votes_csv(session, poll, config.coop.default_language)
+    if not args.out:
+        out.write(text)
+        return 0
+    Path(args.out).write_text(text, encoding="utf-8")
+    out.write(f"votes of {args.poll}, as CSV:\n{args.out}\n")
     return 0

@@ -40,6 +40,9 @@ def add_export_commands(export: Any) -> None:
     fec.add_argument("--siren", required=True, help="the co-op's nine-digit SIREN, which names the file")
     fec.add_argument("--out", metavar="DIR", default=".", help="the folder to write it in (default: here)")
     fec.set_defaults(action=cmd_export_fec)
+    from coopbot.export_cli import add_votes_export
+
+    add_votes_export(export)
 
 
 def cmd_period_close(args: argparse.Namespace, out: TextIO) -> int:
