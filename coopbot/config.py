@@ -190,6 +190,41 @@ class PollsSection(Section):
     restricted_settings: list[str] = Field(default_factory=lambda: ["remove_member"])
 
 
+class CollegesSection(Section):
+    """A multi-stakeholder co-op (a SCIC) votes by colleges, each weighted as its statutes say.
+
+    Empty (the default): one member, one vote, as ever. French SCIC law has each
+    college weigh between 10% and 50% of the votes, together 100%
+    (loi 47-1775 art. 19 septies and following); `coopbot.services.polls.colleges` counts them.
+    """
+
+    #: College name → its weight in percent, like `workers = 50`.
+    weights: dict[str, float] = Field(default_factory=dict)
+    #: The college of a member nobody placed in one yet.
+    default: str = ""
+    #: The college customers vote in, if the co-op admits them as members of one ("" : they do not vote).
+    customers: str = ""
+
+    @model_validator(mode="after")
+    def _weights_are_statutory(self) -> CollegesSection:
+        if not self.weights:
+            if self.default or self.customers:
+                raise ValueError("default and customers name colleges: list them with their weights first")
+            return self
+        total = sum(self.weights.values())
+        if abs(total - 100) > 1e-9:
+            raise ValueError(f"the colleges' weights must add up to 100 (they add up to {total:g})")
+        outside = sorted(name for name, weight in self.weights.items() if not 10 <= weight <= 50)
+        if outside:
+            raise ValueError(f"each college weighs between 10 and 50 (SCIC law); not {', '.join(outside)}")
+        for key, name in (("default", self.default), ("customers", self.customers)):
+            if name and name not in self.weights:
+                raise ValueError(f"{key} = {name!r} is not one of the colleges ({', '.join(self.weights)})")
+        if not self.default:
+            raise ValueError("name the college of members not yet placed in one: default = \"workers\"")
+        return self
+
+
 class PricesSection(Section):
     """The price rule before any vote (`price.*` settings; see `services/dispatch/prices.py`).
 
@@ -326,6 +361,7 @@ class Config(BaseModel):
     periods: PeriodsSection = Field(default_factory=PeriodsSection)
     shares: SharesSection = Field(default_factory=SharesSection)
     polls: PollsSection = Field(default_factory=PollsSection)
+    colleges: CollegesSection = Field(default_factory=CollegesSection)
     prices: PricesSection = Field(default_factory=PricesSection)
     orders: OrdersSection = Field(default_factory=OrdersSection)
     web: WebSection = Field(default_factory=WebSection)

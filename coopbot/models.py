@@ -78,6 +78,8 @@ class Member(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     webhook_secret: Mapped[str | None] = mapped_column(String(200))
     iban_sealed: Mapped[str | None] = mapped_column(String(200))  #: sealed like it (`money.payouts`)
+    #: The college the member votes in, in a co-op with `[colleges]` (None: the default one).
+    college: Mapped[str | None] = mapped_column(String(30))
 
     identities: Mapped[list[Identity]] = relationship(
         back_populates="member", order_by="Identity.id", cascade="all, delete-orphan"

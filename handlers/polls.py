@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from coopbot.chat import Outgoing
 from coopbot.errors import NotAllowed, UsageError
 from coopbot.models import Member, Poll
-from coopbot.services.members.accounts import active_members, find_member, identity_of
-from coopbot.services.polls import counting, proxies
+from coopbot.services.members.accounts import find_member, identity_of
+from coopbot.services.polls import colleges, counting, proxies
 from coopbot.services.polls import voting as svc
 from coopbot.services.polls.ranked_texts import full_lines
 from coopbot.services.polls.texts import (
@@ -192,7 +192,7 @@ def propose(ctx: Context) -> Reply:
         "polls.created",
         poll=code(poll),
         closes=closes_line(ctx.config, poll, ctx.lang, ctx.now),
-        count=len(active_members(ctx.session)),
+        count=len(colleges.electorate(ctx.session, ctx.config)),
     )
 
 
@@ -269,7 +269,7 @@ def result_reply(ctx: Context, poll: Poll) -> str:
         if not poll.secret:
             lines += names_lines(ctx, poll)
         return "\n".join(lines)
-    active = active_members(ctx.session)
+    active = colleges.electorate(ctx.session, ctx.config)
     voted = svc.voter_ids(ctx.session, poll) & {m.id for m in active}
     closes = closes_line(ctx.config, poll, ctx.lang, ctx.now)
     lines = [ctx.t("polls.results_open", poll=code(poll), title=poll.title, closes=closes)]

@@ -44,6 +44,10 @@ def test_example_config_is_valid_and_complete() -> None:
         ({"weights": {"admin": -1}}, "weights"),
         ({"telegram": {"mode": "push"}}, "telegram.mode"),
         ({"web": {"port": 70000}}, "web.port"),
+        ({"colleges": {"weights": {"workers": 60, "partners": 40}, "default": "workers"}}, "between 10 and 50"),
+        ({"colleges": {"weights": {"workers": 50, "partners": 40}, "default": "workers"}}, "add up to 100"),
+        ({"colleges": {"weights": {"workers": 50, "partners": 50}}}, 'default = "workers"'),
+        ({"colleges": {"weights": {"workers": 50, "partners": 50}, "default": "crew"}}, "not one of the colleges"),
     ],
 )
 def test_a_bad_key_is_named_with_the_reason(data: dict[str, object], named: str) -> None:

@@ -206,3 +206,19 @@ def test_members_and_polls_come_through_the_proxies_upgrade_with_no_proxy(db_url
         connection.execute(text(used))
     engine.dispose()
     assert given == 0
+
+
+def test_members_come_through_the_colleges_upgrade_in_no_college(db_url: str) -> None:
+    """A co-op on 0010 upgrades to colleges: every member keeps their role and is in no college
+    (the default one, once the co-op names colleges)."""
+    when = "'2026-11-01 09:00:00'"
+    engine = upgraded_from(
+        db_url,
+        "0010",
+        "INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
+        f"available, public_name) VALUES (1, 'Pia', 'member', true, {when}, 'both', false, false, false, false)",
+    )
+    with engine.begin() as connection:
+        member = connection.execute(text("SELECT name, role, college FROM member")).one()
+    engine.dispose()
+    assert tuple(member) == ("Pia", "member", None)

@@ -46,13 +46,19 @@ def tally(poll: Poll, ballots: list[list[Any]]) -> Tally:
     return Tally(counts, len(ballots))
 
 
-def ballots_of(session: Session, config: Config, poll: Poll, members: list[Member]) -> list[list[Any]]:
-    """The ballots of these members (the active ones, at the close)."""
+def ballots_by_member(session: Session, config: Config, poll: Poll, members: list[Member]) -> dict[int, list[Any]]:
+    """Each of these members' ballot (the electorate, at the close), by member id."""
     ids = {member.id for member in members}
     if not poll.secret:
         rows = session.scalars(select(Vote).where(Vote.poll_id == poll.id)).all()
-        return [list(row.choices) for row in rows if row.member_id in ids]
-    return [choices for member_id, choices in ballot_box.read(session, config, poll).items() if member_id in ids]
+        return {row.member_id: list(row.choices) for row in rows if row.member_id in ids}
+    return {member_id: choices for member_id, choices in ballot_box.read(session, config, poll).items()
+            if member_id in ids}  # fmt: skip
+
+
+def ballots_of(session: Session, config: Config, poll: Poll, members: list[Member]) -> list[list[Any]]:
+    """The ballots of these members (the active ones, at the close)."""
+    return list(ballots_by_member(session, config, poll, members).values())
 
 
 def decide(poll: Poll, result: Tally, active: int, block_vetoes: bool) -> dict[str, Any]:

@@ -257,6 +257,8 @@ def result_text(session: Session, config: Config, poll: Poll, lang: str) -> str:
             lines.append(t(lang, "polls.tied_broken", tied=tied))
         if result["outcome"] == "elected":
             lines += [draw_line(poll, lang, result), t(lang, "polls.full_table", poll=code(poll))]
+    if result.get("colleges"):
+        lines += college_lines(poll, lang, result)
     if result.get("by_proxy"):
         lines.append(t(lang, "polls.by_proxy", count=result["by_proxy"]))
     if result.get("early"):
@@ -273,3 +275,23 @@ def result_text(session: Session, config: Config, poll: Poll, lang: str) -> str:
         error = result["apply_error"]
         lines.append(t(lang, "polls.apply_failed", reason=t(lang, error["key"], **error["params"])))
     return "\n".join(lines)
+
+
+def college_lines(poll: Poll, lang: str, result: dict[str, Any]) -> list[str]:
+    """Each college's turnout and count, then the weighted total (`services.polls.colleges`)."""
+    lines = [t(lang, "colleges.by_college")]
+    for college in result["colleges"]:
+        counts = college["counts"]
+        if poll.kind == "proposal":
+            shown = " · ".join(f"{t(lang, f'polls.choice.{c}')} {counts.get(c, 0)}" for c in PROPOSAL_CHOICES)
+        else:
+            shown = " · ".join(f"{choice_label(poll, lang, key)} {votes}" for key, votes in counts.items())
+        lines.append(t(lang, "colleges.line", college=college["name"], weight=college["weight"],
+                       turnout=college["turnout"], active=college["active"], counts=shown))  # fmt: skip
+    weighted = result.get("weighted")
+    if weighted and poll.kind == "proposal":
+        lines.append(t(lang, "colleges.weighted_agree", pct=weighted["agree"], threshold=poll.threshold_pct))
+    elif weighted:
+        scores = ", ".join(f"{choice_label(poll, lang, key)} {value}%" for key, value in weighted.items())
+        lines.append(t(lang, "colleges.weighted_options", scores=scores))
+    return lines

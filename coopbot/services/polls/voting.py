@@ -31,9 +31,9 @@ from coopbot.models import Member, Poll, Vote, Voter
 from coopbot.outbox import queue_to_member, queue_to_rooms
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
-from coopbot.services.members.accounts import active_members, at_least, is_customer
-from coopbot.services.polls import ballot_box, proxies, settings
-from coopbot.services.polls.counting import ballots_of, choice_keys, decide, decide_ranked, tally
+from coopbot.services.members.accounts import at_least
+from coopbot.services.polls import ballot_box, colleges, proxies, settings
+from coopbot.services.polls.counting import ballots_by_member, choice_keys, decide, decide_ranked, tally
 from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
 from coopbot.services.refs import POLL, parse_code, small_number
 from coopbot.services.text import tidy, visible
@@ -136,6 +136,8 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
     if spec.multiple and not options:
         raise UsageError("polls.multiple_needs_options")
     if spec.ranked is not None:
+        if colleges.enabled(config):
+            raise UsageError("colleges.no_ranked")
         options = _check_ranked(spec, options)
     if spec.secret and spec.live:
         raise UsageError("polls.secret_not_live")
@@ -189,7 +191,7 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
         sets=f"{sets_key}={sets_value}" if sets_key else None,
     )
     held = proxies.holdings(session, poll)
-    for member in active_members(session):
+    for member in colleges.electorate(session, config):
         message = ballot_message(session, config, poll, language(config, member), now,
                                  holding=held.get(member.id, ()))  # fmt: skip
         queue_to_member(session, member, f"poll:{poll.id}:ballot:m{member.id}", message, now)
@@ -286,7 +288,7 @@ def vote(
     poll = get(session, ref, lock=True)  # serialises votes and the close of this poll
     if not member.active:
         raise NotAllowed("polls.former_member")
-    if is_customer(member):
+    if not colleges.may_vote(config, member):
         raise NotAllowed("customers.no_vote")  # a customer is not a member: one member, one vote
     if poll.status != PollStatus.OPEN or now >= poll.closes_at:
         raise Conflict("polls.closed", poll=code(poll))
@@ -365,13 +367,16 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
     if claimed != 1:
         return False
     poll = session.get_one(Poll, poll_id, populate_existing=True)
-    active = active_members(session)
+    active = colleges.electorate(session, config)
     block_vetoes = settings.current(session, config, "block_vetoes", now) == "true"
-    ballots = ballots_of(session, config, poll, active)
+    ballots = ballots_by_member(session, config, poll, active)
     if poll.kind == "ranked":
-        result = decide_ranked(poll, ballots, len(active))
+        result = decide_ranked(poll, list(ballots.values()), len(active))
+    elif colleges.enabled(config):
+        per_college = settings.current(session, config, colleges.PER_COLLEGE_KEY, now) == "true"
+        result = colleges.decide(poll, config, ballots, active, choice_keys(poll), block_vetoes, per_college)
     else:
-        result = decide(poll, tally(poll, ballots), len(active), block_vetoes)
+        result = decide(poll, tally(poll, list(ballots.values())), len(active), block_vetoes)
     result["early"] = now < poll.closes_at
     result["by_proxy"] = proxies.by_proxy(session, poll, {member.id for member in active})
     if result["outcome"] == "passed" and poll.sets_key and poll.sets_value is not None:
@@ -415,7 +420,7 @@ def close_early(session: Session, config: Config, member: Member, ref: str, now:
         raise Conflict("polls.already_closed", poll=code(poll))
     if poll.proposer_id != member.id and not at_least(member, Role.COORDINATOR):
         raise NotAllowed("polls.close_not_allowed", poll=code(poll))
-    active = {m.id for m in active_members(session)}
+    active = {m.id for m in colleges.electorate(session, config)}
     voted = voter_ids(session, poll) & active
     if voted != active:
         lang = language(config, member)
@@ -446,7 +451,7 @@ def remind(session: Session, config: Config, poll_id: int, now: datetime) -> int
     poll = session.get_one(Poll, poll_id, populate_existing=True)
     voted = voter_ids(session, poll)
     reminded = 0
-    for member in active_members(session):
+    for member in colleges.electorate(session, config):
         if member.id in voted:
             continue
         lang = language(config, member)
