@@ -68,12 +68,7 @@ def cli_export_orders(args: Any, out: TextIO) -> int:
         if period is None:
             raise ConfigError(f"--period {args.period}: there is no such period; name one like 2026-11")
         text = statements.orders_csv(config, statements.lines(session, period.id, customer.id))
-    if not args.out:
-        out.write(text)
-        return 0
-    Path(args.out).write_text(text, encoding="utf-8")
-    out.write(f"orders of {customer.name} delivered in {args.period}, as CSV:\n{args.out}\n")
-    return 0
+    return _deliver(text, args.out, out, f"orders of {customer.name} delivered in {args.period}")
 
 
 def add_votes_export(export: Any) -> None:
@@ -94,9 +89,14 @@ def cli_export_votes(args: Any, out: TextIO) -> int:
     with _database(config) as session:
         poll = voting.get(session, args.poll)
         text = votes_csv(session, poll, config.coop.default_language)
-    if not args.out:
+    return _deliver(text, args.out, out, f"votes of {args.poll}")
+
+
+def _deliver(text: str, path: str | None, out: TextIO, what: str) -> int:
+    """A CSV printed, or written to `path` with the path on the last line."""
+    if not path:
         out.write(text)
         return 0
-    Path(args.out).write_text(text, encoding="utf-8")
-    out.write(f"votes of {args.poll}, as CSV:\n{args.out}\n")
+    Path(path).write_text(text, encoding="utf-8")
+    out.write(f"{what}, as CSV:\n{path}\n")
     return 0

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from coopbot.app import CoopBot
 from coopbot.chat import Outgoing
 from coopbot.clock import FakeClock
-from coopbot.config import Config, DatabaseSection
+from coopbot.config import Config, DatabaseSection, load_config
 from coopbot.db import transaction
 from coopbot.models import Job, Member
 from coopbot.services.members import accounts as members_svc
@@ -194,6 +194,16 @@ class Coop:
 async def coop(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
     bot = CoopBot(make_config(sqlite_url), clock=clock)
     yield Coop(bot, clock)
+    bot.dispose()
+
+
+@pytest.fixture
+async def filed_coop(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Coop, Path]]:
+    """A co-op with a config file, which the operator's and treasurer's commands read too."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[coop]\nname = "Coop Vélo"\n[database]\nurl = "sqlite:///{tmp_path / "c.sqlite3"}"\n')
+    bot = CoopBot(load_config(path), clock=clock)
+    yield Coop(bot, clock), path
     bot.dispose()
 
 

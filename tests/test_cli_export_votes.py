@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from coopbot.app import CoopBot
-from coopbot.clock import FakeClock
-from coopbot.config import load_config
 from tests.conftest import Coop
 from tests.services.money.test_payouts import run
 
@@ -22,15 +18,11 @@ def ballot_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def coop(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Coop, Path]]:
-    path = tmp_path / "config.toml"
-    path.write_text(f'[coop]\nname = "Coop Vélo"\n[database]\nurl = "sqlite:///{tmp_path / "c.sqlite3"}"\n')
-    bot = CoopBot(load_config(path), clock=clock)
-    coop = Coop(bot, clock)
+def coop(filed_coop: tuple[Coop, Path]) -> tuple[Coop, Path]:
+    members = filed_coop[0]
     for name in ("Alice", "Bob", "Chloé", "Dan"):
-        coop.member(name, "coordinator" if name == "Alice" else "member")
-    yield coop, path
-    bot.dispose()
+        members.member(name, "coordinator" if name == "Alice" else "member")
+    return filed_coop
 
 
 def rows(text: str) -> list[dict[str, str]]:

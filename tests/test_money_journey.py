@@ -10,7 +10,6 @@ show it. The treasurer's steps are the CLI commands a treasurer types.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,33 +17,20 @@ import pytest
 import sepaxml  # type: ignore[import-untyped]  # sepaxml ships no type hints
 import xmlschema
 
-from coopbot.app import CoopBot
-from coopbot.clock import FakeClock
-from coopbot.config import load_config
 from tests.conftest import Coop
-from tests.services.money.test_close import NOVEMBER_ENDS, money, work
+from tests.services.money.test_close import NOVEMBER_ENDS
 from tests.services.money.test_fec import assert_follows_the_rules, cents, records
+from tests.services.money.test_funds import november
 from tests.services.money.test_payouts import BRUNO_IBAN, CHLOE_IBAN, DEBTOR, run, transfers_in
 
 SIREN = "123456789"
 
 
 @pytest.fixture
-async def coop(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Coop, Path]]:
+def coop(filed_coop: tuple[Coop, Path]) -> tuple[Coop, Path]:
     """November's work and money recorded; the config file the treasurer's commands read."""
-    path = tmp_path / "config.toml"
-    path.write_text(f'[coop]\nname = "Coop Vélo"\n[database]\nurl = "sqlite:///{tmp_path / "c.sqlite3"}"\n')
-    bot = CoopBot(load_config(path), clock=clock)
-    coop = Coop(bot, clock)
-    coop.member("Alice", "admin")
-    coop.member("Bruno", "coordinator")
-    coop.member("Chloé")
-    work(coop, "bruno", "admin", 1000)
-    work(coop, "chloé", "admin", 2000)
-    money(coop, "income", 14_000_00)
-    money(coop, "expense", 1_000_00)
-    yield coop, path
-    bot.dispose()
+    november(filed_coop[0])
+    return filed_coop
 
 
 async def test_close_pay_book_and_spend_the_development_fund(

@@ -24,11 +24,8 @@ from tests.services.money.test_close import NOVEMBER_ENDS, money, work
 BIKES = '/propose Buy two cargo bikes --spend 3200.00 from development_fund --to "Vélos Dupont" --closes 1d'
 
 
-@pytest.fixture
-async def coop(db_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
-    """A co-op whose November is closed, its funds filled."""
-    bot = CoopBot(make_config(db_url), clock=clock)
-    coop = Coop(bot, clock)
+def november(coop: Coop) -> None:
+    """Alice, Bruno and Chloé; Bruno's hour and Chloé's two; €14,000.00 in, €1,000.00 out."""
     coop.member("Alice", "admin")
     coop.member("Bruno", "coordinator")
     coop.member("Chloé")
@@ -36,6 +33,14 @@ async def coop(db_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
     work(coop, "chloé", "admin", 2000)
     money(coop, "income", 14_000_00)
     money(coop, "expense", 1_000_00)
+
+
+@pytest.fixture
+async def coop(db_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
+    """A co-op whose November is closed, its funds filled."""
+    bot = CoopBot(make_config(db_url), clock=clock)
+    coop = Coop(bot, clock)
+    november(coop)
     coop.clock.set(NOVEMBER_ENDS)
     await coop.tick()
     yield coop

@@ -9,7 +9,6 @@ Bruno and Chloé give an IBAN; Dan does not.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
@@ -19,10 +18,7 @@ import sepaxml  # type: ignore[import-untyped]  # sepaxml ships no type hints
 import xmlschema
 from sqlalchemy import select
 
-from coopbot.app import CoopBot
 from coopbot.cli import main
-from coopbot.clock import FakeClock
-from coopbot.config import load_config
 from coopbot.models import Allocation, AuditEntry, Member, OutboxMessage
 from coopbot.services.money import payouts
 from tests.conftest import Coop
@@ -35,13 +31,9 @@ NS = "{urn:iso:std:iso:20022:tech:xsd:pain.001.001.03}"
 
 
 @pytest.fixture
-async def books(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Coop, Path]]:
+def books(filed_coop: tuple[Coop, Path]) -> tuple[Coop, Path]:
     """A co-op whose config file the treasurer's commands read too."""
-    path = tmp_path / "config.toml"
-    path.write_text(f'[coop]\nname = "Coop Vélo"\n[database]\nurl = "sqlite:///{tmp_path / "c.sqlite3"}"\n')
-    bot = CoopBot(load_config(path), clock=clock)
-    yield Coop(bot, clock), path
-    bot.dispose()
+    return filed_coop
 
 
 async def closed_november(coop: Coop) -> None:
