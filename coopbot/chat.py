@@ -108,6 +108,23 @@ class Outgoing:
     edit: bool = False
     #: Optional attachment: (file name, bytes, mime type), e.g. a chart or a zip.
     attachment: tuple[str, bytes, str] | None = None
+    #: A poll a platform can show natively (Matrix: MSC3381); the text stands for it elsewhere.
+    poll: NativePoll | None = None
+
+
+@dataclass(frozen=True)
+class NativePoll:
+    """A disclosed choice poll as a platform's own poll widget, or the end of one.
+
+    Answers are numbered from 1 as the options are; a response choosing some of
+    them is the member typing `/vote CODE 1,3`, so every rule of voting holds.
+    """
+
+    code: str
+    question: str
+    answers: tuple[str, ...]
+    max_selections: int
+    ended: bool = False
 
 
 @dataclass(frozen=True)

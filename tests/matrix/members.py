@@ -71,6 +71,8 @@ class NioMember:
         self.undecryptable: list[str] = []
         self.reactions: list[Reaction] = []
         self.files: list[Any] = []
+        #: Events of other types (native polls): (room, type, event id, content).
+        self.others: list[tuple[str, str, str, dict[str, Any]]] = []
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -86,6 +88,7 @@ class NioMember:
             RoomEncryptedMedia,
             RoomMessageMedia,
             RoomMessageText,
+            UnknownEvent,
         )
 
         self.client.restore_login(self.account.user_id, self.account.device_id, self.account.access_token)
@@ -97,6 +100,7 @@ class NioMember:
         self.client.add_event_callback(self._on_invite, InviteMemberEvent)
         self.client.add_event_callback(self._on_reaction, ReactionEvent)
         self.client.add_event_callback(self._on_file, (RoomEncryptedMedia, RoomMessageMedia))
+        self.client.add_event_callback(self._on_other, UnknownEvent)
         await self.client.sync(timeout=0, full_state=True)
         self._task = asyncio.create_task(self.client.sync_forever(timeout=30000))
 
@@ -124,6 +128,18 @@ class NioMember:
     async def _on_file(self, room: Any, event: Any) -> None:
         self.files.append(event)
         self._changed.set()
+
+    async def _on_other(self, room: Any, event: Any) -> None:
+        self.others.append((room.room_id, event.type, event.event_id, event.source.get("content", {})))
+        self._changed.set()
+
+    async def send_event(self, room_id: str, kind: str, content: dict[str, Any]) -> str:
+        """Any event, as a client with features of its own (Element's polls) sends it."""
+        from nio import RoomSendResponse
+
+        answer = await self.client.room_send(room_id, kind, content, ignore_unverified_devices=True)
+        assert isinstance(answer, RoomSendResponse), answer
+        return str(answer.event_id)
 
     async def _on_invite(self, room: Any, event: Any) -> None:
         if event.state_key == self.user_id and event.membership == "invite":

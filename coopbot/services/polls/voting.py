@@ -28,11 +28,11 @@ from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import Member, Poll, Vote, Voter
-from coopbot.outbox import queue_to_member, queue_to_rooms
+from coopbot.outbox import queue_to_member
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
 from coopbot.services.members.accounts import at_least
-from coopbot.services.polls import ballot_box, colleges, proxies, settings
+from coopbot.services.polls import ballot_box, colleges, native, proxies, settings
 from coopbot.services.polls.counting import ballots_by_member, choice_keys, decide, decide_ranked, tally
 from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
 from coopbot.services.refs import POLL, parse_code, small_number
@@ -195,16 +195,7 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
         message = ballot_message(session, config, poll, language(config, member), now,
                                  holding=held.get(member.id, ()))  # fmt: skip
         queue_to_member(session, member, f"poll:{poll.id}:ballot:m{member.id}", message, now)
-    lang = config.coop.default_language
-    room_text = t(
-        lang,
-        "polls.announce_new",
-        name=proposer.name,
-        poll=code(poll),
-        title=title,
-        closes=closes_line(config, poll, lang, now),
-    )
-    queue_to_rooms(session, config, f"poll:{poll.id}:new", Outgoing(room_text), now)
+    native.queue_announcement(session, config, poll, now)
     return poll
 
 
@@ -401,8 +392,7 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
     for member in active:
         text = result_text(session, config, poll, language(config, member))
         queue_to_member(session, member, f"poll:{poll.id}:result:m{member.id}", Outgoing(text), now)
-    room_text = result_text(session, config, poll, config.coop.default_language)
-    queue_to_rooms(session, config, f"poll:{poll.id}:result", Outgoing(room_text), now)
+    native.queue_result(session, config, poll, now)
     log.info("poll %s closed: %s", code(poll), result["outcome"])
     return True
 

@@ -34,10 +34,12 @@ from nio import (
     RoomMemberEvent,
     RoomMessageImage,
     RoomMessageText,
+    UnknownEvent,
 )
 from nio.crypto.attachments import decrypt_attachment
 
 from coopbot.chat import Incoming, Photo
+from coopbot.transports.matrix import polls
 from coopbot.transports.matrix.state import MATRIX
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,7 @@ class EventReader:
         client.add_event_callback(self._on_undecryptable, MegolmEvent)
         client.add_event_callback(self._on_member, RoomMemberEvent)
         client.add_event_callback(self._on_invite, InviteMemberEvent)
+        client.add_event_callback(self._on_other, UnknownEvent)
 
     def take(self) -> list[Item]:
         batch, self._batch = self._batch, []
@@ -231,6 +234,17 @@ class EventReader:
                 event.event_id,
             )
         )
+
+    async def _on_other(self, room: MatrixRoom, event: UnknownEvent) -> None:
+        """An answer to one of our native polls counts as pressing its vote (`matrix.polls`)."""
+        answer = polls.answer_of(event.type, event.source.get("content", {}))
+        if answer is None or not answer[1] or not self._live(room, event.sender):
+            return
+        start, chosen = answer
+        self._batch.append(
+            Reaction(room.room_id, event.sender, room.user_name(event.sender) or event.sender,
+                     self.is_private(room), start, polls.ANSWER + ",".join(chosen), event.event_id)
+        )  # fmt: skip
 
     async def _on_undecryptable(self, room: MatrixRoom, event: MegolmEvent) -> None:
         if self._live(room, event.sender):

@@ -30,7 +30,8 @@ from nio import (
     UploadResponse,
 )
 
-from coopbot.chat import Outgoing, TransientSendError, UnreachableError
+from coopbot.chat import NativePoll, Outgoing, TransientSendError, UnreachableError
+from coopbot.transports.matrix import polls
 from coopbot.transports.matrix.state import MatrixState
 
 #: A reply is tried this many times more when the server asks to try later.
@@ -89,6 +90,10 @@ class MatrixSender:
 
     async def deliver(self, room_id: str, message: Outgoing, key: str, reply_to: str | None = None) -> str:
         """Send `message` to a room the bot is in; the id of its text event."""
+        if message.poll is not None and not message.poll.ended:
+            return await self._start_poll(room_id, message.poll, message.text, key)
+        if message.poll is not None:
+            await self._end_poll(room_id, message.poll, message.text, key)
         buttons = button_emojis(message)
         body = message.text
         if buttons:
@@ -120,8 +125,24 @@ class MatrixSender:
                 await asyncio.sleep(min(exc.retry_after or 0.5 * 2**attempt, REPLY_MAX_WAIT))
         return await self.deliver(room_id, message, key, reply_to)
 
+    async def _start_poll(self, room_id: str, poll: NativePoll, text: str, key: str) -> str:
+        """A native poll, remembered so its answers count, even after a restart."""
+        event_id = await self._room_send(room_id, polls.START, polls.start_content(poll, text), tx_id(key))
+        await asyncio.to_thread(self._state.save_poll, event_id, room_id, poll.code)
+        return event_id
+
+    async def _end_poll(self, room_id: str, poll: NativePoll, text: str, key: str) -> None:
+        """The native poll ends; the result itself follows as a message every client shows in full."""
+        start = await asyncio.to_thread(self._state.poll_start, room_id, poll.code)
+        if start is not None:
+            await self._room_send(room_id, polls.END, polls.end_content(start, text), tx_id(f"{key}:end"))
+
     async def command_for(self, event_id: str, key: str) -> str | None:
-        """The command a reaction `key` on our message `event_id` stands for, if any."""
+        """The command a reaction `key` on our message `event_id` stands for, if any (an answer
+        to a native poll travels as a reaction keyed `poll:1,3`)."""
+        if key.startswith(polls.ANSWER):
+            code = await asyncio.to_thread(self._state.poll_of, event_id)
+            return polls.vote_command(code, key.removeprefix(polls.ANSWER).split(",")) if code else None
         buttons = self._buttons.get(event_id)
         if buttons is None:
             buttons = await asyncio.to_thread(self._state.load_buttons, event_id)

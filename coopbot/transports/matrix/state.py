@@ -136,6 +136,23 @@ class MatrixState:
                 return member.language
         return self.default_language
 
+    # --- native polls (`transports.matrix.polls`) -----------------------------------------
+
+    def save_poll(self, event_id: str, room_id: str, code: str) -> None:
+        """Which poll a start event is, and the start event of a poll in a room (for its end)."""
+        self._set(_poll_key(event_id), json.dumps({"event": event_id, "code": code}))
+        self._set(_poll_key(f"{room_id}|{code}"), json.dumps({"event": event_id, "code": code}))
+
+    def poll_of(self, event_id: str) -> str | None:
+        raw = self._get(_poll_key(event_id))
+        stored = json.loads(raw) if raw is not None else {}
+        return str(stored["code"]) if stored.get("event") == event_id else None
+
+    def poll_start(self, room_id: str, code: str) -> str | None:
+        raw = self._get(_poll_key(f"{room_id}|{code}"))
+        stored = json.loads(raw) if raw is not None else {}
+        return str(stored["event"]) if stored.get("code") == code else None
+
     # --- the key-value table ------------------------------------------------------------
 
     def _get(self, key: str) -> str | None:
@@ -158,3 +175,7 @@ def _button_key(event_id: str) -> str:
 
 def _left_key(user_id: str) -> str:
     return "left:" + hashlib.sha256(user_id.encode()).hexdigest()[:40]
+
+
+def _poll_key(what: str) -> str:
+    return "poll:" + hashlib.sha256(what.encode()).hexdigest()[:40]
