@@ -463,3 +463,6 @@ __all__ = [
     "Period",
     "Shift",
 ]
+
+# The roster tables (`coopbot.services.rosters`), registered on `Base.metadata` the same way.
+from coopbot.models_rosters import Slot, SlotSignup  # noqa: E402, F401

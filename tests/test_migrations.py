@@ -222,3 +222,28 @@ def test_members_come_through_the_colleges_upgrade_in_no_college(db_url: str) ->
         member = connection.execute(text("SELECT name, role, college FROM member")).one()
     engine.dispose()
     assert tuple(member) == ("Pia", "member", None)
+
+
+def test_members_come_through_the_rosters_upgrade_with_no_slot_and_one_seat_each(db_url: str) -> None:
+    """A co-op on 0011 upgrades to rosters: no slot is planned yet, and a member can hold
+    only one seat on a slot."""
+    when = "'2026-11-01 09:00:00'"
+    engine = upgraded_from(
+        db_url,
+        "0011",
+        "INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
+        f"available, public_name) VALUES (1, 'Pia', 'coordinator', true, {when}, 'both', false, false, false, "
+        "false)",
+    )
+    seat = f"INSERT INTO slot_signup (slot_id, member_id, signed_at) VALUES (1, 1, {when})"
+    with engine.begin() as connection:
+        planned = connection.execute(text("SELECT count(*) FROM slot")).scalar_one()
+        connection.execute(text(
+            "INSERT INTO slot (id, starts_at, ends_at, seats, created_by, created_at) "
+            f"VALUES (1, {when}, {when}, 2, 1, {when})"
+        ))
+        connection.execute(text(seat))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(seat))
+    engine.dispose()
+    assert planned == 0

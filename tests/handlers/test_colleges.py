@@ -32,7 +32,8 @@ async def scic(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Coop]:
     for name in ("Louise", "Marc"):
         coop.member(name, "customer")
     for partner in ("Pia", "Paul"):
-        assert f"{partner} now votes in the partners college." in await coop.say("alice", f"/college {partner} partners")
+        placed = await coop.say("alice", f"/college {partner} partners")
+        assert f"{partner} now votes in the partners college." in placed
     yield coop
     bot.dispose()
 
