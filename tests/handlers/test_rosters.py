@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from coopbot.errors import UsageError
+from coopbot.models import Member
 from coopbot.models_rosters import Slot
+from coopbot.services.data import leaving
 from coopbot.services.polls import settings as settings_svc
 from tests.conftest import Coop
 
@@ -277,3 +279,13 @@ async def test_a_rider_is_on_one_slot_at_a_time_and_busy_riders_are_not_asked(we
     assert (await answer(week, "chloé", "/giveaway S-1")).startswith("You are not signed up for S-1.")
     assert (await answer(week, "bob", "/giveaway S-1")).startswith("Your seat on S-1 is offered to 2 members.")
     assert not [m for m in week.inbox("dan") if m.text.startswith("🙋")]
+
+
+async def test_a_member_who_leaves_gives_up_the_seats_to_come(coop: Coop) -> None:
+    coop.member("Alice", "coordinator")
+    coop.member("Bob")
+    await coop.say("alice", "/slots add mon 11:30-14:30 x2 from 2026-11-09 to 2026-11-09")
+    assert "You ride S-1" in await coop.say("bob", "/signup S-1")
+    with coop.session() as session:
+        leaving.start_leave(session, session.get_one(Member, coop.member_id("bob")), coop.clock.now(), coop.bot.config)
+    assert "0/2 taken" in await coop.say("alice", "/slots next")

@@ -62,6 +62,7 @@ from coopbot.services.members.accounts import (
 from coopbot.services.money import shifts
 from coopbot.services.polls.settings import register_action
 from coopbot.services.refs import member_number
+from coopbot.services.rosters import slots
 from coopbot.states import JobStatus, Role
 
 LEAVE_KEY = "leave:{member}:"
@@ -136,8 +137,9 @@ def start_leave(session: Session, member: Member, now: datetime, config: Config,
 
 
 def _stop_work(session: Session, config: Config, member: Member, now: datetime) -> list[Job]:
-    """A leaving member's work ends: a running shift ends now so its hours count, open offers
-    pass to the next worker. Returns the jobs they still hold."""
+    """A leaving member's work ends: a running shift ends now so its hours count, their seats on
+    slots to come are freed, open offers pass to the next worker. Returns the jobs they still hold."""
+    slots.release(session, member, now)
     if shifts.open_shift(session, member) is not None:
         try:
             with session.begin_nested():

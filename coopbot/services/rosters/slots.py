@@ -316,3 +316,19 @@ def sign_off(session: Session, config: Config, member: Member, slot: Slot, now: 
             raise NotAllowed("rosters.signoff_too_late", slot=code(slot), count=hours)
     session.delete(seat)
     session.flush()
+
+
+def release(session: Session, member: Member, now: datetime) -> list[int]:
+    """A member who leaves the co-op gives up every seat on a slot not yet started (the ids).
+
+    Nobody expects them any more, and the slot shows the seat free for others.
+    """
+    seats = session.scalars(
+        select(SlotSignup).join(Slot, Slot.id == SlotSignup.slot_id)
+        .where(SlotSignup.member_id == member.id, Slot.starts_at > now)
+    ).all()  # fmt: skip
+    freed = [seat.slot_id for seat in seats]
+    for seat in seats:
+        session.delete(seat)
+    session.flush()
+    return freed
