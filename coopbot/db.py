@@ -6,24 +6,35 @@ followed by a write (claim a job, redeem an invite) then cannot interleave
 with another writer, and the busy timeout makes the second writer wait
 instead of failing. Reads that never write take `read_only(sessions)`
 instead, which on SQLite begins DEFERRED and so queues behind no writer.
-`Commits` counts the transactions committed through the bot's sessions, for
-whoever keeps something built from the database (the public page's cache).
+`Commits` counts the transactions committed through the bot's sessions, per
+table written, for whoever keeps something built from the database (the
+public page's cache).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 
 from coopbot.errors import CoopError
 from coopbot.storage.sqlite import begin_immediate, read_only_engine, sqlite_pragmas
+from coopbot.storage.written import (
+    EVERYTHING,
+    flushed_tables,
+    forget_written,
+    note_written,
+    statement_tables,
+    written_by,
+    written_so_far,
+)
 
 #: What a handler holds and hands to the services: the message's one open transaction.
 #: Handlers name it by this, not by the ORM's class, as they never query through it.
@@ -74,7 +85,7 @@ def _sqlite_engine(url: str, busy_timeout: float, **kwargs: Any) -> Engine:
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     on_file = ":memory:" not in url and url != "sqlite://"
     sqlite_pragmas(engine, busy_timeout=busy_timeout, wal=on_file)
-    begin_immediate(engine)
+    begin_immediate(engine, busy_timeout=busy_timeout)
     if on_file:
         _READERS[engine] = read_only_engine(url, busy_timeout=busy_timeout)
     return engine
@@ -109,34 +120,110 @@ def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """The counts of `Commits` at one moment, noted before reading what a copy is built from."""
+
+    generation: int
+    unnamed: int
+    tables: Mapping[str, int]
+
+
 class Commits:
-    """How many transactions have committed through the sessions it watches: a generation.
+    """How many transactions have committed through the sessions it watches, in all and per table written.
 
     Whoever keeps something built from the database (the public page's
-    cache) notes the generation before reading, and knows its copy is stale
-    once the generation has moved: exact for every commit made in this
-    process through a watched session, whatever it wrote, at the cost of one
-    counter step a commit (a commit that wrote nothing counts too: rare, and
-    it only makes a copy be built again). Commits by another process (a CLI
-    command) are not seen: a keeper bounds its copy's age for them.
+    cache) notes a `Stamp` before reading, and the tables it read
+    (`tables_read`); its copy is stale once a commit has written one of them
+    (`unchanged`). Reason: counted as one generation, the page was dropped by
+    every commit, and under load most commits (the outbox marking a message
+    sent, a sweep, an order) write tables the page never reads, so most
+    views built it again (figures in `coopbot.web.public.Built`). Which
+    tables a transaction wrote is noted by `coopbot.storage.written`, from
+    the session's statements, its flushes, and the storage functions that
+    write past the session; a commit whose tables cannot be named counts
+    against every table. Commits by another process (a CLI command) are not
+    seen: a keeper bounds its copy's age for them.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._generation = 0
+        self._unnamed = 0
+        self._tables: dict[str, int] = {}
 
     @property
     def generation(self) -> int:
+        """Commits in all, whatever they wrote."""
         return self._generation
+
+    def stamp(self) -> Stamp:
+        with self._lock:
+            return Stamp(self._generation, self._unnamed, dict(self._tables))
+
+    def unchanged(self, stamp: Stamp, tables: Collection[str]) -> bool:
+        """No commit since `stamp` wrote any of `tables` (`EVERYTHING` among them: no commit at all)."""
+        if EVERYTHING in tables:
+            return self._generation == stamp.generation
+        if self._unnamed != stamp.unnamed:
+            return False
+        counts, before = self._tables, stamp.tables
+        return all(counts.get(table, 0) == before.get(table, 0) for table in tables)
 
     def watch(self, target: sessionmaker[Session] | Session) -> None:
         """Count the commits of `target`'s sessions (a sessionmaker) or of `target` itself."""
-        if not event.contains(target, "after_commit", self._committed):
-            event.listen(target, "after_commit", self._committed)
+        for name, listener in (
+            ("after_commit", self._committed),
+            ("after_flush", _note_flushed),
+            ("do_orm_execute", _note_executed),
+            ("after_transaction_end", _forget_written),
+        ):
+            if not event.contains(target, name, listener):
+                event.listen(target, name, listener)
 
-    def _committed(self, _session: Session) -> None:
+    def _committed(self, session: Session | None) -> None:
+        """After a commit (a savepoint's release too, which is not one: its tables wait for the real one)."""
+        if session is not None and session.in_nested_transaction():
+            return
+        written = written_so_far(session) if session is not None else {EVERYTHING}
         with self._lock:  # commits end in worker threads as well as in the event loop
             self._generation += 1
+            if EVERYTHING in written:
+                self._unnamed += 1
+            for table in written:
+                self._tables[table] = self._tables.get(table, 0) + 1
+
+
+def _forget_written(session: Session, transaction: SessionTransaction) -> None:
+    """Once the outermost transaction ends, committed (and counted) or rolled back; a savepoint
+    rolled back keeps what was noted, as what was written before it may still commit."""
+    if transaction.parent is None:
+        forget_written(session)
+
+
+def _note_flushed(session: Session, _flush_context: Any) -> None:
+    note_written(session, *flushed_tables(session))
+
+
+def _note_executed(state: ORMExecuteState) -> None:
+    tables = written_by(state.statement, is_select=state.is_select)
+    if tables:
+        note_written(state.session, *tables)
+
+
+@contextmanager
+def tables_read(session: Session) -> Iterator[set[str]]:
+    """The tables `session` reads while the block runs, filled in as it reads them."""
+    read: set[str] = set()
+
+    def noted(state: ORMExecuteState) -> None:
+        read.update(statement_tables(state.statement))
+
+    event.listen(session, "do_orm_execute", noted)
+    try:
+        yield read
+    finally:
+        event.remove(session, "do_orm_execute", noted)
 
 
 _COMMITS: WeakKeyDictionary[sessionmaker[Session], Commits] = WeakKeyDictionary()

@@ -12,7 +12,8 @@ Every message (`statements`)
 
 SQLite (`sqlite`)
     `sqlite_pragmas`   WAL, busy timeout, foreign keys, `synchronous=NORMAL`
-    `begin_immediate`  BEGIN IMMEDIATE as the dialect's own begin, not an event
+    `begin_immediate`  BEGIN IMMEDIATE as the dialect's own begin, not an event; the
+                       engine's writers take turns in Python (`WriteTurns`), not in SQLite's sleeps
     `read_only_engine` reads that never write begin DEFERRED, so no writer queues them
     `KnownMembers`     the members kept between messages while the database is unchanged
 
@@ -21,6 +22,10 @@ Thousands of rows (`bulk`)
     `present_keys`     which keys are stored already: one array parameter, or chunks
     `insert_new_from_select`  INSERT ... SELECT ... ON CONFLICT DO NOTHING, counted
     `without_cycle_collection`  the garbage collector rests during a big write
+
+What a transaction wrote (`written`)
+    `note_written`     the tables written past the session, for `coopbot.db.Commits`, which counts
+                       commits per table: the public page is dropped only by those to tables it read
 
 `coopbot.db` makes engines and sessions (and calls `sqlite_pragmas`,
 `begin_immediate` and `read_only_engine` for SQLite; `read_only` is its
@@ -31,16 +36,19 @@ session, which uses `KnownMembers`.
 from __future__ import annotations
 
 from coopbot.storage.bulk import bulk_insert, insert_new_from_select, present_keys, without_cycle_collection
-from coopbot.storage.sqlite import KnownMembers, begin_immediate, read_only_engine, sqlite_pragmas
+from coopbot.storage.sqlite import KnownMembers, WriteTurns, begin_immediate, read_only_engine, sqlite_pragmas
 from coopbot.storage.statements import claim_read, member_by_account, record_receipt
+from coopbot.storage.written import note_written
 
 __all__ = [
     "KnownMembers",
+    "WriteTurns",
     "begin_immediate",
     "bulk_insert",
     "claim_read",
     "insert_new_from_select",
     "member_by_account",
+    "note_written",
     "present_keys",
     "read_only_engine",
     "record_receipt",

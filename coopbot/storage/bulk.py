@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from coopbot.storage.statements import AnySelect
+from coopbot.storage.written import note_written
 
 #: Keys looked up per SELECT on SQLite: well under its bound-parameter limit.
 KEY_CHUNK = 5000
@@ -46,6 +47,7 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     """
     if not rows:
         return
+    note_written(session, table.name)  # past the session: `coopbot.storage.written`
     connection = session.connection()
     dialect = connection.dialect
     sql, names = _insert_sql(table, tuple(rows[0]), dialect)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from coopbot.models import Identity, Member, SeenEvent
 from coopbot.storage.sqlite import count_receipt, kept_members
+from coopbot.storage.written import note_written
 
 # --- claim_read -----------------------------------------------------------------------------
 
@@ -69,6 +70,7 @@ _RECEIPT_SQL = {
     "postgresql": _RECEIPT.format("%(platform)s, %(event_id)s, %(at)s"),
 }
 _STAMPS: dict[str, Callable[[Any], Any]] = {}
+SEEN_EVENT = SeenEvent.__tablename__
 
 
 def record_receipt(session: Session, platform: str, event_id: str, now: datetime) -> bool:
@@ -91,6 +93,7 @@ def record_receipt(session: Session, platform: str, event_id: str, now: datetime
     if connection.exec_driver_sql(_RECEIPT_SQL[dialect.name], params).rowcount != 1:
         return False
     count_receipt(session)
+    note_written(session, SEEN_EVENT)  # past the session: `coopbot.storage.written`
     return True
 
 

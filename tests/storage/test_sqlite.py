@@ -4,6 +4,7 @@ unchanged (`KnownMembers`). These techniques are SQLite's own: PostgreSQL has no
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,42 @@ def test_a_transaction_holds_the_write_lock_from_its_begin(tmp_path: Path) -> No
     # A dialect's begin, not an event: with any connection event SQLAlchemy runs its event
     # machinery around every statement.
     assert not engine._has_events
+    engine.dispose()
+
+
+def test_a_writer_waits_for_its_turn_in_python_and_gets_it_when_the_holder_ends(tmp_path: Path) -> None:
+    """The turn is handed over by commit, by rollback, and by a connection closed in a transaction."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'coop.sqlite3'}", busy_timeout=5)
+    upgrade(engine)
+    turns: storage_sqlite.WriteTurns = engine.dialect.do_begin.__self__  # type: ignore[attr-defined]
+    waiting, done = threading.Event(), threading.Event()
+
+    def second_writer() -> None:
+        waiting.set()
+        with engine.begin() as connection:  # waits for the turn, not in SQLite's busy handler
+            connection.exec_driver_sql("SELECT 1")
+        done.set()
+
+    with engine.connect() as first:
+        first.begin()
+        first.exec_driver_sql("SELECT 1")
+        writer = threading.Thread(target=second_writer)
+        writer.start()
+        waiting.wait()
+        assert turns._lock.locked() and not done.is_set()
+        first.commit()
+        writer.join()
+    assert done.is_set() and not turns._lock.locked()
+    with engine.connect() as connection:
+        connection.begin()
+        connection.exec_driver_sql("SELECT 1")
+        connection.rollback()
+    assert not turns._lock.locked()
+    connection = engine.connect()
+    connection.begin()
+    connection.exec_driver_sql("SELECT 1")
+    connection.invalidate()  # the pool drops it without a rollback
+    assert not turns._lock.locked()
     engine.dispose()
 
 
@@ -157,5 +194,5 @@ def test_the_engines_coopbot_makes_for_sqlite_are_set_up(sqlite_url: str) -> Non
     engine: Engine = make_engine(sqlite_url, busy_timeout=1)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1000
-    assert engine.dialect.do_begin is storage_sqlite._begin_immediate
+    assert isinstance(engine.dialect.do_begin.__self__, storage_sqlite.WriteTurns)  # type: ignore[attr-defined]
     engine.dispose()

@@ -29,7 +29,7 @@ import hmac
 import secrets
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from coopbot.errors import UsageError
@@ -57,16 +57,31 @@ def issue(session: Session, customer: Member, now: datetime) -> str:
     return key
 
 
+#: Built once, as every API request runs it: the key's hash and its customer, in one query.
+#: Reason: the key's row, then its member, were two ORM queries in every request; a request's
+#: transaction and lookup took 0.38 ms of CPU that way, 0.19 ms with this one prebuilt query
+#: (best of 10 runs of 200 requests on this repository's bench co-op). The key is still checked
+#: against the database at every request, so a key replaced by `coopbot customer key`, from
+#: whatever process, stops working at once: nothing about keys is kept between requests.
+BY_LOOKUP = (
+    select(Member, ApiKey.key_hash)
+    .join(ApiKey, ApiKey.customer_id == Member.id)
+    .where(ApiKey.lookup == bindparam("lookup"))
+)
+
+
 def customer_of(session: Session, key: str) -> Member | None:
     """The active customer whose key this is, or None (unknown, replaced, or no longer a customer)."""
     parts = key.removeprefix(PREFIX).split("_", 1) if key.startswith(PREFIX) else []
     if len(parts) != 2 or len(parts[0]) != LOOKUP_BYTES * 2:
         return None
-    row = session.scalars(select(ApiKey).where(ApiKey.lookup == parts[0])).one_or_none()
-    if row is None or not hmac.compare_digest(row.key_hash, digest(key)):
+    row = session.execute(BY_LOOKUP, {"lookup": parts[0]}).one_or_none()
+    if row is None:
         return None
-    customer = session.get(Member, row.customer_id)
-    if customer is None or not customer.active or not is_customer(customer):
+    customer, key_hash = row
+    if not hmac.compare_digest(key_hash, digest(key)):
+        return None
+    if not customer.active or not is_customer(customer):
         return None
     return customer
 
