@@ -167,6 +167,21 @@ def _spread(lang: str, caption: str, column: str, spread: list[tuple[int, int]])
     )
 
 
+def _named(lang: str, named: list[tuple[str, int, int]]) -> str:
+    """The riders who chose to be named, each with their own figures; nothing when none did."""
+    if not named:
+        return ""
+    rows = "".join(f"<tr><th scope=\"row\">{esc(name)}</th><td>{offers}</td><td>{jobs}</td></tr>\n"
+                   for name, offers, jobs in named)  # fmt: skip
+    return (
+        f"<table>\n<caption>{esc(t(lang, 'public.named_caption'))}</caption>\n"
+        f'<thead><tr><th scope="col">{esc(t(lang, "public.name_column"))}</th>'
+        f'<th scope="col">{esc(t(lang, "public.offers_column"))}</th>'
+        f'<th scope="col">{esc(t(lang, "public.jobs_column"))}</th></tr></thead>\n'
+        f"<tbody>\n{rows}</tbody>\n</table>\n"
+    )
+
+
 def _fairness(lang: str, fairness: Fairness) -> str:
     if not fairness.riders:
         body = f"<p>{esc(t(lang, 'public.fairness_none', period=fairness.period))}</p>\n"
@@ -183,6 +198,7 @@ def _fairness(lang: str, fairness: Fairness) -> str:
             f"<p>{esc(intro)}</p>\n<p>{esc(fairness.jobs_summary)}</p>\n"
             + _spread(lang, "public.jobs_caption", "public.jobs_column", fairness.jobs_spread)
             + _spread(lang, "public.offers_caption", "public.offers_column", fairness.offers_spread)
+            + _named(lang, fairness.named)
         )
     return _section("fairness", t(lang, "public.fairness_title"), body)
 

@@ -149,6 +149,24 @@ async def test_dispatch_fairness_is_a_distribution_that_names_no_rider(coop: Coo
     assert not any(name in section for name in ("Ana", "Yusuf", "Idriss", "member #"))
 
 
+async def test_a_rider_who_chose_to_be_named_is_named_beside_the_distribution(coop: Coop) -> None:
+    coop.member("Chloé", "coordinator")
+    coop.member("Ana")
+    coop.member("Yusuf")
+    for rider in ("ana", "yusuf"):
+        await coop.say(rider, "/available")
+    assert "public page names you: Ana" in await coop.say("ana", "/public on")
+    await coop.say("chloé", "/newjob Atelier 5, 3 rue Paul Bert -> 12 rue Oberkampf")
+    await coop.say("ana", "/accept J-1")
+    async with public_site(coop) as site:
+        _, _, body = await fetch(f"{site}/en")
+    page = body.decode()
+    section = page[page.index('<section id="fairness"') : page.index('<section id="audit"')]
+    named = section[section.index("Riders who chose to be named") :]
+    assert re.findall(r'<th scope="row">(\w+)</th><td>(\d+)</td><td>(\d+)</td>', named) == [("Ana", "1", "1")]
+    assert "Yusuf" not in section
+
+
 def test_the_visitors_first_language_we_speak_wins() -> None:
     assert preferred_language("fr-CH, fr;q=0.9, en;q=0.8", "en") == "fr"
     assert preferred_language("de, en;q=0.3, fr;q=0.7", "en") == "fr"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import median
 from typing import Any
@@ -95,10 +95,13 @@ class Fairness:
     jobs_spread: list[tuple[int, int]]
     #: "fewest 0, median 1, most 3" for the jobs; empty without riders.
     jobs_summary: str
+    #: (name, offers, jobs) of the riders who chose to be named (`/public on`), by name.
+    named: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 def fairness(session: Session, config: Config, now: datetime, lang: str) -> Fairness:
-    """This period's offers and jobs per rider, as a distribution: no rider is named.
+    """This period's offers and jobs per rider, as a distribution; a rider is named beside it
+    only if they chose to be (`/public on`).
 
     A rider is a member who was offered or given a job this period, or who is
     riding now (so a rider who got nothing counts, as a zero).
@@ -138,7 +141,13 @@ def fairness(session: Session, config: Config, now: datetime, lang: str) -> Fair
             median=format_milli(int(middle * 1000), lang),
             most=max(job_counts),
         )
+    chose = session.execute(
+        select(Member.id, Member.name)
+        .where(Member.id.in_(riders), Member.public_name.is_(True), Member.active.is_(True), IS_MEMBER)
+    ).all()  # fmt: skip
+    named = sorted((name, offers.get(number, 0), jobs.get(number, 0)) for number, name in chose)
     return Fairness(
+        named=named,
         period=label,
         riders=len(riders),
         offers=sum(offer_counts),
