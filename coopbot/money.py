@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from functools import lru_cache
 
 from babel.numbers import format_currency, format_decimal, format_percent
 
 from coopbot.errors import UsageError
+from coopbot.numerals import Shape, Writer, trusted
 from coopbot.services.money.shares import MILLI, round_div
 from coopbot.services.refs import echo
 
@@ -89,11 +91,24 @@ def format_money(cents: int, currency: str = "EUR", lang: str = "en") -> str:
 
     Always two places (cents are cents whatever the currency); in French the thousands
     are grouped with a narrow no-break space and a no-break space comes before the symbol.
+    Written by `coopbot.numerals` in Babel's shape, checked against Babel.
     """
-    text = format_currency(Decimal(cents) / 100, currency.upper(), locale=lang, currency_digits=False)
-    # CLDR puts a space between a symbol made of letters and the digits ("CHF 5.00");
-    # Babel does not apply that rule.
-    return LETTER_THEN_DIGIT.sub(NBSP, text)
+    return _money_writer(currency.upper(), lang)(cents)
+
+
+@lru_cache(maxsize=64)
+def _money_writer(currency: str, lang: str) -> Writer:
+    def babel(cents: int) -> str:
+        text = format_currency(Decimal(cents) / 100, currency, locale=lang, currency_digits=False)
+        # CLDR puts a space between a symbol made of letters and the digits ("CHF 5.00");
+        # Babel does not apply that rule.
+        return LETTER_THEN_DIGIT.sub(NBSP, text)
+
+    def fast(shape: Shape, cents: int) -> str:
+        whole, rest = divmod(abs(cents), 100)
+        return shape.write(cents < 0, whole, f"{rest:02d}")
+
+    return trusted(babel, fast, 123_456_789, "89")
 
 
 def plain_amount(cents: int) -> str:
@@ -105,10 +120,28 @@ def plain_amount(cents: int) -> str:
 
 def format_milli(milli: int, lang: str = "en", places: int = 3) -> str:
     """Thousandths as a short number, by CLDR (Babel): 42500 → '42.5' ('42,5' in French),
-    1250000 → '1,250' ('1 250'); at most `places` decimals, cut (never rounded up)."""
-    value = (Decimal(milli) / 1000).quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+    1250000 → '1,250' ('1 250'); at most `places` decimals, cut (never rounded up).
+    Written by `coopbot.numerals` in Babel's shape, checked against Babel."""
+    return _milli_writer(lang, places)(milli)
+
+
+@lru_cache(maxsize=64)
+def _milli_writer(lang: str, places: int) -> Writer:
     pattern = "#,##0." + "#" * places if places > 0 else "#,##0"
-    return format_decimal(value, format=pattern, locale=lang)
+
+    def babel(milli: int) -> str:
+        value = (Decimal(milli) / 1000).quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+        return format_decimal(value, format=pattern, locale=lang)
+
+    def fast(shape: Shape, milli: int) -> str:
+        whole, rest = divmod(abs(milli), 1000)
+        digits = f"{rest:03d}"[:places].rstrip("0")
+        if milli < 0 and not whole and not digits:
+            return babel(milli)  # a negative cut to zero: Babel's "-0", not worth a shape of its own
+        return shape.write(milli < 0, whole, digits)
+
+    fraction = "125"[:places]
+    return trusted(babel, fast, 1_234_567_000 + int(fraction.ljust(3, "0") if fraction else 0), fraction)
 
 
 def plain_milli(milli: int) -> str:
@@ -120,8 +153,21 @@ def plain_milli(milli: int) -> str:
 
 def format_pct(bp: int, lang: str = "en") -> str:
     """Basis points as a percentage, by CLDR (Babel): 1500 → '15%' / '15 %', 1234 → '12.34%' /
-    '12,34 %' (French: a no-break space before %)."""
-    return format_percent(Decimal(bp) / 10000, locale=lang, decimal_quantization=False)
+    '12,34 %' (French: a no-break space before %). Written by `coopbot.numerals` in Babel's
+    shape, checked against Babel."""
+    return _pct_writer(lang)(bp)
+
+
+@lru_cache(maxsize=16)
+def _pct_writer(lang: str) -> Writer:
+    def babel(bp: int) -> str:
+        return format_percent(Decimal(bp) / 10000, locale=lang, decimal_quantization=False)
+
+    def fast(shape: Shape, bp: int) -> str:
+        whole, rest = divmod(abs(bp), 100)
+        return shape.write(bp < 0, whole, f"{rest:02d}".rstrip("0"))
+
+    return trusted(babel, fast, 123_456_789, "89")
 
 
 # --- quantities of work -------------------------------------------------------------

@@ -4,6 +4,10 @@ Every platform hands an `Incoming` to `Router.handle`; every handler gets a
 `Context` with an open transaction. A handler's writes are committed only if
 it returns; any refusal (`CoopError`) rolls them back and becomes one
 sentence in the member's language. This is the only place that happens.
+A handler that refuses before writing anything may answer with the sentence
+instead of raising (`/accept`, for the taps that lose a race): the update's
+receipt and the member's visit are then committed in the message's one
+transaction, instead of rolled back and written again in a second one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from coopbot.i18n import normalise_language, t
 from coopbot.models import Identity, Member
 from coopbot.outbox_rows import took_queued
 from coopbot.storage import member_by_account, record_receipt
+from coopbot.storage.visits import write_last_seen
 from handlers.registry import Command, Commands, Context, addressee, as_list, parse, split_args
 
 log = logging.getLogger(__name__)
@@ -101,7 +106,7 @@ class Router:
                         self._first_time(session, incoming)
                         identity, member = self._who(session, incoming)
                         if identity is not None:
-                            self._touch(identity, member)
+                            self._touch(session, identity, member)
                     error = refused.error
                     answer = Outgoing(t(refused.lang, error.key, **error.params))
                     return self._shape(incoming, refused.command, [answer])
@@ -191,7 +196,7 @@ class Router:
                 return [Outgoing(t(lang, "registry.how_to_join", coop=self.config.coop.name))]
             return [Outgoing(t(lang, "registry.role_needed", command=name, who=t(lang, f"roles.plural_{cmd.role}")))]
         if identity is not None:
-            self._touch(identity, member)
+            self._touch(session, identity, member)
         ctx = Context(
             session, self.config, self.clock, incoming, member, identity, lang, name, rest, self.commands,
             split_args(rest),
@@ -212,7 +217,7 @@ class Router:
             replies[0] = Outgoing(first.text, first.buttons, first.private, True, first.attachment)
         return replies
 
-    def _touch(self, identity: Identity, member: Member | None) -> None:
+    def _touch(self, session: Session, identity: Identity, member: Member | None) -> None:
         """Writing to the bot proves the account is reachable again."""
         if not identity.reachable:
             identity.reachable = True
@@ -222,7 +227,7 @@ class Router:
             seen = member.last_seen_at
             # Dispatch's idle check needs minutes, not every message: spare the write.
             if seen is None or member.idle_asked_at is not None or now - seen >= TOUCH_EVERY:
-                member.last_seen_at = now
+                write_last_seen(session, member, now)
 
     def _unknown(self, name: str, member: Member | None, lang: str) -> str:
         usable = [cmd.name for cmd in self.commands.for_member(member)]

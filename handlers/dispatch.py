@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coopbot.chat import Outgoing
-from coopbot.errors import UsageError
+from coopbot.errors import CoopError, UsageError
 from coopbot.models import Job, JobEvent
 from coopbot.money import format_milli, format_money
 from coopbot.services.dispatch import jobs as svc
@@ -100,8 +100,12 @@ def newjob(ctx: Context) -> Reply:
 
 @command("accept", area="dispatch")
 def accept(ctx: Context) -> Reply:
+    """A refused tap (the job taken already, a race lost) wrote nothing: its refusal is answered
+    here rather than raised, so the router commits the tap's receipt in its one transaction."""
     job_id = _job_id(ctx, lambda: svc.offered_to(ctx.session, ctx.me))
-    job = svc.accept(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
+    job = svc.claim(ctx.session, ctx.config, ctx.me, job_id, ctx.now)
+    if isinstance(job, CoopError):
+        return ctx.t(job.key, **job.params)
     return Outgoing(ctx.t("dispatch.yours", job=_describe(ctx, job)), buttons=svc.work_buttons(ctx.lang, job))
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text, update
+from sqlalchemy import event, select, text, update
 
 from coopbot.chat import Incoming
 from coopbot.loop_sessions import LoopSessions
@@ -80,6 +80,19 @@ async def test_a_member_removed_elsewhere_is_a_stranger_at_once(coop: Coop, memb
     with coop.session() as session:
         session.execute(update(Member).values(active=False))
     assert "Alice" not in await coop.say(alice, "/whoami")
+
+
+async def test_writing_when_a_member_was_last_seen_keeps_them(coop: Coop, member_loads: list[str]) -> None:
+    """The last-seen write after a pause is made on the kept member itself: a rider tapping
+    again after a few minutes is not loaded again for it."""
+    alice = coop.member("Alice")
+    await kept(coop, alice, member_loads)
+    coop.clock.advance(minutes=5)
+    for _ in range(2):
+        assert "Alice" in await coop.say(alice, "/whoami")
+    assert member_loads == []
+    with coop.session() as session:
+        assert session.scalars(select(Member.last_seen_at)).one() == coop.clock.now()
 
 
 @pytest.mark.parametrize("update_id", ["u1", None], ids=["with an update id", "without one"])

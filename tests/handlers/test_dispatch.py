@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import event, func, select
+
 from coopbot.chat import Incoming, Outgoing
+from coopbot.models import SeenEvent
 from coopbot.services.members import accounts as members_svc
 from tests.conftest import Coop
 
@@ -104,6 +107,34 @@ async def test_two_platforms_accepting_at_the_same_instant_get_one_winner(any_co
         taker = "Tess" if replies[0][0].text.startswith("It's yours") else "Max"
         loser = replies[1] if taker == "Tess" else replies[0]
         assert loser[0].text == f"J-{number} was already taken by {taker}."
+
+
+async def test_a_tap_that_lost_the_race_is_one_transaction_and_still_a_visit(any_coop: Coop) -> None:
+    """The loser's refusal commits the update's receipt and when the rider was last seen, in
+    the tap's own transaction: no rollback, no second transaction to write them again."""
+    carol = await crew(any_coop, "Bob", "Dan")
+    await any_coop.say(carol, "/newjob Shop -> Home")
+    await any_coop.say("bob", "/accept J-1")
+    any_coop.clock.advance(minutes=5)
+    bot, ends = any_coop.bot, []
+    engines = [bot.engine] + ([bot.loop_sessions.engine] if bot.loop_sessions is not None else [])
+    listeners = [(engine, name, lambda *_, name=name: ends.append(name))
+                 for engine in engines for name in ("begin", "commit", "rollback")]  # fmt: skip
+    for engine, name, listener in listeners:
+        event.listen(engine, name, listener)
+    try:
+        tap = Incoming("console", "dan", "dan", True, button="/accept J-1", event_id="tap-1")
+        [refused] = await bot.handle(tap)
+    finally:
+        for engine, name, listener in listeners:
+            event.remove(engine, name, listener)
+    assert refused.text == "J-1 was already taken by Bob."
+    assert ends == ["begin", "commit"]
+    with any_coop.session() as session:
+        assert session.scalar(select(func.count()).where(SeenEvent.event_id == "tap-1")) == 1
+        dan = members_svc.member_of(session, "console", "dan")
+        assert dan is not None and dan.last_seen_at == any_coop.clock.now()
+    assert await bot.handle(tap) == [], "the same update is answered once"
 
 
 async def test_strangers_cannot_accept(coop: Coop) -> None:

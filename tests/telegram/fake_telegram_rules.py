@@ -135,8 +135,9 @@ class FloodLimits:
     private_interval: float = 1.0
     private_burst: int = 3
     group_per_minute: int = 20
-    #: Arrival jitter forgiven, in seconds: Telegram counts loosely, and two requests sent 1 s
-    #: apart may reach a server a few tens of milliseconds closer than that.
+    #: Arrival jitter forgiven on one chat's limits, in seconds: Telegram counts loosely, and two
+    #: requests sent 1 s apart may reach a server a few tens of milliseconds closer than that.
+    #: The overall `per_second` forgives nothing: it is counted over every full second.
     tolerance: float = 0.1
 
 
@@ -168,7 +169,9 @@ def check_flood(limits: FloodLimits, recent: deque[float], call: Call, state: Ch
     problems = []
     if now < state.blocked_until - limits.tolerance:
         problems.append(f"chat {call.chat_id}: sent {state.blocked_until - now:.2f}s before retry_after")
-    while recent and recent[0] <= now - 1.0 + limits.tolerance:
+    # The overall limit is counted exactly as named: any full second holds at most `per_second`
+    # requests. Forgiving jitter here would let a bot through at 1/(1 - tolerance) of the limit.
+    while recent and recent[0] <= now - 1.0:
         recent.popleft()
     if len(recent) >= limits.per_second:
         problems.append(f"more than {limits.per_second} messages in one second")

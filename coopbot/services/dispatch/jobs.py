@@ -49,6 +49,7 @@ from coopbot.services.money import ledger
 from coopbot.services.text import typed
 from coopbot.states import JobStatus, OfferStatus, Role
 from coopbot.storage import claim_read
+from coopbot.storage.written import note_written
 
 #: A job as a claim sees it: (status, assignee id, assignee's name, this member's offer status).
 State = tuple[JobStatus, int | None, str | None, OfferStatus | None]
@@ -125,27 +126,41 @@ def post_jobs(session: Session, config: Config, actor: Member, specs: Sequence[J
 
 
 def accept(session: Session, config: Config, member: Member, job_id: int, now: datetime) -> Job:
-    """The worker's open offer becomes the job: exactly one accept wins.
+    """The worker's open offer becomes the job, or the refusal is raised (see `claim`)."""
+    claimed = claim(session, config, member, job_id, now)
+    if isinstance(claimed, CoopError):
+        raise claimed
+    return claimed
 
-    Most taps of a race arrive once the job is taken: they cost one SELECT.
+
+def claim(session: Session, config: Config, member: Member, job_id: int, now: datetime) -> Job | CoopError:
+    """The worker's open offer becomes the job: exactly one accept wins. A refusal is returned.
+
+    Most taps of a race arrive once the job is taken: they cost one read.
     The claim itself is the conditional UPDATE; whoever's UPDATE matches
     owns the job, and a tap that lost between its read and its claim reads
-    again to say who won.
+    again to say who won. Either way a refused tap has written nothing, so
+    its refusal is returned, not raised: the caller answers it and commits
+    what the tap's transaction holds already (the update's receipt, when
+    the rider was last seen) instead of rolling back and writing those again
+    in a second transaction, which cost the 199 losers of a race more than
+    their read. Only a claim that wrote and then could not finish raises.
     """
     if not member.active:
-        raise NotAllowed("registry.not_member")
+        return NotAllowed("registry.not_member")
     connection = session.connection()
     mine = {"job": job_id, "member": member.id}
     state = _state(connection, mine)
     if _claimable(state):
         if connection.execute(CLAIM, {**mine, "assignee": member.id, "now": now}).rowcount == 1:
+            note_written(session, "job", "offer")  # run past the session: `coopbot.storage.written`
             if connection.execute(TAKE_OFFER, mine).rowcount != 1:
                 raise Conflict("dispatch.offer_expired", job=job_code(job_id))  # the caller rolls back
             job = session.get_one(Job, job_id, populate_existing=True)
             _after_claim(session, config, job, member, now, member, "accepted")
             return job
         state = _state(connection, mine)
-    raise _refusal(job_id, member, state)
+    return _refusal(job_id, member, state)
 
 
 def _state(connection: Connection, mine: dict[str, int]) -> State | None:
