@@ -109,11 +109,26 @@ class CoopBot:
 
     async def start(self) -> None:
         """Start everything; catch up on closes and expiries missed while down."""
+        await self.start_leading()
+        for transport in self.transports.values():
+            await transport.start(self.on_incoming)
+
+    async def start_leading(self) -> None:
+        """What one process of a co-op does for all (`coopbot.ops.running`): the sweeps,
+        caught up at once, and the outbox's delivery."""
         self._stop.clear()
         await self.scheduler.start()
         self._outbox_task = asyncio.create_task(self.outbox.run(self._stop))
-        for transport in self.transports.values():
-            await transport.start(self.on_incoming)
+
+    async def stop_leading(self) -> None:
+        """Stop delivering and sweeping, and wait until the send and the sweep under way
+        have ended: the next leader starts only then."""
+        self._stop.set()
+        self.outbox.poke()
+        if self._outbox_task is not None:
+            await self._outbox_task
+            self._outbox_task = None
+        await self.scheduler.stop()
 
     async def stop(self) -> None:
         for transport in self.transports.values():

@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     from coopbot.outbox_cli import add_outbox_commands
 
     add_outbox_commands(sub)
+    from coopbot.ops_cli import add_ops_commands
+
+    add_ops_commands(sub)
     export = sub.add_parser("export", help="export data as files").add_subparsers(required=True, metavar="WHAT")
     # --- export ledger/allocations (ledger) ---
     add_export_commands(export)
@@ -295,9 +298,12 @@ def state_text(member: Member, config: Config) -> str:
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     import asyncio
 
+    from coopbot.ops.logs import setup_logging
     from coopbot.runner import run_forever
 
-    return asyncio.run(run_forever(config_of(args), out))
+    config = config_of(args)
+    setup_logging(config.logging.format, config.logging.level, verbose=args.verbose)
+    return asyncio.run(run_forever(config, out))
 
 
 def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:

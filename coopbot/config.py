@@ -309,6 +309,36 @@ class WebSection(Section):
         return value.rstrip("/")
 
 
+class LoggingSection(Section):
+    """What `coopbot run` logs, and how: one line per event, plain or JSON (`coopbot.ops.logs`)."""
+
+    #: "text" for a person reading a terminal; "json" (one object a line) for a log collector.
+    format: Literal["text", "json"] = "text"
+    #: Empty: warnings and errors, or everything the bot does with `-v`.
+    level: Literal["", "debug", "info", "warning", "error"] = ""
+
+
+class MetricsSection(Section):
+    """`/metrics` on a port of its own, for a bot whose web door is off (with it on, the web door serves it)."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"
+    #: 0 lets the system pick a free port (the log says which).
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class LeadershipSection(Section):
+    """Several `coopbot run` on one PostgreSQL: how fast a follower notices the leader is gone.
+
+    A follower tries the lock every `retry_seconds`; the leader checks its lock
+    connections every `check_seconds` and steps down when one fails. Takeover after a
+    leader dies takes about `retry_seconds` plus the transports' start.
+    """
+
+    check_seconds: float = Field(default=1.0, ge=0.1, le=30)
+    retry_seconds: float = Field(default=1.0, ge=0.1, le=30)
+
+
 class AccountingSection(Section):
     """The chart of accounts the FEC (`coopbot export fec`) writes to: French PCG numbers by default.
 
@@ -366,6 +396,9 @@ class Config(BaseModel):
     orders: OrdersSection = Field(default_factory=OrdersSection)
     web: WebSection = Field(default_factory=WebSection)
     accounting: AccountingSection = Field(default_factory=AccountingSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    leadership: LeadershipSection = Field(default_factory=LeadershipSection)
     #: Points per unit of each contribution kind (per hour, or per item).
     weights: dict[str, float] = Field(
         default_factory=lambda: {

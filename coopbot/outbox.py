@@ -30,6 +30,7 @@ from functools import partial
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from coopbot import metrics
 from coopbot.chat import Address, Outgoing, Pacing, RefusedError, TransientSendError, Transport, UnreachableError
 from coopbot.clock import Clock, SystemClock
 from coopbot.config import Config
@@ -222,6 +223,8 @@ class Outbox:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphores: dict[str, asyncio.Semaphore] = {}
+        #: When `run` stops, sends not begun stay pending (for the next run or leader); begun ones end.
+        self._halting = False
 
     def _in_flight(self, platform: str) -> asyncio.Semaphore:
         """At most MAX_IN_FLIGHT sends await a platform's answer: beyond that the HTTP
@@ -321,8 +324,10 @@ class Outbox:
             except Exception:
                 log.exception("outbox pass failed; trying again shortly")
             await self.clock.wait_for(self._wake, began + idle - self.clock.monotonic())
+        self._halting = True
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
+        self._halting = False  # a `drain` after the run (the demo, tests) sends again
 
     async def _send_at(self, row_id: int, slot: float, chat: tuple[str, str], private: bool) -> None:
         platform, chat_id = chat
@@ -331,11 +336,14 @@ class Outbox:
             if delay > 0:
                 await self.clock.sleep(delay)
             async with self._in_flight(platform):
+                if self._halting:
+                    return
                 loaded = await asyncio.to_thread(self._load, row_id)
                 if loaded is not None:
                     # Nothing between the gate and the send: the limits hold on when sends really start.
                     await self.pacer(platform).gate(chat_id, private)
-                    await self._send(*loaded)
+                    if not self._halting:
+                        await self._send(*loaded)
         finally:
             self._inflight.discard(row_id)
             self._busy_chats.discard(chat)
@@ -351,16 +359,17 @@ class Outbox:
             ref = await transport.send(address, message, row.key)
         except TransientSendError as exc:
             self._hold(row, exc)
-            outcome = partial(self._failed, row_id, TRANSIENT, str(exc), exc.retry_after)
+            outcome, result = partial(self._failed, row_id, TRANSIENT, str(exc), exc.retry_after), TRANSIENT
         except UnreachableError as exc:
-            outcome = partial(self._give_up, row_id, str(exc))
+            outcome, result = partial(self._give_up, row_id, str(exc)), "unreachable"
         except RefusedError as exc:
-            outcome = partial(self._refused, row_id, str(exc))
+            outcome, result = partial(self._refused, row_id, str(exc)), REFUSED
         except Exception as exc:  # an unreadable answer, a transport bug: it may have been shown
             log.exception("sending outbox message %s failed", row_id)
-            outcome = partial(self._failed, row_id, UNEXPECTED, repr(exc), None)
+            outcome, result = partial(self._failed, row_id, UNEXPECTED, repr(exc), None), UNEXPECTED
         else:
-            outcome = partial(self._mark_sent, row_id, ref)
+            outcome, result = partial(self._mark_sent, row_id, ref), "sent"
+        metrics.observe_send(row.platform, result)
         await self._record(outcome)
 
     async def _record(self, outcome: Callable[[], None]) -> None:
@@ -444,6 +453,7 @@ class Outbox:
         if exhausted:
             self._set_aside(session, row, kind, now)
             return
+        metrics.observe_retry(row.platform)
         wait = retry_after if retry_after is not None else backoff(row.attempts)
         row.next_attempt_at = now + timedelta(seconds=wait)
 
@@ -458,6 +468,7 @@ class Outbox:
     def _set_aside(self, session: Session, row: OutboxMessage, kind: str, now: datetime) -> None:
         """Stop trying and tell the coordinators (once an hour at most; never the text itself)."""
         row.status, row.failure_kind, row.failed_at = "failed", kind, now
+        metrics.observe_give_up(row.platform, kind)
         if row.key.startswith(ABOUT_DELIVERY):
             return
         tries = row.unexpected_failures if kind == UNEXPECTED else row.attempts
@@ -473,6 +484,7 @@ class Outbox:
             row.status = "dead"
             row.attempts += 1
             row.last_error = error[:1000]
+            metrics.observe_give_up(row.platform, "unreachable")
             if row.identity_id is None:
                 return
             now = self.clock.now()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -21,6 +22,7 @@ from datetime import timedelta
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from coopbot import metrics
 from coopbot.chat import Incoming, Outgoing
 from coopbot.clock import Clock
 from coopbot.config import Config
@@ -84,20 +86,31 @@ class Router:
 
         `sessions` may be a factory whose SQLite connection does not wait for the
         write lock (`LoopSessions`): then a held lock raises `Busy`, with nothing
-        written, for the caller to answer where waiting blocks nobody.
+        written, for the caller to answer where waiting blocks nobody. Each update
+        is counted for `/metrics` by platform and outcome, never by its text.
         """
+        started = time.perf_counter()
+        outcome = ["busy"]
+        try:
+            return self._handle(incoming, sessions, outcome)
+        finally:
+            metrics.observe_update(incoming.platform, outcome[0], time.perf_counter() - started)
+
+    def _handle(self, incoming: Incoming, sessions: Sessions | None, outcome: list[str]) -> list[Outgoing]:
         lang: str = self.config.coop.default_language
         try:
             with (sessions or self.sessions)() as session:
                 try:
                     with session.begin():
                         if not self._first_time(session, incoming):
+                            outcome[0] = "duplicate"
                             return []
                         identity, member = self._who(session, incoming)
                         lang = self._language(member, incoming)
                         replies = self._answer(session, incoming, identity, member, lang)
                     if took_queued(session):
                         self.on_queued()
+                    outcome[0] = "answered"
                     return replies
                 except Refused as refused:
                     # The handler's writes are rolled back; the visit itself still counts.
@@ -109,12 +122,15 @@ class Router:
                             self._touch(session, identity, member)
                     error = refused.error
                     answer = Outgoing(t(refused.lang, error.key, **error.params))
+                    outcome[0] = "refused"
                     return self._shape(incoming, refused.command, [answer])
         except OperationalError as exc:
             if sessions is not None and is_busy(exc):
                 raise Busy from exc
+            outcome[0] = "failed"
             return self._failed(incoming, lang)
         except Exception:
+            outcome[0] = "failed"
             return self._failed(incoming, lang)
 
     @staticmethod

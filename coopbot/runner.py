@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import multiprocessing
 import signal
@@ -18,10 +20,12 @@ from coopbot.db import check_driver, make_engine, transaction, upgrade
 from coopbot.errors import CoopError, NotFound
 from coopbot.i18n import t
 from coopbot.models import Member
+from coopbot.ops import running
 from coopbot.services.members import accounts as members_svc
 from coopbot.transports.console import ConsoleTransport, Conversation
 
 if TYPE_CHECKING:
+    from coopbot.metrics import MetricsServer
     from coopbot.web.server import RouteAdder, WebServer
 
 log = logging.getLogger(__name__)
@@ -50,9 +54,10 @@ def web_routes() -> list[RouteAdder]:
     The one place a module's routes are added: imported here, when the server starts,
     so that `coopbot --help` and a bot without the web door never load them.
     """
+    from coopbot import metrics
     from coopbot.web import api, public
 
-    return [api.add, public.add_public_routes]
+    return [api.add, public.add_public_routes, metrics.add_metrics_route]
 
 
 async def start_web(bot: CoopBot, out: TextIO) -> WebServer | None:
@@ -94,10 +99,25 @@ def _upgrade(url: str) -> None:
 
 
 async def run_forever(config: Config, out: TextIO) -> int:
+    """`coopbot run`. On PostgreSQL with a chat platform, one of any number of processes
+    (`coopbot.ops.running`); otherwise the one process of its database, which a lock
+    file beside a SQLite database enforces (a second one refuses to start)."""
     for warning in config_warnings(config):
         out.write(f"warning: {warning}\n")
     out.flush()  # the child that upgrades the database must not inherit unwritten output
+    if running.is_postgres(config.database.url) and any(p.enabled(config) for p in platforms.chat_platforms()):
+        return await run_led(config, out)
+    lock = running.hold_sqlite(config)
+    try:
+        return await run_alone(config, out)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+async def run_alone(config: Config, out: TextIO) -> int:
     bot = CoopBot(config, migrate=not upgrade_apart(config.database.url))
+    running.watch_operations(bot)
     add_configured_transports(bot)
     chat = list(bot.transports)
     add_webhook_sender(bot)
@@ -108,23 +128,92 @@ async def run_forever(config: Config, out: TextIO) -> int:
             talkers = members_svc.active_members(session, "admin") or members_svc.active_members(session)
         if not talkers:
             raise NotFound("cli.no_members")
+        running.became_leader(bot, out, "the only process of this database")
         return await chat_loop(config, f"#{talkers[0].id}", None, out, bot=bot, web=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     await bot.start()
-    web_server = None
+    web_server = metrics_server = None
     try:
         # After the bot, so /readyz never answers for a bot not yet started; stopped before it.
         web_server = await start_web(bot, out)
+        metrics_server = await start_metrics(config, out)
+        running.became_leader(bot, out, "the only process of this database")
         out.write(f"coopbot is running on {', '.join(chat)}. Stop with Ctrl-C.\n")
         await stop.wait()
     finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
         if web_server is not None:
             await web_server.stop()
         await bot.stop()
     return 0
+
+
+async def run_led(config: Config, out: TextIO) -> int:
+    """One of several processes on one PostgreSQL: every one serves the webhook and the web
+    door; the elected leader polls, syncs, sweeps and delivers (`coopbot.ops.running`)."""
+    from coopbot.ops.leadership import PgLeadership
+
+    url = config.database.url
+    check_driver(url)
+    migrated = running.upgrade_under_lock(url, functools.partial(upgrade_apart, url))
+    bot = CoopBot(config, migrate=not migrated)
+    running.watch_operations(bot)
+    everywhere = [p for p in platforms.chat_platforms() if p.enabled(config) and not running.leader_only(config, p)]
+    for platform in everywhere:
+        bot.add_transport(platform.build(config, bot))
+    add_webhook_sender(bot)
+    shared = list(bot.transports.values())
+    names = [p.name for p in platforms.chat_platforms() if p.enabled(config)]
+    stop = _stop_on_signals()
+    leadership = PgLeadership(
+        url, check_seconds=config.leadership.check_seconds, retry_seconds=config.leadership.retry_seconds
+    )
+    web_server = metrics_server = None
+    try:
+        for transport in shared:
+            await transport.start(bot.on_incoming)
+        web_server = await start_web(bot, out)
+        metrics_server = await start_metrics(config, out)
+        out.write(
+            f"coopbot is running on {', '.join(names)}, one of the processes sharing this PostgreSQL "
+            "(the leader polls, sweeps and delivers; the others wait to take over). Stop with Ctrl-C.\n"
+        )
+        out.flush()
+        await running.lead_or_follow(bot, leadership, stop, out)
+    finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
+        if web_server is not None:
+            await web_server.stop()
+        for transport in shared:
+            with contextlib.suppress(Exception):
+                await transport.stop()
+        await asyncio.to_thread(leadership.dispose)
+        bot.dispose()
+    return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def start_metrics(config: Config, out: TextIO) -> MetricsServer | None:
+    """`/metrics` on its own port when `[metrics] enabled` and the web door is off (the web
+    door serves it otherwise)."""
+    if not config.metrics.enabled or config.web.enabled:
+        return None
+    from coopbot.metrics import MetricsServer
+
+    server = MetricsServer(config.metrics.listen, config.metrics.port)
+    await server.start()
+    out.write(f"Metrics are served on {server.url}\n")
+    out.flush()
+    return server
 
 
 def console_identity(bot: CoopBot, ref: str) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -22,11 +23,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from coopbot import services
+from coopbot import metrics, services
 from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.db import transaction
 from coopbot.declared import Mark, Named, Registry
+from coopbot.ops.state import SweepRun
 from coopbot.sweep_items import Failures, resting, run_each
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class Scheduler:
         sweeps: Sweeps,
         on_queued: Callable[[], None] = lambda: None,
         tick_seconds: float = TICK_SECONDS,
+        after_sweeps: Callable[[list[SweepRun]], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.config = config
@@ -112,8 +115,11 @@ class Scheduler:
         self.sweeps = sweeps
         self.on_queued = on_queued
         self.tick_seconds = tick_seconds
+        #: Told each tick's runs (`coopbot run` records them for `coopbot status`).
+        self.after_sweeps = after_sweeps
         self._aps: object | None = None
         self._lock = asyncio.Lock()
+        self._running: asyncio.Future[list[str]] | None = None
         #: Failing items and their pauses, from tick to tick (why in memory: `coopbot.sweep_items`).
         self.failures = Failures()
 
@@ -121,20 +127,30 @@ class Scheduler:
         """Run every sweep once; a failing sweep is logged and does not stop the others."""
         ctx = SweepContext(self.sessions, self.config, now or self.clock.now(), failures=self.failures)
         failed = []
+        runs = []
         for due in sorted(self.sweeps, key=lambda declared: declared.name):
+            began = time.perf_counter()
             try:
                 due.fn(replace(ctx, name=due.name))
             except Exception:
                 log.exception("sweep %s failed; it will run again at the next tick", due.name)
                 failed.append(due.name)
+            seconds = time.perf_counter() - began
+            metrics.observe_sweep(due.name, seconds, due.name not in failed)
+            runs.append(SweepRun(due.name, ctx.now, seconds, due.name not in failed))
         self.on_queued()
+        if self.after_sweeps is not None:
+            self.after_sweeps(runs)
         return failed
 
     async def tick(self) -> None:
         if self._lock.locked():
             return
         async with self._lock:
-            await asyncio.to_thread(self.run_due)
+            # Shielded: APScheduler cancels a running job when it shuts down, but the sweeps go
+            # on in their worker thread all the same, and `stop` must wait for them.
+            self._running = asyncio.ensure_future(asyncio.to_thread(self.run_due))
+            await asyncio.shield(self._running)
 
     async def start(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -153,6 +169,14 @@ class Scheduler:
         )
         aps.start()
         self._aps = aps
+
+    async def stop(self) -> None:
+        """No more ticks, and the one running (in its worker thread) has ended: what a
+        leader stepping down waits for before the next leader may sweep."""
+        self.shutdown()
+        running = self._running
+        if running is not None and not running.done():
+            await asyncio.wait({running})
 
     def shutdown(self) -> None:
         if self._aps is not None:
