@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(action=cmd_member_add)
     listing = member.add_parser("list", help="every member: number, name, role, accounts and state")
     listing.set_defaults(action=cmd_member_list)
+    college = member.add_parser("college", help="place a member in a college (a co-op with [colleges])")
+    college.add_argument("member", metavar="MEMBER", help="#number, name or platform id")
+    college.add_argument("college", metavar="COLLEGE", help="one of the colleges [colleges] names")
+    college.set_defaults(action=cmd_member_college)
 
     invite = sub.add_parser("invite", help="print a one-time invite code (on the last line)")
     invite.add_argument("--role", default="member", choices=("member", "coordinator", "admin", "customer"))
@@ -212,6 +216,24 @@ def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     config = config_of(args)
     upgrade(make_engine(config.database.url))
     out.write("database is up to date\n")
+    return 0
+
+
+def cmd_member_college(args: argparse.Namespace, out: TextIO) -> int:
+    from coopbot.app import CoopBot
+    from coopbot.db import transaction
+    from coopbot.services.members.accounts import find_member
+    from coopbot.services.polls import colleges
+
+    config = config_of(args)
+    bot = CoopBot(config)
+    try:
+        with transaction(bot.sessions) as session:
+            member = find_member(session, args.member)
+            placed = colleges.place(session, config, None, member, args.college, bot.clock.now())
+            out.write(f"#{member.id} {member.name} now votes in the {placed} college\n")
+    finally:
+        bot.dispose()
     return 0
 
 

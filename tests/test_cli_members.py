@@ -103,3 +103,21 @@ def test_export_member_finds_elodie_however_her_name_is_typed(
     with zipfile.ZipFile(out) as archive:
         data = json.loads(archive.read("data.json"))
     assert data["profile"][0]["id"] == 2
+
+
+def test_the_operator_places_a_member_in_a_college(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "c.sqlite3"}"\n'
+        '[colleges]\nweights = { workers = 50, partners = 50 }\ndefault = "workers"\n'
+    )
+    assert cli(path, "member", "add", "--name", "Pia") == 0
+    capsys.readouterr()
+    assert cli(path, "member", "college", "Pia", "Partners") == 0
+    assert capsys.readouterr().out == "#1 Pia now votes in the partners college\n"
+    assert cli(path, "member", "college", "Pia", "pirates") == 1
+    assert capsys.readouterr().err.startswith("There is no college called “pirates”.")
+    bot = CoopBot(load_config(path))
+    with bot.sessions() as session:
+        assert session.get_one(Member, 1).college == "partners"
+    bot.dispose()

@@ -66,8 +66,8 @@ def may_vote(config: Config, member: Member) -> bool:
     return not is_customer(member) or (enabled(config) and bool(config.colleges.customers))
 
 
-def place(session: Session, config: Config, actor: Member, member: Member, name: str, now: datetime) -> str:
-    """Put a member in a college (customers stay in theirs); audited."""
+def place(session: Session, config: Config, actor: Member | None, member: Member, name: str, now: datetime) -> str:
+    """Put a member in a college (customers stay in theirs); audited (`actor` None: the command line)."""
     if not enabled(config):
         raise UsageError("colleges.none")
     wanted = name.strip().casefold()
