@@ -3,8 +3,6 @@ order and only by its holder (or a coordinator), its points and price written on
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import select
 
 from coopbot.errors import Conflict, NotAllowed
@@ -12,6 +10,7 @@ from coopbot.models import Contribution, LedgerEntry, Member
 from coopbot.services.dispatch import jobs as svc
 from coopbot.services.dispatch.parsing import JobSpec
 from tests.conftest import Coop
+from tests.races import race
 from tests.services.dispatch.conftest import act, coordinator, events, job_of, offers, post, refusal, riders, texts
 
 # --- exactly one winner --------------------------------------------------------------------
@@ -19,28 +18,7 @@ from tests.services.dispatch.conftest import act, coordinator, events, job_of, o
 
 def race_to_accept(coop: Coop, workers: list[int], job_id: int) -> tuple[list[int], list[Conflict]]:
     """Every worker accepts at the same instant, each from its own thread and session."""
-    start = threading.Barrier(len(workers))
-    won: list[int] = []
-    lost: list[Conflict] = []
-    unexpected: list[BaseException] = []
-
-    def accept(member_id: int) -> None:
-        try:
-            start.wait()
-            act(coop, "accept", member_id, job_id)
-            won.append(member_id)
-        except Conflict as refused:
-            lost.append(refused)
-        except BaseException as exc:
-            unexpected.append(exc)
-
-    threads = [threading.Thread(target=accept, args=(member_id,)) for member_id in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert unexpected == []
-    return won, lost
+    return race(workers, lambda member_id: act(coop, "accept", member_id, job_id))
 
 
 async def test_many_workers_accepting_at_once_give_exactly_one_winner_per_job(any_coop: Coop) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 
 from sqlalchemy import func, select
@@ -14,6 +13,7 @@ from coopbot.models_rosters import SlotSignup
 from coopbot.services.rosters import slots
 from coopbot.services.rosters.parsing import parse_spec
 from tests.conftest import Coop
+from tests.races import race
 
 
 def publish(coop: Coop, typed: str) -> list[int]:
@@ -26,30 +26,13 @@ def publish(coop: Coop, typed: str) -> list[int]:
 
 def race_to_sign_up(coop: Coop, riders: list[int], slot_id: int) -> tuple[list[int], list[Conflict]]:
     """Every rider signs up at the same instant, each from their own thread and session."""
-    start = threading.Barrier(len(riders))
-    won: list[int] = []
-    lost: list[Conflict] = []
-    unexpected: list[BaseException] = []
 
     def sign_up(member_id: int) -> None:
-        try:
-            start.wait()
-            with transaction(coop.bot.sessions) as session:
-                slot = slots.get(session, slots.code(slot_id), lock=True)
-                slots.sign_up(session, coop.bot.config, session.get_one(Member, member_id), slot, coop.clock.now())
-            won.append(member_id)
-        except Conflict as refused:
-            lost.append(refused)
-        except BaseException as exc:
-            unexpected.append(exc)
+        with transaction(coop.bot.sessions) as session:
+            slot = slots.get(session, slots.code(slot_id), lock=True)
+            slots.sign_up(session, coop.bot.config, session.get_one(Member, member_id), slot, coop.clock.now())
 
-    threads = [threading.Thread(target=sign_up, args=(member_id,)) for member_id in riders]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert unexpected == []
-    return won, lost
+    return race(riders, sign_up)
 
 
 async def test_many_riders_signing_up_at_once_fill_the_seats_and_no_more(any_coop: Coop) -> None:
