@@ -25,6 +25,7 @@ from coopbot.models import Job, JobEvent, Member, Offer
 from coopbot.money import format_money
 from coopbot.outbox import queue_to_coordinators, queue_to_member
 from coopbot.services.dispatch.parsing import job_code, when
+from coopbot.services.members.accounts import language_of
 from coopbot.states import JobStatus
 
 CLAIMABLE = (JobStatus.OPEN, JobStatus.OFFERED)
@@ -36,10 +37,6 @@ TERMINAL = (JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.CANCELLED)
 JOB = cast(Table, Job.__table__)
 OFFER = cast(Table, Offer.__table__)
 MEMBER = cast(Table, Member.__table__)
-
-
-def lang_of(config: Config, member: Member) -> str:
-    return member.language or config.coop.default_language
 
 
 def describe(job: Job, config: Config, lang: str, now: datetime) -> str:
@@ -73,7 +70,7 @@ def record_event(session: Session, job: Job, now: datetime, kind: str, *, actor:
 
 def tell(session: Session, config: Config, member: Member, key: str, now: datetime, text_key: str,
          buttons: tuple[Button, ...] = (), **params: Any) -> None:
-    lang = lang_of(config, member)
+    lang = language_of(config, member)
     queue_to_member(session, member, key, Outgoing(t(lang, text_key, **params), buttons=buttons), now)
 
 

@@ -32,7 +32,6 @@ from coopbot.services.dispatch.events import (
     OFFER,
     TERMINAL,
     describe,
-    lang_of,
     lock_job,
     note,
     offers_of,
@@ -44,7 +43,7 @@ from coopbot.services.dispatch.offers import Outcome, close_offers, offer_policy
 from coopbot.services.dispatch.order_notices import check_proof, tell_customer
 from coopbot.services.dispatch.parsing import JobSpec, job_code
 from coopbot.services.dispatch.webhooks import post_to_shop
-from coopbot.services.members.accounts import ROLE_RANK, is_customer
+from coopbot.services.members.accounts import ROLE_RANK, is_customer, language_of
 from coopbot.services.money import ledger
 from coopbot.services.text import typed
 from coopbot.states import JobStatus, OfferStatus, Role
@@ -335,7 +334,7 @@ def assign(session: Session, config: Config, actor: Member, job_id: int, target:
              "dispatch.told_reassigned", job=job_code(job.id), actor=actor.name, name=target.name)
     session.execute(TAKE_OFFER, {"job": job.id, "member": target.id})  # their own offer is not "taken by them"
     _after_claim(session, config, job, target, now, actor, "assigned")
-    lang = lang_of(config, target)
+    lang = language_of(config, target)
     text = t(lang, "dispatch.told_assigned", actor=actor.name, job=describe(job, config, lang, now))
     queue_to_member(session, target, f"job:{job.id}:assigned:m{target.id}:{job.round}",
                     Outgoing(text, buttons=work_buttons(lang, job)), now)

@@ -34,7 +34,6 @@ from coopbot.services.dispatch.events import (
     MEMBER,
     OFFER,
     describe,
-    lang_of,
     lock_job,
     note,
     offers_of,
@@ -43,7 +42,7 @@ from coopbot.services.dispatch.events import (
     tell,
 )
 from coopbot.services.dispatch.parsing import job_code
-from coopbot.services.members.accounts import IS_MEMBER, is_customer
+from coopbot.services.members.accounts import IS_MEMBER, is_customer, language_of
 from coopbot.services.money import periods
 from coopbot.services.polls import settings as settings_svc
 from coopbot.states import ContributionStatus, JobStatus, OfferStatus
@@ -145,7 +144,7 @@ def _open_offer(session: Session, config: Config, job: Job, rows: dict[int, Offe
         rows[member.id] = offer
     offer.status, offer.offered_at, offer.expires_at = OfferStatus.OPEN, now, expires
     offer.rank, offer.details = job.round, details
-    lang = lang_of(config, member)
+    lang = language_of(config, member)
     text = t(lang, "dispatch.offer", job=describe(job, config, lang, now))
     if expires is not None:
         text += "\n" + t(lang, "dispatch.offer_rotation", minutes=_minutes(expires - now))
@@ -345,7 +344,7 @@ def _idle_step(ctx: SweepContext, session: Session, member_id: int, action: str)
     elif action == "ask" and not held_jobs(session, member) and rowcount(session, (
             update(MEMBER).where(MEMBER.c.id == member.id, MEMBER.c.idle_asked_at.is_(None))
             .values(idle_asked_at=ctx.now))) == 1:
-        lang = lang_of(ctx.config, member)
+        lang = language_of(ctx.config, member)
         buttons = (Button(t(lang, "dispatch.button_still"), "/available", "👍"),
                    Button(t(lang, "dispatch.button_away"), "/away", "🛑"))
         queue_to_member(session, member, f"idle:m{member.id}:{ctx.now.isoformat()}",

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from coopbot import platforms
+from coopbot.config import Config
 from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import Identity, Invite, LinkCode, Member, OutboxMessage
@@ -106,6 +107,11 @@ def check_role(role: str, allowed: tuple[Role, ...] = ROLES) -> Role:
     if role not in allowed:
         raise UsageError("members.bad_role", role=role[:30], roles=", ".join(allowed))
     return Role(role)
+
+
+def language_of(config: Config, member: Member) -> str:
+    """The language a member reads the bot in: their own choice, else the co-op's."""
+    return member.language or config.coop.default_language
 
 
 def is_customer(member: Member | None) -> bool:

@@ -32,7 +32,7 @@ from coopbot.i18n import t
 from coopbot.models import Member, Poll, Proxy, ProxyVote, Vote, Voter
 from coopbot.outbox import queue_to_member
 from coopbot.services.audit import record
-from coopbot.services.members.accounts import is_customer
+from coopbot.services.members.accounts import is_customer, language_of
 from coopbot.services.polls import settings
 from coopbot.services.polls.texts import code
 from coopbot.states import PollStatus
@@ -49,10 +49,6 @@ def parse_limit(text: str) -> str:
 
 
 settings.register_setting(LIMIT_KEY, parse_limit, default="1")
-
-
-def language(config: Config, member: Member) -> str:
-    return member.language or config.coop.default_language
 
 
 def limit(session: Session, config: Config, now: datetime) -> int:
@@ -98,7 +94,7 @@ def give(
     session.flush()
     reach = code(poll) if poll is not None else "standing"
     record(session, now, "proxy.given", actor=giver, holder=f"#{holder.id}", poll=reach)
-    lang = language(config, holder)
+    lang = language_of(config, holder)
     told = t(lang, "proxies.told_holder_poll" if poll else "proxies.told_holder", name=giver.name,
              poll=code(poll) if poll else "")  # fmt: skip
     queue_to_member(session, holder, f"proxy:{proxy.id}:given", Outgoing(told), now)
@@ -182,7 +178,7 @@ def used(session: Session, config: Config, poll: Poll, holder: Member, giver: Me
     if row is None:
         session.add(ProxyVote(poll_id=poll.id, giver_id=giver.id, holder_id=holder.id, cancelled=False, at=now))
         record(session, now, "proxy.used", actor=holder, giver=f"#{giver.id}", poll=code(poll))
-        text = t(language(config, giver), "proxies.told_giver", name=holder.name, poll=code(poll))
+        text = t(language_of(config, giver), "proxies.told_giver", name=holder.name, poll=code(poll))
         queue_to_member(session, giver, f"proxy:{poll.id}:used:m{giver.id}", Outgoing(text), now)
     else:
         row.at = now

@@ -31,7 +31,7 @@ from coopbot.models import Member, Poll, Vote, Voter
 from coopbot.outbox import queue_to_member
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.audit import record
-from coopbot.services.members.accounts import at_least
+from coopbot.services.members.accounts import at_least, language_of
 from coopbot.services.polls import ballot_box, colleges, native, proxies, settings
 from coopbot.services.polls.counting import ballots_by_member, choice_keys, decide, decide_ranked, tally
 from coopbot.services.polls.texts import PROPOSAL_CHOICES, ballot_message, closes_line, code, result_text
@@ -84,10 +84,6 @@ def get(session: Session, ref: str, *, lock: bool = False) -> Poll:
     if poll is None:
         raise NotFound("polls.no_such_poll", poll=code(poll_id))
     return poll
-
-
-def language(config: Config, member: Member) -> str:
-    return member.language or config.coop.default_language
 
 
 # --- proposing ----------------------------------------------------------------
@@ -192,7 +188,7 @@ def create(session: Session, config: Config, proposer: Member, spec: PollSpec, n
     )
     held = proxies.holdings(session, poll)
     for member in colleges.electorate(session, config):
-        message = ballot_message(session, config, poll, language(config, member), now,
+        message = ballot_message(session, config, poll, language_of(config, member), now,
                                  holding=held.get(member.id, ()))  # fmt: skip
         queue_to_member(session, member, f"poll:{poll.id}:ballot:m{member.id}", message, now)
     native.queue_announcement(session, config, poll, now)
@@ -390,7 +386,7 @@ def close(session: Session, config: Config, poll_id: int, now: datetime, *, acto
         active=result["active"],
     )
     for member in active:
-        text = result_text(session, config, poll, language(config, member))
+        text = result_text(session, config, poll, language_of(config, member))
         queue_to_member(session, member, f"poll:{poll.id}:result:m{member.id}", Outgoing(text), now)
     native.queue_result(session, config, poll, now)
     log.info("poll %s closed: %s", code(poll), result["outcome"])
@@ -413,7 +409,7 @@ def close_early(session: Session, config: Config, member: Member, ref: str, now:
     active = {m.id for m in colleges.electorate(session, config)}
     voted = voter_ids(session, poll) & active
     if voted != active:
-        lang = language(config, member)
+        lang = language_of(config, member)
         raise Conflict(
             "polls.close_not_everyone",
             poll=code(poll),
@@ -444,7 +440,7 @@ def remind(session: Session, config: Config, poll_id: int, now: datetime) -> int
     for member in colleges.electorate(session, config):
         if member.id in voted:
             continue
-        lang = language(config, member)
+        lang = language_of(config, member)
         ballot = ballot_message(session, config, poll, lang, now)
         text = t(lang, "polls.reminder", poll=code(poll)) + "\n" + ballot.text
         queue_to_member(session, member, f"poll:{poll.id}:remind:m{member.id}", Outgoing(text, ballot.buttons), now)

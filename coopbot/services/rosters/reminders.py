@@ -40,13 +40,12 @@ from coopbot.models_rosters import Slot, SlotSignup
 from coopbot.outbox import Notice, queue_many, queue_to_coordinators, queue_to_member, queue_to_rooms
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.dispatch.offers import set_available
-from coopbot.services.members.accounts import active_members
+from coopbot.services.members.accounts import active_members, language_of
 from coopbot.services.polls import settings
 from coopbot.services.rosters.slots import (
     busy_during,
     code,
     describe,
-    language,
     parse_hours,
     plan,
     signed_members,
@@ -117,7 +116,7 @@ def remind(session: Session, config: Config, item: tuple[int, str], now: datetim
     if seat is None:
         return
     slot, member = session.get_one(Slot, seat.slot_id), session.get_one(Member, seat.member_id)
-    lang = language(config, member)
+    lang = language_of(config, member)
     key = "rosters.remind_eve" if kind == EVE else "rosters.remind_soon"
     local = slot.starts_at.astimezone(config.coop.tz)
     text = t(lang, key, slot=describe(slot, lang, config.coop.tz), time=f"{local:%H:%M}")
@@ -144,7 +143,7 @@ def start(session: Session, config: Config, seat_id: int, now: datetime) -> None
     if not member.active:
         return
     set_available(session, config, member, now)
-    lang = language(config, member)
+    lang = language_of(config, member)
     ends = slot.ends_at.astimezone(config.coop.tz)
     text = t(lang, "rosters.started_now", slot=code(slot), time=f"{ends:%H:%M}")
     queue_to_member(session, member, f"slot:{slot.id}:start:m{member.id}", Outgoing(text), now)
@@ -168,7 +167,7 @@ def ask_to_stay(session: Session, config: Config, seat_id: int, now: datetime) -
     member = session.get_one(Member, seat.member_id)
     if not member.available:
         return
-    lang = language(config, member)
+    lang = language_of(config, member)
     buttons = (Button(t(lang, "dispatch.button_still"), "/available", "👍"),
                Button(t(lang, "dispatch.button_away"), "/away", "🛑"))  # fmt: skip
     text = t(lang, "rosters.ended", slot=code(seat.slot_id))
@@ -204,7 +203,7 @@ def call_for_riders(session: Session, config: Config, slot_id: int, now: datetim
     for member in active_members(session):
         if member.id in riding:
             continue
-        lang = language(config, member)
+        lang = language_of(config, member)
         text = t(lang, "rosters.told_short", slot=describe(slot, lang, config.coop.tz), count=free)
         button = Button(t(lang, "rosters.button_signup", slot=code(slot)), f"/signup {code(slot)}", "🙋")
         notices.append((member, f"slot:{slot.id}:short:m{member.id}", Outgoing(text, (button,))))

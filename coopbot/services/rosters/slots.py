@@ -31,7 +31,7 @@ from coopbot.models import Member
 from coopbot.models_rosters import Slot, SlotSignup
 from coopbot.outbox import queue_many, queue_to_member
 from coopbot.services.audit import record
-from coopbot.services.members.accounts import at_least
+from coopbot.services.members.accounts import at_least, language_of
 from coopbot.services.polls import settings
 from coopbot.services.rosters.parsing import SlotSpec
 from coopbot.states import Role
@@ -56,10 +56,6 @@ def parse_hours(key: str, least: int = 0, most: int = MOST_HOURS) -> settings.Pa
 
 
 settings.register_setting(SIGNOFF_KEY, parse_hours(SIGNOFF_KEY), default="12")
-
-
-def language(config: Config, member: Member) -> str:
-    return member.language or config.coop.default_language
 
 
 def code(slot: Slot | int) -> str:
@@ -137,8 +133,8 @@ def cancel(session: Session, config: Config, actor: Member, slot: Slot, reason: 
     riders = signed_members(session, slot)
     notices = [
         (member, f"slot:{slot.id}:cancelled:m{member.id}",
-         Outgoing(t(language(config, member), "rosters.told_cancelled",
-                    slot=describe(slot, language(config, member), config.coop.tz), reason=slot.cancel_reason)))
+         Outgoing(t(language_of(config, member), "rosters.told_cancelled",
+                    slot=describe(slot, language_of(config, member), config.coop.tz), reason=slot.cancel_reason)))
         for member in riders
     ]  # fmt: skip
     queue_many(session, notices, now)
@@ -288,7 +284,7 @@ def sign_up(session: Session, config: Config, member: Member, slot: Slot, now: d
         giver = session.get_one(Member, offered.member_id)
         offered.member_id, offered.signed_at = member.id, now
         offered.given_away_at = offered.swap_to_id = offered.swap_asked_at = None
-        lang = language(config, giver)
+        lang = language_of(config, giver)
         text = t(lang, "rosters.told_given_taken", name=member.name, slot=describe(slot, lang, config.coop.tz))
         queue_to_member(session, giver, f"slot:{slot.id}:given:{offered.id}:{now.timestamp():.0f}", Outgoing(text),
                         now)  # fmt: skip

@@ -22,8 +22,8 @@ from coopbot.i18n import t
 from coopbot.models import Member
 from coopbot.models_rosters import Slot, SlotSignup
 from coopbot.outbox import Notice, queue_many, queue_to_member
-from coopbot.services.members.accounts import active_members, is_customer
-from coopbot.services.rosters.slots import busy_during, check_free, check_open, code, describe, language, seat_of
+from coopbot.services.members.accounts import active_members, is_customer, language_of
+from coopbot.services.rosters.slots import busy_during, check_free, check_open, code, describe, seat_of
 
 
 def stamp(now: datetime) -> str:
@@ -44,7 +44,7 @@ def ask(session: Session, config: Config, asker: Member, slot: Slot, other: Memb
     if seat_of(session, slot, other) is not None:
         raise Conflict("rosters.swap_already_on", name=other.name, slot=code(slot))
     seat.swap_to_id, seat.swap_asked_at = other.id, now
-    lang = language(config, other)
+    lang = language_of(config, other)
     text = t(lang, "rosters.told_swap_asked", name=asker.name, slot=describe(slot, lang, config.coop.tz))
     buttons = (
         Button(t(lang, "rosters.button_accept"), f"/swap accept {code(slot)}", "👍"),
@@ -75,7 +75,7 @@ def accept(session: Session, config: Config, member: Member, slot: Slot, now: da
     seat.member_id, seat.signed_at = member.id, now
     seat.swap_to_id = seat.swap_asked_at = seat.given_away_at = None
     session.flush()
-    lang = language(config, asker)
+    lang = language_of(config, asker)
     text = t(lang, "rosters.told_swap_accepted", name=member.name, slot=describe(slot, lang, config.coop.tz))
     queue_to_member(session, asker, f"slot:{slot.id}:swapped:{seat.id}:{stamp(now)}", Outgoing(text), now)
     return asker
@@ -86,7 +86,7 @@ def decline(session: Session, config: Config, member: Member, slot: Slot, now: d
     seat = asked_seat(session, slot, member)
     asker = session.get_one(Member, seat.member_id)
     seat.swap_to_id = seat.swap_asked_at = None
-    lang = language(config, asker)
+    lang = language_of(config, asker)
     text = t(lang, "rosters.told_swap_declined", name=member.name, slot=describe(slot, lang, config.coop.tz))
     queue_to_member(session, asker, f"slot:{slot.id}:declined:{seat.id}:{stamp(now)}", Outgoing(text), now)
     return asker
@@ -106,7 +106,7 @@ def give_away(session: Session, config: Config, giver: Member, slot: Slot, now: 
     for member in active_members(session):
         if member.id in riding:
             continue
-        lang = language(config, member)
+        lang = language_of(config, member)
         text = t(lang, "rosters.told_giveaway", name=giver.name, slot=describe(slot, lang, config.coop.tz))
         button = Button(t(lang, "rosters.button_signup", slot=code(slot)), f"/signup {code(slot)}", "🙋")
         notices.append((member, f"slot:{slot.id}:giveaway:{seat.id}:{stamp(now)}:m{member.id}",
