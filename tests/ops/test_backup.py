@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from coopbot.models import Member, OutboxMessage
 from coopbot.outbox import outbox_row, store_new
 from coopbot.services.members import accounts as members_svc
 from coopbot.transports.console import ConsoleTransport
-from tests.conftest import make_config, postgres_base_url, postgres_schema
+from tests.conftest import make_config, postgres_base_url
 
 
 def config_file(folder: Path, url: str) -> Path:
@@ -153,12 +152,6 @@ def test_the_ballot_keys_are_backed_up_apart_and_come_back(tmp_path: Path, capsy
     secrets._cache.clear()
     assert secrets.ballot_secret(make_config(new_url)) == server_key
     assert secrets.poll_key_ids(make_config(new_url)) == {7}
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema() as url:
-        yield url
 
 
 @pytest.mark.postgres

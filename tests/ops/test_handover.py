@@ -9,7 +9,6 @@ import asyncio
 import io
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -19,19 +18,13 @@ from coopbot.ops import leadership
 from coopbot.ops.leadership import PgLeadership
 from coopbot.ops.running import lead_or_follow
 from coopbot.scheduler import SweepContext, Sweeps, sweep
-from tests.conftest import make_config, postgres_schema
+from tests.conftest import make_config
 
 pytestmark = pytest.mark.postgres
 
 #: Long enough that the cut lands inside it, and that the other bot would run its own sweep
 #: meanwhile if nothing held it back.
 SWEEP_SECONDS = 1.5
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema() as url:
-        yield url
 
 
 class Runs:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,6 @@ from tests.conftest import postgres_schema
 from tests.ops.processes import ROOT, BotProcess
 
 FAST = {"check_seconds": 0.2, "retry_seconds": 0.2}
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema() as url:
-        yield url
 
 
 def terminate_leader_backend(url: str) -> None:

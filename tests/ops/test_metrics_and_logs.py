@@ -126,30 +126,12 @@ def test_logging_is_configured_from_the_config(fmt: str) -> None:
     assert config.logging.format == fmt
 
 
-class Output(io.StringIO):
-    """What `coopbot run` prints, with an event for the line the test waits on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.running = asyncio.Event()
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        if "coopbot is running on" in text:
-            self.running.set()
-        return written
-
-
 async def test_run_serves_metrics_on_their_own_port_when_the_web_door_is_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from coopbot import runner
-    from coopbot.app import CoopBot
-    from coopbot.transports.console import ConsoleTransport
     from tests.conftest import make_config
-
-    def console_only(bot: CoopBot) -> None:
-        bot.add_transport(ConsoleTransport(out=None))
+    from tests.web.test_run import Output, console_only
 
     monkeypatch.setattr(runner, "add_configured_transports", console_only)
     config = make_config(f"sqlite:///{tmp_path / 'coop.sqlite3'}", metrics={"enabled": True, "port": 0})

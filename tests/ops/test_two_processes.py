@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from coopbot.models import SeenEvent
 from coopbot.ops import leadership
 from coopbot.outbox import MAX_IN_FLIGHT, outbox_row, store_new
 from coopbot.services.members import accounts as members_svc
-from tests.conftest import make_config, postgres_schema
+from tests.conftest import make_config
 from tests.ops.processes import LEADS, LOST, ROOT, RUNNING, BotProcess
 from tests.telegram.fake_bot_api import FakeBotApi, FakeUser
 
@@ -43,12 +43,6 @@ AT_THE_KILL = 10
 #: messages would take 40 s; the handover, not the pacing, is under test here.
 PACE = 300
 TAKEOVER_BOUND = 15.0
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema() as url:
-        yield url
 
 
 @pytest.fixture

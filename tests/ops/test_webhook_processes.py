@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from aiohttp import web
 from coopbot.app import CoopBot
 from coopbot.db import transaction
 from coopbot.services.members import accounts as members_svc
-from tests.conftest import make_config, postgres_schema
+from tests.conftest import make_config
 from tests.ops.processes import LEADS, RUNNING, BotProcess
 from tests.telegram.fake_bot_api import FakeBotApi, FakeUser
 
@@ -37,12 +37,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema() as url:
-        yield url
 
 
 @pytest.fixture
