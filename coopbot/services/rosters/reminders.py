@@ -37,18 +37,18 @@ from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import Member, OutboxMessage
 from coopbot.models_rosters import Slot, SlotSignup
-from coopbot.outbox import Notice, queue_many, queue_to_coordinators, queue_to_member, queue_to_rooms
+from coopbot.outbox import queue_to_coordinators, queue_to_member, queue_to_rooms
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.dispatch.offers import set_available
-from coopbot.services.members.accounts import active_members, language_of
+from coopbot.services.members.accounts import language_of
 from coopbot.services.polls import settings
 from coopbot.services.rosters.slots import (
-    busy_during,
     code,
     describe,
     parse_hours,
     plan,
     signed_members,
+    tell_free_members,
     week,
     week_start,
 )
@@ -198,19 +198,10 @@ def call_for_riders(session: Session, config: Config, slot_id: int, now: datetim
         return
     slot = session.get_one(Slot, slot_id)
     free = slot.seats - len(signed_members(session, slot))
-    riding = busy_during(session, slot)
-    notices: list[Notice] = []
-    for member in active_members(session):
-        if member.id in riding:
-            continue
-        lang = language_of(config, member)
-        text = t(lang, "rosters.told_short", slot=describe(slot, lang, config.coop.tz), count=free)
-        button = Button(t(lang, "rosters.button_signup", slot=code(slot)), f"/signup {code(slot)}", "🙋")
-        notices.append((member, f"slot:{slot.id}:short:m{member.id}", Outgoing(text, (button,))))
-    queue_many(session, notices, now)
+    told = tell_free_members(session, config, slot, f"slot:{slot.id}:short", "rosters.told_short", now, count=free)
     default = config.coop.default_language
     queue_to_coordinators(session, config, f"slot:{slot.id}:short-coordinators", "rosters.coordinators_short", now,
-                          slot=describe(slot, default, config.coop.tz), count=free, told=len(notices))  # fmt: skip
+                          slot=describe(slot, default, config.coop.tz), count=free, told=told)  # fmt: skip
 
 
 def due_weeks(config: Config, now: datetime) -> list[date]:

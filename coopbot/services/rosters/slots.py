@@ -29,9 +29,9 @@ from coopbot.errors import Conflict, NotAllowed, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import Member
 from coopbot.models_rosters import Slot, SlotSignup
-from coopbot.outbox import queue_many, queue_to_member
+from coopbot.outbox import Notice, queue_many, queue_to_member
 from coopbot.services.audit import record
-from coopbot.services.members.accounts import at_least, language_of
+from coopbot.services.members.accounts import active_members, at_least, language_of
 from coopbot.services.polls import settings
 from coopbot.services.rosters.parsing import SlotSpec
 from coopbot.states import Role
@@ -328,3 +328,21 @@ def release(session: Session, member: Member, now: datetime) -> list[int]:
         session.delete(seat)
     session.flush()
     return freed
+
+
+def tell_free_members(
+    session: Session, config: Config, slot: Slot, key: str, sentence: str, now: datetime, **params: object
+) -> int:
+    """Ask every active member free then (not on this slot, nor on another at those hours) to take
+    a seat, each with a sign-up button and once under `key`; how many were asked."""
+    riding = busy_during(session, slot)
+    notices: list[Notice] = []
+    for member in active_members(session):
+        if member.id in riding:
+            continue
+        lang = language_of(config, member)
+        text = t(lang, sentence, slot=describe(slot, lang, config.coop.tz), **params)
+        button = Button(t(lang, "rosters.button_signup", slot=code(slot)), f"/signup {code(slot)}", "🙋")
+        notices.append((member, f"{key}:m{member.id}", Outgoing(text, (button,))))
+    queue_many(session, notices, now)
+    return len(notices)

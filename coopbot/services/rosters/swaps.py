@@ -21,9 +21,16 @@ from coopbot.errors import Conflict, NotFound, UsageError
 from coopbot.i18n import t
 from coopbot.models import Member
 from coopbot.models_rosters import Slot, SlotSignup
-from coopbot.outbox import Notice, queue_many, queue_to_member
-from coopbot.services.members.accounts import active_members, is_customer, language_of
-from coopbot.services.rosters.slots import busy_during, check_free, check_open, code, describe, seat_of
+from coopbot.outbox import queue_to_member
+from coopbot.services.members.accounts import is_customer, language_of
+from coopbot.services.rosters.slots import (
+    check_free,
+    check_open,
+    code,
+    describe,
+    seat_of,
+    tell_free_members,
+)
 
 
 def stamp(now: datetime) -> str:
@@ -101,15 +108,5 @@ def give_away(session: Session, config: Config, giver: Member, slot: Slot, now: 
     if seat.given_away_at is not None:
         raise Conflict("rosters.already_given", slot=code(slot))
     seat.given_away_at = now
-    riding = busy_during(session, slot)
-    notices: list[Notice] = []
-    for member in active_members(session):
-        if member.id in riding:
-            continue
-        lang = language_of(config, member)
-        text = t(lang, "rosters.told_giveaway", name=giver.name, slot=describe(slot, lang, config.coop.tz))
-        button = Button(t(lang, "rosters.button_signup", slot=code(slot)), f"/signup {code(slot)}", "🙋")
-        notices.append((member, f"slot:{slot.id}:giveaway:{seat.id}:{stamp(now)}:m{member.id}",
-                        Outgoing(text, (button,))))  # fmt: skip
-    queue_many(session, notices, now)
-    return len(notices)
+    key = f"slot:{slot.id}:giveaway:{seat.id}:{stamp(now)}"
+    return tell_free_members(session, config, slot, key, "rosters.told_giveaway", now, name=giver.name)
