@@ -465,4 +465,4 @@ __all__ = [
 ]
 
 # The roster tables (`coopbot.services.rosters`), registered on `Base.metadata` the same way.
-from coopbot.models_rosters import Slot, SlotSignup  # noqa: E402, F401
+from coopbot.models_rosters import CalendarFeed, Slot, SlotOffer, SlotSignup  # noqa: E402, F401

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from typing import Any
+
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -62,3 +64,51 @@ class SlotSignup(Base):
     given_away_at: Mapped[datetime | None]
     #: When the slot started for this rider and they were set available: once only.
     started_at: Mapped[datetime | None]
+    #: When the rider, not available 15 minutes into the slot, was asked where they are: once only.
+    noshow_asked_at: Mapped[datetime | None]
+    #: When the slot's work ended for this rider, and how many minutes they worked in it.
+    ended_at: Mapped[datetime | None]
+    worked_minutes: Mapped[int | None] = mapped_column(Integer)
+    #: The shift contribution the slot's hours became in the ledger.
+    contribution_id: Mapped[int | None] = mapped_column(ForeignKey("contribution.id"))
+
+
+class SlotOffer(Base):
+    """A seat on a short, unpopular slot offered to one member in turn (the fairness rule).
+
+    Like a job's rotation offer: one member at a time, until `expires_at`,
+    ranked by how few unpopular slots they took this period; `details` keeps
+    the ranking as it stood, so `/why S-31` shows why this member came first.
+    """
+
+    __tablename__ = "slot_offer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    offered_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    #: taken | declined | expired | withdrawn; None while the offer stands.
+    answer: Mapped[str | None] = mapped_column(String(20))
+    answered_at: Mapped[datetime | None]
+    #: The member's place in the ranking, counted from 1.
+    rank: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]]
+
+
+class CalendarFeed(Base):
+    """A member's private iCalendar address (`/calendar`): their own slots, or, for a
+    coordinator, the whole roster. Only the token's hash is stored; the token is derived
+    from the server key and `generation`, so `/calendar` can show the same address again,
+    and `/calendar reset` (a new generation) makes the old one answer 404."""
+
+    __tablename__ = "calendar_feed"
+    __table_args__ = (UniqueConstraint("member_id", "scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    #: "mine" or "all".
+    scope: Mapped[str] = mapped_column(String(10))
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
