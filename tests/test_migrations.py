@@ -247,3 +247,36 @@ def test_members_come_through_the_rosters_upgrade_with_no_slot_and_one_seat_each
         connection.execute(text(seat))
     engine.dispose()
     assert planned == 0
+
+
+def test_seats_come_through_the_fairness_upgrade_unasked_uncounted_and_with_no_feed(db_url: str) -> None:
+    """A co-op on 0012 with a planned seat upgrades: the seat keeps its rider, nothing was asked
+    or counted for it yet, no offer was made by the fairness rule, and no calendar address exists;
+    a calendar token can be held by one feed only."""
+    when = "'2026-11-01 09:00:00'"
+    engine = upgraded_from(
+        db_url,
+        "0012",
+        "INSERT INTO member (id, name, role, active, joined_at, notify, mute_announcements, hide_in_charts, "
+        f"available, public_name) VALUES (1, 'Pia', 'coordinator', true, {when}, 'both', false, false, false, "
+        "false)",
+        "INSERT INTO slot (id, starts_at, ends_at, seats, created_by, created_at) "
+        f"VALUES (1, {when}, {when}, 2, 1, {when})",
+        f"INSERT INTO slot_signup (slot_id, member_id, signed_at) VALUES (1, 1, {when})",
+    )
+    feed = (
+        "INSERT INTO calendar_feed (member_id, scope, generation, token_hash, created_at) "
+        f"VALUES (1, '{{scope}}', 1, 'same-hash', {when})"
+    )
+    with engine.begin() as connection:
+        seat = connection.execute(text(
+            "SELECT member_id, noshow_asked_at, ended_at, worked_minutes, contribution_id FROM slot_signup"
+        )).one()
+        offers = connection.execute(text("SELECT count(*) FROM slot_offer")).scalar_one()
+        feeds = connection.execute(text("SELECT count(*) FROM calendar_feed")).scalar_one()
+        connection.execute(text(feed.format(scope="mine")))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(feed.format(scope="all")))
+    engine.dispose()
+    assert tuple(seat) == (1, None, None, None, None)
+    assert (offers, feeds) == (0, 0)
