@@ -342,7 +342,7 @@ def tell_free_members(
             continue
         lang = language_of(config, member)
         text = t(lang, sentence, slot=describe(slot, lang, config.coop.tz), **params)
-        button = Button(t(lang, "rosters.button_signup", slot=code(slot)), f"/signup {code(slot)}", "🙋")
+        button = Button(t(lang, "rosters.button_signup", slot=code(slot)), f"/signup {code(slot)}")
         notices.append((member, f"{key}:m{member.id}", Outgoing(text, (button,))))
     queue_many(session, notices, now)
     return len(notices)
