@@ -55,9 +55,9 @@ def web_routes() -> list[RouteAdder]:
     so that `coopbot --help` and a bot without the web door never load them.
     """
     from coopbot import metrics
-    from coopbot.web import api, public
+    from coopbot.web import api, calendar, public
 
-    return [api.add, public.add_public_routes, metrics.add_metrics_route]
+    return [api.add, public.add_public_routes, calendar.add_calendar_routes, metrics.add_metrics_route]
 
 
 async def start_web(bot: CoopBot, out: TextIO) -> WebServer | None:

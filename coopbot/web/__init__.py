@@ -12,6 +12,7 @@ second process to run or keep in step.
   functions `(app, bot) -> None` handed to `WebServer` by the runner.
 - `api` (with `problems`): the orders API for shops (`add_api_routes`).
 - `public`: the co-op's public page (`add_public_routes`).
+- `calendar`: each member's calendar feed, `/calendar/TOKEN.ics` (`add_calendar_routes`).
 
 Nothing here is imported until the web server starts: `coopbot --help` and a
 bot without `[web] enabled` never load aiohttp's server side.

@@ -43,6 +43,7 @@ from coopbot.config import Config
 from coopbot.errors import Conflict, CoopError, UsageError
 from coopbot.i18n import t
 from coopbot.models import Identity, Job, LinkCode, Member, OutboxMessage, Poll
+from coopbot.models_rosters import CalendarFeed
 from coopbot.outbox import queue, queue_to_coordinators, reachable_identities
 from coopbot.platforms import live as live_platforms
 from coopbot.scheduler import SweepContext, sweep
@@ -89,7 +90,8 @@ def check_can_leave(session: Session, member: Member, *, by_vote: bool = False) 
 
 def start_leave(session: Session, member: Member, now: datetime, config: Config, *, by_vote: bool = False,
                 poll: Poll | None = None, platforms: Iterable[str] = ()) -> int:  # fmt: skip
-    """Step 1 of leaving: stop the work, deactivate, drop pending messages, queue the export.
+    """Step 1 of leaving: stop the work, deactivate, drop pending messages and calendar addresses,
+    queue the export.
 
     A running shift ends now so its hours count; open offers pass to the next
     worker (`_stop_work`). Returns how many export messages were queued; erasure (step 2) is
@@ -120,6 +122,7 @@ def start_leave(session: Session, member: Member, now: datetime, config: Config,
             member_id=member.id,
             identity_id=identity.id,
         )
+    session.execute(delete(CalendarFeed).where(CalendarFeed.member_id == member.id))
     member.active, member.left_at, member.available, member.available_since = False, now, False, None
     poll_ref = {"poll": f"P-{poll.id}"} if poll is not None else {}
     record(session, now, f"member.{reason}", actor=None if by_vote else member, subject=member, **poll_ref)

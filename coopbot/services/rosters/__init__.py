@@ -14,4 +14,7 @@ riders' watches.
 - `reminders`: the sweep that reminds, starts, asks at the end, posts the
   coming week's plan to the rooms and calls for riders when a slot is short
   (`remind_minutes`, `short_hours`).
+- `calendar`: each member's slots (a coordinator's: the whole roster) as an
+  iCalendar feed at a secret address (`/calendar`), revoked by a reset.
+- `plan_image`: the week's plan drawn as a grid, posted with the weekly plan.
 """
