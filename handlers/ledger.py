@@ -26,6 +26,7 @@ from coopbot.services.money.notices import allocation_of, nothing_text, share_te
 from coopbot.services.money.shares import share_bp
 from coopbot.services.money.work import not_approved, pending_points, tally_of
 from coopbot.services.refs import echo
+from coopbot.services.rosters.worked import SlotHours, slot_hours
 from coopbot.states import ContributionStatus, PeriodStatus, Role
 from handlers.registry import Context, Reply, command
 
@@ -248,8 +249,10 @@ def contrib(ctx: Context) -> Reply:
     entries = not_approved(ctx.session, period.id, me.id)
     pending = [c for c in entries if c.status == ContributionStatus.PENDING]
     rejected = [c for c in entries if c.status == ContributionStatus.REJECTED]
+    seats = slot_hours(ctx.session, me.id, period.starts_at, period.ends_at)
+    planned = [_slot_line(ctx, seats)] if seats.slots else []
     if not tally.by_kind and not entries:
-        return ctx.t("ledger.contrib_none", period=period.label)
+        return "\n".join([ctx.t("ledger.contrib_none", period=period.label), *planned])
     lines = [ctx.t("ledger.contrib_title", period=period.label)]
     by_kind = tally.by_kind.items()
     lines += sorted(ctx.t("ledger.contrib_kind", kind=kind, points=points(ctx, value)) for kind, value in by_kind)
@@ -264,7 +267,16 @@ def contrib(ctx: Context) -> Reply:
         if group:
             lines.append(ctx.t(title))
             lines += [f"{svc.contribution_code(c)} {svc.describe(c, ctx.lang)}" for c in group]
-    return "\n".join(lines)
+    return "\n".join(lines + planned)
+
+
+def _slot_line(ctx: Context, seats: SlotHours) -> str:
+    """Hours of the member's seats this period, slots to come included, against those worked."""
+
+    def hours(minutes: int) -> str:
+        return format_milli(minutes * 1000 // 60, ctx.lang, places=2)
+
+    return ctx.t("ledger.contrib_slots", planned=hours(seats.planned), slots=seats.slots, worked=hours(seats.worked))
 
 
 @command("period", area="ledger", private=True, aliases=("periode", "période"))

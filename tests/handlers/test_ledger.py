@@ -167,3 +167,37 @@ async def test_hiding_from_the_chart_toggles(coop: Coop) -> None:
     assert coop.get_member(chloe).hide_in_charts
     assert "shown in the share charts again" in await coop.say(chloe, "/hide")
     assert not coop.get_member(chloe).hide_in_charts
+
+
+async def test_contrib_shows_the_hours_planned_on_slots_and_those_worked(coop: Coop) -> None:
+    coop.member("Alice", "coordinator")
+    chloe = coop.member("Chloé")
+    await coop.say("alice", "/slots add mon-tue 11:30-14:30 x2 from 2026-11-09 to 2026-11-10")
+    await coop.say("alice", "/slots add sat 19:00-21:30 x2 from 2026-11-14")
+    await coop.say("alice", "/slots add mon 11:30-14:30 x2 from 2026-12-07")  # next period: not counted
+    for slot in ("S-1", "S-2", "S-3", "S-4"):
+        await coop.say(chloe, f"/signup {slot}")
+    contrib = await coop.say(chloe, "/contrib")
+    assert contrib.splitlines() == [
+        "No approved work yet in period 2026-11. Deliveries, /shift and /log add to it.",
+        "Planned: 8.5h in 3 slots · Worked: 0h",
+    ]
+    coop.clock.advance(days=7, hours=2, minutes=30)  # Monday the 9th, 11:30 in Paris: S-1 starts
+    await coop.tick()
+    await coop.say(chloe, "/available")
+    for _ in range(3):
+        await coop.tick(minutes=30)
+        await coop.say(chloe, "/available")
+    await coop.say(chloe, "/away")  # 13:00: an hour and a half of S-1
+    await coop.tick(seconds=5)
+    await coop.tick(hours=2)
+    contrib = await coop.say(chloe, "/contrib")
+    assert contrib.splitlines()[-1] == "Planned: 8.5h in 3 slots · Worked: 1.5h"
+    await coop.say(chloe, "/lang fr")
+    assert (await coop.say(chloe, "/contrib")).splitlines()[-1] == (
+        "Prévu\u00a0: 8,5\u00a0h sur 3 créneaux · Travaillé\u00a0: 1,5\u00a0h")
+
+
+async def test_contrib_says_nothing_of_slots_to_a_member_without_one(coop: Coop) -> None:
+    chloe = coop.member("Chloé")
+    assert "Planned" not in await coop.say(chloe, "/contrib")

@@ -68,6 +68,11 @@ def texts(messages: list[dict[str, Any]]) -> list[str]:
     return [str(m.get("text", m.get("caption", ""))) for m in messages]
 
 
+def caption_or_text(message: dict[str, Any]) -> str:
+    """What a message says: a photo's caption, or the text of a message without one."""
+    return str(message.get("caption", message.get("text", "")))
+
+
 def labels(message: dict[str, Any]) -> list[str]:
     """The inline keyboard's labels, as the member sees them."""
     rows = message.get("reply_markup", {}).get("inline_keyboard", [])
@@ -264,14 +269,16 @@ async def seats_change_hands(r: Roster) -> None:
 
 
 async def the_day_before(r: Roster) -> None:
-    """Sunday: S-1's riders are reminded, then at 18:00 the week's plan is posted to the group."""
+    """Sunday: S-1's riders are reminded, then at 18:00 the week's plan is posted to the group,
+    with its picture (the plan captions the photo when it fits in a caption)."""
     await r.at(datetime(2026, 12, 6, 10, 30, tzinfo=UTC))  # 24 hours before S-1
     eve = "🗓 Reminder: you ride S-1 Mon 7 Dec 11:30–14:30. Type /swap or /giveaway if you cannot."
     for name in ("Bob", "Emma"):
         await r.told(name, eve)
     await r.at(SUNDAY_EVENING)
     plan = await r.shown(r.coop.group.id, "Slots, week of", who="the co-op's group")
-    lines = plan["text"].splitlines()
+    assert plan.get("photo"), "the week's plan comes with its picture"
+    lines = caption_or_text(plan).splitlines()
     assert lines[:3] == ["Slots, week of Monday 7 December:", "• S-1 Mon 7 Dec 11:30–14:30 · 2/2 taken, 0 free",
                          "• S-2 Tue 8 Dec 11:30–14:30 · 1/2 taken, 1 free"]  # fmt: skip
     assert labels(plan) == [f"🙋 Sign up S-{n}" for n in (2, 3, 4, 5, 11)]
@@ -357,8 +364,9 @@ async def test_a_seat_offered_to_everyone_carries_one_sign_up_button(published: 
 async def test_a_seat_taken_under_the_groups_plan_leaves_the_plan_to_everyone(published: Roster) -> None:
     await published.at(SUNDAY_EVENING)
     posted = await published.shown(GROUP_ID, "Slots, week of", who="the co-op's group")
-    plan, buttons = posted["text"], labels(posted)
+    plan, buttons = caption_or_text(posted), labels(posted)
     answer = await published.presses("Dan", posted, "🙋 Sign up S-11")
     assert published.seats(11) == {"Dan"}
     assert answer.get("text") == "You ride S-11 Sun 13 Dec 19:00–23:00. Type /myslots to see your slots."
-    assert (published.api.current(posted)["text"], labels(published.api.current(posted))) == (plan, buttons)
+    now = published.api.current(posted)
+    assert (caption_or_text(now), labels(now)) == (plan, buttons)

@@ -1,7 +1,9 @@
 """Shifts: a rider clocks in and out, and the hours become points.
 
 A shift's points are written once, under `shift:<id>` (see `ledger.add_once`),
-in the period current when it is closed. A shift left open past
+in the period current when it is closed. A shift cannot start within a slot
+whose hours the ledger already holds (`rosters.worked`): the same time would
+count twice. A shift left open past
 `max_shift_hours` is closed at the limit by a sweep, its points pending, and
 the rider is asked to give its real end.
 """
@@ -18,6 +20,7 @@ from coopbot.config import Config
 from coopbot.errors import Conflict, UsageError
 from coopbot.i18n import t
 from coopbot.models import Contribution, Member, Shift
+from coopbot.models_rosters import Slot, SlotSignup
 from coopbot.outbox import queue_to_member
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.money.ledger import (
@@ -51,10 +54,23 @@ def start_shift(session: Session, config: Config, member: Member, now: datetime,
     started = at or now
     if now - started > max_shift(config):
         raise UsageError("ledger.shift_start_too_early", hours=config.periods.max_shift_hours)
+    counted = slot_counted_after(session, member, started)
+    if counted is not None:
+        raise Conflict("ledger.shift_start_in_slot", slot=f"S-{counted.id}", until=local_hm(counted.ends_at, config))
     shift = Shift(member_id=member.id, started_at=started)
     session.add(shift)
     session.flush()
     return shift
+
+
+def slot_counted_after(session: Session, member: Member, started: datetime) -> Slot | None:
+    """A slot of the member's whose hours the ledger already holds (`rosters.worked`) and that
+    ends after `started`: a shift started then would count the same time twice."""
+    return session.scalars(
+        select(Slot).join(SlotSignup, SlotSignup.slot_id == Slot.id)
+        .where(SlotSignup.member_id == member.id, SlotSignup.contribution_id.is_not(None), Slot.ends_at > started)
+        .order_by(Slot.ends_at.desc()).limit(1)
+    ).first()  # fmt: skip
 
 
 def end_shift(

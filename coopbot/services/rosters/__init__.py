@@ -14,6 +14,10 @@ riders' watches.
 - `reminders`: the sweep that reminds, starts, asks at the end, posts the
   coming week's plan to the rooms and calls for riders when a slot is short
   (`remind_minutes`, `short_hours`).
+- `attendance`: the rider not seen 15 minutes into their slot is asked, the
+  coordinators told; nothing else.
+- `worked`: each seat's worked minutes, into the ledger as shift hours
+  (`slot_tolerance_minutes`).
 - `calendar`: each member's slots (a coordinator's: the whole roster) as an
   iCalendar feed at a secret address (`/calendar`), revoked by a reset.
 - `plan_image`: the week's plan drawn as a grid, posted with the weekly plan.

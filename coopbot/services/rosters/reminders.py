@@ -11,6 +11,11 @@ start. For each seat on a slot in the next day it does what is due:
   (`dispatch.offers.set_available`, the same rules and the same offers of
   waiting jobs), once: `started_at` on the seat is set by the same
   transaction, so a rider who goes `/away` during their slot stays away;
+- during the slot, a rider not seen 15 minutes in is asked where they are, and
+  the moments a rider stops and comes back are noted on the seat (`attendance`,
+  `worked`);
+- at its end, each seat's worked minutes are measured once and become shift
+  hours in the ledger (`worked`, the governed `slot_tolerance_minutes`);
 - at its end (within the hour after), a rider still available is asked
   whether to stay, with the same buttons as the idle question (`/available`,
   `/away`), once by its outbox key;
@@ -27,6 +32,7 @@ passed is sent if the slot has not begun, a start if it has not ended.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select, update
@@ -42,6 +48,8 @@ from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.dispatch.offers import set_available
 from coopbot.services.members.accounts import language_of
 from coopbot.services.polls import settings
+from coopbot.services.rosters import attendance, worked
+from coopbot.services.rosters.plan_image import week_image
 from coopbot.services.rosters.slots import (
     code,
     describe,
@@ -142,7 +150,9 @@ def start(session: Session, config: Config, seat_id: int, now: datetime) -> None
     slot, member = session.get_one(Slot, seat.slot_id), session.get_one(Member, seat.member_id)
     if not member.active:
         return
+    seen = member.last_seen_at
     set_available(session, config, member, now)
+    member.last_seen_at = seen  # the bot setting them available is no sign the rider came (`attendance`)
     lang = language_of(config, member)
     ends = slot.ends_at.astimezone(config.coop.tz)
     text = t(lang, "rosters.started_now", slot=code(slot), time=f"{ends:%H:%M}")
@@ -216,16 +226,22 @@ def due_weeks(config: Config, now: datetime) -> list[date]:
 
 
 def post_week(session: Session, config: Config, monday: date, now: datetime) -> None:
-    """The week's plan to the co-op's rooms, in the co-op's language; an empty week is not posted."""
-    if not week(session, config, None, monday):
+    """The week's plan to the co-op's rooms, in the co-op's language, with its picture; an empty
+    week is not posted."""
+    seats = week(session, config, None, monday)
+    if not seats:
         return
-    message = plan(session, config, None, config.coop.default_language, monday, now)
+    lang = config.coop.default_language
+    message = plan(session, config, None, lang, monday, now)
+    drawn = week_image(seats, monday, lang, config.coop.tz)
+    message = replace(message, attachment=(f"slots-{monday.isoformat()}.png", drawn.png, "image/png"))
     queue_to_rooms(session, config, f"slots-week:{monday.isoformat()}", message, now)
 
 
 @sweep("rosters.remind")
 def roster_clock(ctx: SweepContext) -> None:
-    """Calls for riders first (a short slot is the most urgent), then starts, reminders, ends."""
+    """Calls for riders first (a short slot is the most urgent), then starts, who came and who
+    stopped, reminders, the end of each seat's work, and the question at the end."""
     with ctx.sessions() as session:
         short = due_short(session, ctx.config, ctx.now)
         starts = due_starts(session, ctx.now)
@@ -234,9 +250,31 @@ def roster_clock(ctx: SweepContext) -> None:
     ctx.each(short, code, lambda session, slot_id: call_for_riders(session, ctx.config, slot_id, ctx.now))
     ctx.each(starts, lambda seat_id: f"seat #{seat_id}", lambda session, seat_id: start(session, ctx.config, seat_id,
                                                                                          ctx.now))  # fmt: skip
+    watch_seats(ctx)
     ctx.each(reminders, lambda item: f"seat #{item[0]} ({item[1]})",
              lambda session, item: remind(session, ctx.config, item, ctx.now))  # fmt: skip
     ctx.each(due_weeks(ctx.config, ctx.now), lambda monday: f"week of {monday.isoformat()}",
              lambda session, monday: post_week(session, ctx.config, monday, ctx.now))  # fmt: skip
+    with ctx.sessions() as session:
+        finishes = worked.due_finishes(session, ctx.now)
+    ctx.each(finishes, lambda seat_id: f"seat #{seat_id} (hours)",
+             lambda session, seat_id: worked.finish(session, ctx.config, seat_id, ctx.now))  # fmt: skip
     ctx.each(ends, lambda seat_id: f"seat #{seat_id} (end)",
              lambda session, seat_id: ask_to_stay(session, ctx.config, seat_id, ctx.now))  # fmt: skip
+
+
+def watch_seats(ctx: SweepContext) -> None:
+    """During running slots: riders asked who turned up, riders not seen 15 minutes in, riders who
+    stopped or came back. Read after the starts, so a seat started this tick is seen as it is now."""
+    with ctx.sessions() as session:
+        arrivals = attendance.due_arrivals(session, ctx.now)
+        noshows = attendance.due_noshows(session, ctx.now)
+        stops = worked.due_stops(session, ctx.now)
+        returns = worked.due_returns(session, ctx.now)
+    ctx.each(arrivals, lambda seat_id: f"seat #{seat_id} (arrived)",
+             lambda session, seat_id: attendance.note_arrival(session, ctx.config, seat_id, ctx.now))  # fmt: skip
+    ctx.each(noshows, lambda seat_id: f"seat #{seat_id} (not seen)",
+             lambda session, seat_id: attendance.ask_where(session, ctx.config, seat_id, ctx.now))  # fmt: skip
+    ctx.each(stops, lambda seat_id: f"seat #{seat_id} (stopped)",
+             lambda session, seat_id: worked.note_stop(session, seat_id, ctx.now))  # fmt: skip
+    ctx.each(returns, lambda seat_id: f"seat #{seat_id} (back)", worked.note_return)
