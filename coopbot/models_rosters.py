@@ -9,7 +9,6 @@ only when a member reads or types a time (`coopbot.services.rosters`).
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint

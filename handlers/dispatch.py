@@ -13,15 +13,21 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from babel.dates import format_date
+from babel.lists import format_list
+
 from coopbot.chat import Outgoing
 from coopbot.errors import CoopError, UsageError
 from coopbot.models import Job, JobEvent
+from coopbot.models_rosters import SlotOffer
 from coopbot.money import format_milli, format_money
 from coopbot.services.dispatch import jobs as svc
 from coopbot.services.dispatch import offers, order_notices, orders, price_rules
 from coopbot.services.dispatch.events import describe
 from coopbot.services.dispatch.parsing import BadLine, job_code, parse_job_ref, parse_jobs, when
 from coopbot.services.members.accounts import find_member, is_customer
+from coopbot.services.polls.texts import code as poll_code
+from coopbot.services.rosters import fairness, slots
 from coopbot.services.text import typed
 from coopbot.states import JobStatus, Role
 from handlers.registry import Context, Reply, command, parse
@@ -240,7 +246,10 @@ def _state(ctx: Context, job: Job, shown: str | None = None) -> str:
 
 @command("why", area="dispatch", aliases=("pourquoi",), customers=True)
 def why(ctx: Context) -> Reply:
-    """Every step of a job and why; a customer reads their own order's, with couriers by first name."""
+    """Every step of a job and why; a customer reads their own order's, with couriers by first name.
+    A slot (`/why S-31`) tells its own story: who was offered it in turn, and why them."""
+    if ctx.args and slots.is_ref(ctx.args[0]) and not is_customer(ctx.me):
+        return _slot_story(ctx, fairness.story(ctx.session, ctx.config, slots.get(ctx.session, ctx.args[0]), ctx.now))
     job_id = _job_id(ctx)
     customer = is_customer(ctx.me)
     if customer:
@@ -276,8 +285,16 @@ def _why_line(ctx: Context, event: JobEvent, names: dict[int, str]) -> str:
     kind = event.kind
     if kind == "offered" and details.get("policy") == "rotation":
         params["minutes"] = format_milli(int(details.get("timeout", 0)) * 1000 // 60, ctx.lang, 1)
-        params["ranking"] = _ranking(ctx, details.get("candidates", []))
-        return ctx.t("dispatch.why_rotation", **params)
+        candidates = details.get("candidates", [])
+        params["ranking"] = _ranking(ctx, candidates)
+        # The rule names riders on a running slot only when one was among them: otherwise it changed nothing.
+        if not details.get("prefer_on_duty") or not any("on_duty" in c for c in candidates):
+            return ctx.t("dispatch.why_rotation", **params)
+        line = ctx.t("dispatch.why_rotation_duty", **params)
+        duty = candidates[0].get("on_duty")
+        if duty is None:
+            return line
+        return line + "\n" + ctx.t("dispatch.why_first_on_duty", name=candidates[0]["name"], slot=slots.code(duty))
     if kind in ("offered", "fallback"):
         people = [c["name"] for c in details.get("candidates", [])]
         params["count"] = len(people)
@@ -302,13 +319,86 @@ def _ranking(ctx: Context, candidates: list[dict[str, Any]]) -> str:
     shown = []
     for position, c in enumerate(candidates[:MAX_CANDIDATES_SHOWN], start=1):
         idle = c.get("idle_minutes")
-        shown.append(ctx.t("dispatch.why_candidate", rank=position, name=c["name"],
-                           points=format_milli(int(c["points_milli"]), ctx.lang),
-                           idle="?" if idle is None else idle))
+        said = ctx.t("dispatch.why_candidate", rank=position, name=c["name"],
+                     points=format_milli(int(c["points_milli"]), ctx.lang), idle="?" if idle is None else idle)
+        duty = c.get("on_duty")
+        shown.append(said if duty is None else said + ctx.t("dispatch.why_on_duty", slot=slots.code(int(duty))))
     text = "; ".join(shown)
     if len(candidates) > MAX_CANDIDATES_SHOWN:
         text += " " + ctx.t("dispatch.why_more", count=len(candidates) - MAX_CANDIDATES_SHOWN)
     return text
+
+
+# --- /why S-31 ------------------------------------------------------------------------------------
+
+
+def _slot_story(ctx: Context, story: fairness.Story) -> str:
+    """The slot's story: published, the rule that found it unpopular, every offer in turn with the
+    ranking that chose its member, the settings in force and the votes that set them."""
+    slot, tz = story.slot, ctx.config.coop.tz
+    lines = [ctx.t("fairness.why_title", slot=slots.describe(slot, ctx.lang, tz), taken=len(story.riders),
+                   seats=slot.seats),
+             ctx.t("fairness.why_published", at=when(slot.created_at, ctx.now, tz), name=story.publisher,
+                   seats=slot.seats)]  # fmt: skip
+    if slot.cancelled_at is not None:
+        lines.append(ctx.t("fairness.why_cancelled", reason=slot.cancel_reason or ""))
+    lines.append(_slot_rule(ctx, story))
+    rules = story.rules
+    lines.append(ctx.t("fairness.why_fair", hours=rules.hours, minutes=rules.minutes) if rules.policy == fairness.FAIR
+                 else ctx.t("fairness.why_off"))  # fmt: skip
+    shown = [_slot_setting(ctx, story, key) for key in fairness.KEYS]
+    lines.append(ctx.t("fairness.why_settings", settings=ctx.t("fairness.separator").join(shown)))
+    for offer in story.offers:
+        lines += _slot_offer(ctx, offer, story.names.get(offer.member_id, ""))
+    lines.append(ctx.t("fairness.why_riders", names=_names(ctx, story.riders)) if story.riders
+                 else ctx.t("fairness.why_nobody"))  # fmt: skip
+    return "\n".join(lines)
+
+
+def _slot_rule(ctx: Context, story: fairness.Story) -> str:
+    rule = story.rules.rule_text
+    if not rule:
+        return ctx.t("fairness.why_no_rule")
+    if not story.reasons:
+        return ctx.t("fairness.why_popular", rule=rule)
+    starts = story.slot.starts_at.astimezone(ctx.config.coop.tz)
+    reasons = [ctx.t("fairness.reason_day", day=format_date(starts.date(), "EEEE", locale=ctx.lang)) if reason == "day"
+               else ctx.t(f"fairness.reason_{reason}", time=value) for reason, value in story.reasons]  # fmt: skip
+    return ctx.t("fairness.why_unpopular", rule=rule, reasons=format_list(reasons, locale=ctx.lang))
+
+
+def _slot_setting(ctx: Context, story: fairness.Story, key: str) -> str:
+    """`fill_policy = fair (vote P-3, 2026-11-02)`: the value and where it comes from."""
+    rules, change = story.rules, story.rules.changes.get(key)
+    value = {fairness.RULE_KEY: rules.rule_text or "none", fairness.POLICY_KEY: rules.policy,
+             fairness.HOURS_KEY: str(rules.hours), fairness.MINUTES_KEY: str(rules.minutes)}[key]  # fmt: skip
+    if change is None:
+        source = ctx.t("fairness.source_default")
+    else:
+        date = change.effective_at.astimezone(ctx.config.coop.tz).date().isoformat()
+        source = (ctx.t("fairness.source_vote", poll=poll_code(change.poll_id), date=date) if change.poll_id
+                  else ctx.t("fairness.source_changed", date=date))  # fmt: skip
+    return ctx.t("fairness.why_setting", key=key, value=value, source=source)
+
+
+def _slot_offer(ctx: Context, offer: SlotOffer, name: str) -> list[str]:
+    """One offer: to whom, when, their turn and the ranking that chose them, then its answer."""
+    tz = ctx.config.coop.tz
+    details: dict[str, Any] = offer.details or {}
+    shown = [ctx.t("fairness.why_candidate", rank=position, name=c["name"], count=int(c["unpopular"]),
+                   hours=format_milli(int(c["minutes"]) * 1000 // 60, ctx.lang, 1))
+             for position, c in enumerate(details.get("candidates", [])[:MAX_CANDIDATES_SHOWN], start=1)]  # fmt: skip
+    ranking = ctx.t("fairness.separator").join(shown)
+    if len(details.get("candidates", [])) > MAX_CANDIDATES_SHOWN:
+        ranking += " " + ctx.t("dispatch.why_more", count=len(details["candidates"]) - MAX_CANDIDATES_SHOWN)
+    lines = [ctx.t("fairness.why_offer", at=when(offer.offered_at, ctx.now, tz), name=name, rank=offer.rank,
+                   minutes=details.get("minutes", ""), period=details.get("period", ""), ranking=ranking)]  # fmt: skip
+    if offer.answer is None:
+        lines.append(ctx.t("fairness.why_open", name=name, at=when(offer.expires_at, ctx.now, tz)))
+    else:
+        lines.append(ctx.t(f"fairness.why_{offer.answer}", name=name,
+                           at=when(offer.answered_at or offer.offered_at, ctx.now, tz)))  # fmt: skip
+    return lines
 
 
 def _names(ctx: Context, people: list[str]) -> str:

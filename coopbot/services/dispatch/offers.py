@@ -26,6 +26,7 @@ from coopbot.config import Config
 from coopbot.errors import NotAllowed
 from coopbot.i18n import t
 from coopbot.models import Contribution, Job, Member, Offer
+from coopbot.models_rosters import Slot, SlotSignup
 from coopbot.outbox import Notice, queue_many, queue_to_member, recipients
 from coopbot.scheduler import SweepContext, sweep
 from coopbot.services.dispatch.events import (
@@ -49,6 +50,12 @@ from coopbot.states import ContributionStatus, JobStatus, OfferStatus
 
 PASSED = (OfferStatus.DECLINED, OfferStatus.EXPIRED)
 EXPIRY_BATCH = 200
+#: Riders whose roster slot is running are offered a job first (a governed setting). On by
+#: default: the co-op planned on them for that hour, and those riding off their slot are the
+#: spare hands; it only orders the rotation, a broadcast still reaches everyone at once.
+PREFER_KEY = "prefer_on_duty"
+
+settings_svc.register_setting(PREFER_KEY, settings_svc.parse_bool(PREFER_KEY), default="true")
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,14 @@ class Candidate:
     member: Member
     points_milli: int
     idle_since: datetime | None
+    #: The slot this worker rides now (`prefer_on_duty`), None when none is running.
+    on_duty: int | None = None
 
     def detail(self, now: datetime) -> dict[str, Any]:
         idle = int((now - self.idle_since).total_seconds() // 60) if self.idle_since else None
-        return {"id": self.member.id, "name": self.member.name, "points_milli": self.points_milli,
-                "idle_minutes": idle}
+        found = {"id": self.member.id, "name": self.member.name, "points_milli": self.points_milli,
+                 "idle_minutes": idle}
+        return found if self.on_duty is None else {**found, "on_duty": self.on_duty}
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,18 @@ def offer_policy(session: Session, config: Config, now: datetime) -> str:
     return settings_svc.current(session, config, "offer_policy", now)
 
 
-def offer_timeout(session: Session, config: Config, now: datetime) -> timedelta:
-    return timedelta(seconds=int(settings_svc.current(session, config, "offer_timeout", now)))
+@dataclass(frozen=True)
+class RotationRules:
+    """What a rotation step reads of the settings, in one query: the timeout, and whether
+    riders on a running slot come first."""
+
+    timeout: timedelta
+    prefer_on_duty: bool
+
+
+def rotation_rules(session: Session, config: Config, now: datetime) -> RotationRules:
+    read = settings_svc.InForce(config, settings_svc.voted(session, now, ("offer_timeout", PREFER_KEY)))
+    return RotationRules(timedelta(seconds=int(read.value("offer_timeout"))), read.value(PREFER_KEY) == "true")
 
 
 # --- ranking -------------------------------------------------------------------------
@@ -115,11 +135,26 @@ def idle_since(member: Member) -> datetime | None:
     return max(moments) if moments else None
 
 
-def rank(session: Session, members: Sequence[Member], now: datetime) -> list[Candidate]:
-    """Fairest first: fewest points this period, then longest idle, then member number."""
-    points = points_this_period(session, [m.id for m in members], now)
-    candidates = [Candidate(m, points.get(m.id, 0), idle_since(m)) for m in members]
-    return sorted(candidates, key=lambda c: (c.points_milli, c.idle_since or datetime.min.replace(
+def on_duty(session: Session, member_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    """The slot each of these workers rides now (started, not ended, not cancelled): one query."""
+    rows = session.execute(
+        select(SlotSignup.member_id, func.min(Slot.id)).join(Slot, Slot.id == SlotSignup.slot_id)
+        .where(Slot.cancelled_at.is_(None), Slot.starts_at <= now, Slot.ends_at > now,
+               SlotSignup.member_id.in_(list(member_ids)))
+        .group_by(SlotSignup.member_id)
+    )
+    return dict(rows.all())
+
+
+def rank(session: Session, members: Sequence[Member], now: datetime, *, prefer_on_duty: bool = False
+         ) -> list[Candidate]:
+    """Fairest first: fewest points this period, then longest idle, then member number; with
+    `prefer_on_duty`, the riders whose slot is running come before all the others."""
+    ids = [m.id for m in members]
+    points = points_this_period(session, ids, now)
+    duty = on_duty(session, ids, now) if prefer_on_duty else {}
+    candidates = [Candidate(m, points.get(m.id, 0), idle_since(m), duty.get(m.id)) for m in members]
+    return sorted(candidates, key=lambda c: (c.on_duty is None, c.points_milli, c.idle_since or datetime.min.replace(
         tzinfo=now.tzinfo), c.member.id))
 
 
@@ -171,14 +206,16 @@ def offer_step(session: Session, config: Config, job: Job, now: datetime, *, qui
     job.round += 1
     job.updated_at = now
     if job.policy == "rotation" and fresh:
-        ranked = rank(session, fresh, now)
+        rules = rotation_rules(session, config, now)
+        ranked = rank(session, fresh, now, prefer_on_duty=rules.prefer_on_duty)
         chosen = ranked[0].member
-        timeout = offer_timeout(session, config, now)
+        timeout = rules.timeout
         notice = _open_offer(session, config, job, rows, chosen, now, now + timeout, **ranked[0].detail(now))
         queue_many(session, [notice], now)
         job.status = JobStatus.OFFERED
         record_event(session, job, now, "offered", member=chosen, policy="rotation", round=job.round,
-                     timeout=int(timeout.total_seconds()), candidates=[c.detail(now) for c in ranked])
+                     timeout=int(timeout.total_seconds()), candidates=[c.detail(now) for c in ranked],
+                     prefer_on_duty=rules.prefer_on_duty)
         return Outcome("rotation", (chosen.name,))
     if job.policy == "rotation":
         targets = [m for m in available if m.id not in rows or rows[m.id].status == OfferStatus.CLOSED

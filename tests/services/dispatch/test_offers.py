@@ -3,14 +3,17 @@ expiry and idleness handled by sweeps, and a history that explains every step.""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from coopbot.app import CoopBot
 from coopbot.clock import FakeClock
 from coopbot.models import JobEvent, Member
+from coopbot.models_rosters import Slot, SlotSignup
 from coopbot.services.dispatch.offers import set_available, set_away
+from coopbot.services.polls import settings as settings_svc
 from tests.conftest import Coop, make_config
 from tests.services.dispatch.conftest import (
     TIMEOUT,
@@ -192,3 +195,71 @@ async def test_answering_still_available_keeps_ones_place(coop: Coop) -> None:
     assert member.available
     assert member.available_since == since
     assert member.idle_asked_at is None
+
+
+# --- riders on a running slot come first (`prefer_on_duty`) ---------------------------------------
+
+
+def running_slot(coop: Coop, coordinator_id: int, *rider_ids: int) -> int:
+    """A roster slot that began half an hour ago and runs two more hours, with these riders on it."""
+    now = coop.clock.now()
+    with coop.session() as session:
+        slot = Slot(starts_at=now - timedelta(minutes=30), ends_at=now + timedelta(hours=2), seats=len(rider_ids),
+                    created_by=coordinator_id, created_at=now - timedelta(days=1))  # fmt: skip
+        session.add(slot)
+        session.flush()
+        session.add_all([SlotSignup(slot_id=slot.id, member_id=rider, signed_at=slot.created_at)
+                         for rider in rider_ids])  # fmt: skip
+        return slot.id
+
+
+def offered_event(coop: Coop, job_id: int) -> JobEvent:
+    with coop.session() as session:
+        event = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "offered")).one()
+        session.expunge(event)
+        return event
+
+
+async def test_a_rider_whose_slot_is_running_is_offered_first_and_why_says_so(rotation: Coop) -> None:
+    carol = coordinator(rotation)
+    _, _, dan = riders(rotation, "Eve", "Bob", "Dan")
+    slot = running_slot(rotation, carol, dan)
+    [job] = post(rotation, carol, "Shop -> Home")
+    assert offers(rotation, job) == {dan: "open"}
+    details = offered_event(rotation, job).details
+    assert details["prefer_on_duty"] is True
+    assert [(c["name"], c.get("on_duty")) for c in details["candidates"]] == [("Dan", slot), ("Eve", None),
+                                                                               ("Bob", None)]  # fmt: skip
+    why = (await rotation.say("bob", f"/why J-{job}")).splitlines()
+    assert why[3].startswith("• 09:03 offered to Dan alone for 1 min (rotation: riders whose slot is running first, "
+                             "then fewest points this period")
+    assert why[3].endswith(f"Ranking: 1. Dan 0 pts, idle 1 min, on slot S-{slot}; 2. Eve 0 pts, idle 3 min; "
+                           "3. Bob 0 pts, idle 2 min")
+    assert why[4] == f"  → Dan first: their slot S-{slot} is running."
+
+
+async def test_a_co_op_that_votes_it_off_keeps_the_plain_rotation_at_the_same_cost(rotation: Coop) -> None:
+    """Off, the rotation reads what it read before; on, one query more per offer round, whatever the riders."""
+    carol = coordinator(rotation)
+    eve, *others = riders(rotation, "Eve", "Bob", "Dan", "Fay", "Gus")
+    running_slot(rotation, carol, *others)
+    statements: list[str] = []
+    listen = event.listens_for(rotation.bot.engine, "before_cursor_execute")
+
+    @listen
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    [first] = post(rotation, carol, "Shop -> Home")
+    on = len(statements)
+    assert offers(rotation, first) == {others[0]: "open"}
+    with rotation.session() as session:
+        settings_svc.apply(session, rotation.bot.config, "prefer_on_duty", "no", rotation.clock.now())
+    rotation.clock.advance(minutes=1)
+    statements.clear()
+    [second] = post(rotation, carol, "Shop -> Home")
+    off = len(statements)
+    assert offers(rotation, second) == {eve: "open"}
+    details = offered_event(rotation, second).details
+    assert details["prefer_on_duty"] is False and all("on_duty" not in c for c in details["candidates"])
+    assert on - off == 1
