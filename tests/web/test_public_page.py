@@ -61,6 +61,18 @@ async def test_a_rule_changed_by_a_binding_vote_names_the_vote(coop: Coop) -> No
     assert "Applied: offer policy is now one at a time, in turn (rotation) (right away)." in page
 
 
+async def test_the_roster_rules_are_public_too(coop: Coop) -> None:
+    """Who gets a job first and who is asked for the nights are rules like the others."""
+    async with public_site(coop) as site:
+        _, _, body = await fetch(f"{site}/en")
+    page = body.decode()
+    for label, value in (("which slots are unpopular", "sun, after 21:00"),
+                         ("how a short unpopular slot is filled", "fair"),
+                         ("whether riders whose slot is running are offered jobs first", "")):  # fmt: skip
+        row = re.search(rf"<tr><th scope=\"row\">{label}.*?</tr>", page)
+        assert row is not None and value in row.group(0), label
+
+
 async def test_each_closed_period_shows_its_figures_and_its_chart_in_words(coop: Coop) -> None:
     await fill(coop)
     async with public_site(coop) as site:

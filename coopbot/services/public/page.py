@@ -45,6 +45,9 @@ SECTIONS = {
 RULE_KEYS = (
     "offer_policy",
     "offer_timeout",
+    "prefer_on_duty",
+    "unpopular_slots",
+    "fill_policy",
     "block_vetoes",
     "legal_reserve_pct",
     "development_fund_pct",
