@@ -1,5 +1,6 @@
 """Two weeks of rosters lived through the real Telegram transport: published, read, signed up
-for, handed on, reminded, started and ended.
+for, handed on, reminded, started, ended and paid into the ledger, and a night slot shared by
+the fairness rule.
 
 python-telegram-bot's real Application talks to the fake Bot API on loopback, and every
 assertion is on what a member's Telegram chat received (texts, buttons, the answer to a press)
@@ -12,9 +13,9 @@ exactly the moment meant, and a tick is never skipped for one already running.
 The journey is one test calling its stages in order, each an async function of `Roster` that
 ends when what it asserts has reached Telegram. Alice coordinates; Bob, Chloé, Dan and Emma
 ride. It is Thursday 3 December 2026, 10:00 in Paris; the roster covers the two weeks from
-Monday the 7th, plus a Sunday evening. Stages still to come go where they happen in the week:
-the fairness rule's offers after `members_take_seats`, the no-show checks in `the_slot_starts`
-(15 minutes in), the slot's hours into the ledger at the end of `the_slot_ends`.
+Monday the 7th, plus a Sunday evening. After the first slot, Tuesday's rider turns up late
+(asked 15 minutes in, her hours waiting for a coordinator), and a Sunday night is filled by the
+fairness rule, its offers explained by `/why S-12`.
 """
 
 from __future__ import annotations
@@ -302,6 +303,7 @@ async def the_slot_starts(r: Roster) -> None:
     still = await r.says("Bob", "/available", "still available")
     assert still["text"] == "Noted, you are still available. Your place in the rotation is kept."
     await r.says("Emma", "/away", "You are away: no job offers until you type /available again.")
+    await r.at(datetime(2026, 12, 7, 10, 31, tzinfo=UTC))  # the roster clock, every few seconds, sees her go
     # Tuesday's S-2 is a day away and a rider short: the members free then are asked, the coordinators told.
     await r.shown(COORDINATORS_ID, "🆘 S-2 Tue 8 Dec 11:30–14:30 is still short of 1 rider; 4 members were asked.")
     with r.coop.session() as session:
@@ -336,6 +338,60 @@ async def the_slot_ends(r: Roster) -> None:
     ]
 
 
+async def a_late_rider_and_her_hours(r: Roster) -> None:
+    """Tuesday's S-2: Chloé gives no sign 15 minutes in, is asked, turns up; her hours, short of
+    the plan by more than the tolerance, wait for a coordinator, who approves them."""
+    await r.at(datetime(2026, 12, 8, 10, 30, tzinfo=UTC))  # S-2 starts, 11:30 in Paris
+    await r.told("Chloé", "🚲 S-2 has started")
+    await r.at(datetime(2026, 12, 8, 10, 46, tzinfo=UTC))
+    asked = await r.told("Chloé", "I have not heard from you")
+    assert asked["text"].startswith("⏰ S-2 Tue 8 Dec 11:30–14:30 started at 11:30 and I have not heard from you.")
+    assert labels(asked) == ["🚲 I’m riding", "❌ I can’t come"]
+    await r.shown(COORDINATORS_ID, "⏰ No sign of Chloé 15 minutes into S-2 Tue 8 Dec 11:30–14:30 (started 11:30)")
+    r.clock.set(datetime(2026, 12, 8, 10, 52, tzinfo=UTC))
+    await r.presses("Chloé", asked, "🚲 I’m riding")
+    await r.at(datetime(2026, 12, 8, 10, 53, tzinfo=UTC))
+    await r.shown(COORDINATORS_ID, "🚲 Chloé is riding S-2 since 11:52.")
+
+    await r.at(datetime(2026, 12, 8, 13, 30, tzinfo=UTC))  # S-2 ends
+    ended = await r.told("Chloé", "🏁 S-2 has ended.")
+    await r.presses("Chloé", ended, "🛑 No, set me away")
+    await r.at(datetime(2026, 12, 8, 13, 31, tzinfo=UTC))
+    waiting = await r.shown(COORDINATORS_ID, "⏱ Chloé worked")
+    assert "on S-2 Tue 8 Dec 11:30–14:30, 3h planned:" in waiting["text"], waiting["text"]
+    entry = waiting["text"].split(": ", 1)[1].split()[0]
+    await r.says("Alice", f"/approve {entry}", entry)
+    contrib = await r.says("Chloé", "/contrib", "Planned:")
+    assert "Planned: 3h in 1 slot · Worked: 2.6" in contrib["text"], contrib["text"]  # from 11:52 or so
+    bobs = await r.says("Bob", "/contrib", "Planned:")
+    assert "Planned: 3h in 1 slot · Worked: 3h" in bobs["text"], bobs["text"]
+
+
+async def an_unpopular_slot_filled_in_turn(r: Roster) -> None:
+    """A Sunday night still empty two days before is offered to one member at a time, fewest
+    unpopular slots first, then fewest hours of slots; Alice declines, Bob lets it pass, Chloé
+    takes it, and /why shows why, to anyone."""
+    await r.says("Alice", "/slots add sun 21:00-01:00 x1 from 2026-12-13 to 2026-12-13", "Published 1 slot, S-12")
+    await r.at(datetime(2026, 12, 11, 20, 0, tzinfo=UTC))  # 48 hours before, Friday 21:00 in Paris
+    first = await r.told("Alice", "🌙 S-12")
+    assert labels(first) == ["✅ Take it", "❌ Decline"]
+    await r.presses("Alice", first, "❌ Decline")
+    second = await r.told("Bob", "🌙 S-12")
+    await r.at(datetime(2026, 12, 11, 21, 1, tzinfo=UTC))  # his hour is up
+    await r.told("Bob", "Time is up for S-12")
+    third = await r.told("Chloé", "🌙 S-12")
+    await r.presses("Chloé", third, "✅ Take it")
+    assert r.seats(12) == {"Chloé"}
+    assert labels(second) == ["✅ Take it", "❌ Decline"]
+    why = await r.says("Dan", "/why S-12", "S-12")
+    lines = why["text"].splitlines()
+    offers = [line for line in lines if line.startswith("• ") and "offered to" in line]
+    assert [line.split(" offered to ")[1].split(" (")[0] for line in offers] == ["Alice", "Bob", "Chloé"]
+    assert "Ranking for 2026-12: 1. Alice 0 unpopular slots" in offers[0], offers[0]
+    assert "Dan" not in offers[0]  # he rides S-11 until 23:00 that Sunday: never asked
+    assert any("Chloé took it." in line for line in lines), lines
+
+
 @pytest.fixture
 async def published(roster: Roster) -> Roster:
     """The co-op with its two weeks published and nobody signed up yet."""
@@ -349,6 +405,8 @@ async def test_a_two_week_roster_from_publishing_to_the_end_of_a_slot(published:
     await the_day_before(published)
     await the_slot_starts(published)
     await the_slot_ends(published)
+    await a_late_rider_and_her_hours(published)
+    await an_unpopular_slot_filled_in_turn(published)
     assert published.api.violations == []  # and the bot kept to Telegram's limits throughout
 
 
