@@ -37,6 +37,7 @@ from coopbot.outbox import Outbox
 from coopbot.outbox_render import Renderers, collect_renderers
 from coopbot.router import Busy, Router
 from coopbot.scheduler import Scheduler, Sweeps, collect_sweeps
+from coopbot.transports.pacing import PacedTransport
 from handlers import collect_commands
 from handlers.registry import Commands
 
@@ -72,7 +73,11 @@ class CoopBot:
         self._outbox_task: asyncio.Task[None] | None = None
 
     def add_transport(self, transport: Transport) -> None:
+        """A transport that paces its own requests gets the outbox's pacer now, before its
+        first reply: replies and deliveries count against one limit (`coopbot.transports.pacing`)."""
         self.transports[transport.platform] = transport
+        if isinstance(transport, PacedTransport):
+            self.outbox.pacer(transport.platform)
 
     async def handle(self, incoming: Incoming) -> list[Outgoing]:
         if self.loop_sessions is not None:

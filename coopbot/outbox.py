@@ -19,20 +19,20 @@ once, and "more than once" is bounded by design:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot import metrics
-from coopbot.chat import Address, Outgoing, Pacing, RefusedError, TransientSendError, Transport, UnreachableError
-from coopbot.clock import Clock, SystemClock
+from coopbot.chat import Address, Outgoing, RefusedError, TransientSendError, Transport, UnreachableError
+from coopbot.clock import Clock
 from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import Identity, Member, OutboxMessage
@@ -54,6 +54,7 @@ from coopbot.outbox_rows import (
     took_queued,
 )
 from coopbot.services.members.accounts import coordinators
+from coopbot.transports.pacing import PacedTransport, Pacer
 
 #: The queueing API; the row mechanics it rests on are in `coopbot.outbox_rows`, and messages
 #: written when sent in `coopbot.outbox_render`.
@@ -75,6 +76,8 @@ BASE_BACKOFF = 0.5
 #: messages holding a slot. Telegram answers in 50-300 ms: 8 keep up with its 30 messages a
 #: second, and beyond that the HTTP client only queues them, its pool slowing as the queue grows.
 MAX_IN_FLIGHT = 8
+#: Seconds between two passes of the delivery loop at least (a pass plans a second ahead).
+PASS_GAP = 0.1
 #: Unexpected failures (an answer that cannot be read, a transport or renderer bug) before a
 #: message is set aside. The platform may have shown it before its answer was lost, so each
 #: can be one more copy on the member's screen; three let a one-off glitch pass.
@@ -115,66 +118,8 @@ def queue_to_coordinators(
 # --- delivery ----------------------------------------------------------------
 
 
-@dataclass
-class Pacer:
-    """Spaces sends to one platform: overall rate, per-chat interval, pauses.
-
-    Slots are handed out in increasing order, so at most one send starts in
-    every `1 / per_second` seconds; a chat asked to wait (429) only holds
-    back its own messages. Times are the clock's seconds (`Clock.monotonic`):
-    on a test's fake clock, pacing takes no real time.
-    """
-
-    pacing: Pacing
-    next_global: float = 0.0
-    paused_until: float = 0.0
-    chat_ready: dict[str, float] = field(default_factory=dict)
-    #: When sends really started. A slot can start late (a busy event loop, a database
-    #: lock) and late slots bunch up, so `gate` checks the limits on real start times too.
-    started: deque[float] = field(default_factory=deque)
-    chat_started: dict[str, float] = field(default_factory=dict)
-    chat_hold: dict[str, float] = field(default_factory=dict)
-    clock: Clock = field(default_factory=SystemClock)
-
-    def interval(self, private: bool) -> float:
-        if private:
-            return self.pacing.private_chat_interval
-        return 60.0 / self.pacing.group_per_minute
-
-    def ready_at(self, chat_id: str) -> float:
-        return max(self.chat_ready.get(chat_id, 0.0), self.paused_until)
-
-    def reserve(self, chat_id: str, private: bool, now: float) -> float:
-        slot = max(now, self.next_global, self.ready_at(chat_id))
-        self.next_global = slot + 1.0 / self.pacing.per_second
-        self.chat_ready[chat_id] = slot + self.interval(private)
-        return slot
-
-    def hold_chat(self, chat_id: str, until: float) -> None:
-        self.chat_ready[chat_id] = max(self.chat_ready.get(chat_id, 0.0), until)
-        self.chat_hold[chat_id] = max(self.chat_hold.get(chat_id, 0.0), until)
-
-    async def gate(self, chat_id: str, private: bool) -> None:
-        """Wait until starting a send now keeps every limit, counted on real start times."""
-        limit = max(1, int(self.pacing.per_second))
-        while True:
-            now = self.clock.monotonic()
-            while self.started and self.started[0] <= now - 1.0:
-                self.started.popleft()
-            wait = max(
-                self.started[0] + 1.0 - now if len(self.started) >= limit else 0.0,
-                self.chat_started.get(chat_id, -1e9) + self.interval(private) - now,
-                self.chat_hold.get(chat_id, 0.0) - now,
-                self.paused_until - now,
-            )
-            if wait <= 0:
-                self.started.append(now)
-                self.chat_started[chat_id] = now
-                return
-            await self.clock.sleep(wait)
-
-    def pause(self, until: float) -> None:
-        self.paused_until = max(self.paused_until, until)
+def _in_thread(record: Callable[..., None], *args: object) -> Callable[[], Awaitable[None]]:
+    return partial(asyncio.to_thread, record, *args)
 
 
 def backoff(attempts: int) -> float:
@@ -216,6 +161,11 @@ class Outbox:
         #: Sends per platform awaiting an answer at once (MAX_IN_FLIGHT; the demo sends one at a time).
         self.max_in_flight = max_in_flight
         self._pacers: dict[str, Pacer] = {}
+        #: Per platform, its transient failures since its last success (see `_retry_in`).
+        self._failing: dict[str, int] = {}
+        #: Sent messages whose "sent" waits for the next commit (`_record_sent`), and that commit.
+        self._to_mark: list[tuple[int, str, asyncio.Future[None]]] = []
+        self._marking: asyncio.Task[None] | None = None
         self._inflight: set[int] = set()
         #: Chats with a message in flight: one at a time per chat keeps them in order.
         self._busy_chats: set[tuple[str, str]] = set()
@@ -234,9 +184,20 @@ class Outbox:
         return self._semaphores[platform]
 
     def pacer(self, platform: str) -> Pacer:
+        """The platform's one pacer; a transport that paces its own requests (its replies
+        too) is handed it, so the overall limit counts both."""
         if platform not in self._pacers:
-            self._pacers[platform] = Pacer(self.transports[platform].pacing(), clock=self.clock)
+            transport = self.transports[platform]
+            self._pacers[platform] = Pacer(transport.pacing(), clock=self.clock)
+            if isinstance(transport, PacedTransport):
+                transport.use_pacer(self._pacers[platform])
         return self._pacers[platform]
+
+    def _slot(self, address: Address) -> AbstractAsyncContextManager[None]:
+        """Where the outbox takes a request's slot itself: for a transport that does not."""
+        if isinstance(self.transports[address.platform], PacedTransport):
+            return contextlib.nullcontext()
+        return self.pacer(address.platform).slot(address.chat_id, address.private)
 
     def poke(self) -> None:
         """Something was queued: look now rather than at the next tick. Safe from any
@@ -291,7 +252,7 @@ class Outbox:
             self._inflight.add(row_id)
             self._busy_chats.add(chat)
             held.add(chat)
-            task = asyncio.create_task(self._send_at(row_id, slot, chat, private))
+            task = asyncio.create_task(self._send_at(row_id, slot, chat))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             started += 1
@@ -314,7 +275,11 @@ class Outbox:
                 return
 
     async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:
-        """Deliver until `stop`: a pass when poked, or after `idle` seconds of the clock."""
+        """Deliver until `stop`: a pass when poked, or after `idle` seconds of the clock.
+
+        Passes are PASS_GAP apart at least: every answer pokes, and a pass reads the queue, so a
+        broadcast would otherwise spend a quarter of its CPU reading it 40 times a second.
+        """
         self._loop = asyncio.get_running_loop()
         while not stop.is_set():
             self._wake.clear()  # before the pass: what is queued during it is seen at once after
@@ -324,13 +289,15 @@ class Outbox:
             except Exception:
                 log.exception("outbox pass failed; trying again shortly")
             await self.clock.wait_for(self._wake, began + idle - self.clock.monotonic())
+            if (gap := began + PASS_GAP - self.clock.monotonic()) > 0 and not stop.is_set():
+                await self.clock.sleep(gap)
         self._halting = True
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
         self._halting = False  # a `drain` after the run (the demo, tests) sends again
 
-    async def _send_at(self, row_id: int, slot: float, chat: tuple[str, str], private: bool) -> None:
-        platform, chat_id = chat
+    async def _send_at(self, row_id: int, slot: float, chat: tuple[str, str]) -> None:
+        platform = chat[0]
         try:
             delay = slot - self.clock.monotonic()
             if delay > 0:
@@ -340,10 +307,7 @@ class Outbox:
                     return
                 loaded = await asyncio.to_thread(self._load, row_id)
                 if loaded is not None:
-                    # Nothing between the gate and the send: the limits hold on when sends really start.
-                    await self.pacer(platform).gate(chat_id, private)
-                    if not self._halting:
-                        await self._send(*loaded)
+                    await self._send(*loaded)
         finally:
             self._inflight.discard(row_id)
             self._busy_chats.discard(chat)
@@ -354,46 +318,40 @@ class Outbox:
         row_id = row.id
         transport = self.transports[row.platform]
         address = Address(row.platform, row.chat_id, row.private)
-        outcome: Callable[[], None]
+        outcome: Callable[[], Awaitable[None]]
         try:
-            ref = await transport.send(address, message, row.key)
+            # Nothing between the slot and the request: the limits hold on when requests really go.
+            async with self._slot(address):
+                ref = await transport.send(address, message, row.key)
         except TransientSendError as exc:
-            self._hold(row, exc)
-            outcome, result = partial(self._failed, row_id, TRANSIENT, str(exc), exc.retry_after), TRANSIENT
+            self.pacer(row.platform).obey(row.chat_id, exc)
+            self._failing[row.platform] = self._failing.get(row.platform, 0) + 1
+            outcome, result = _in_thread(self._failed, row_id, TRANSIENT, str(exc), exc.retry_after), TRANSIENT
         except UnreachableError as exc:
-            outcome, result = partial(self._give_up, row_id, str(exc)), "unreachable"
+            outcome, result = _in_thread(self._give_up, row_id, str(exc)), "unreachable"
         except RefusedError as exc:
-            outcome, result = partial(self._refused, row_id, str(exc)), REFUSED
+            outcome, result = _in_thread(self._refused, row_id, str(exc)), REFUSED
         except Exception as exc:  # an unreadable answer, a transport bug: it may have been shown
             log.exception("sending outbox message %s failed", row_id)
-            outcome, result = partial(self._failed, row_id, UNEXPECTED, repr(exc), None), UNEXPECTED
+            outcome, result = _in_thread(self._failed, row_id, UNEXPECTED, repr(exc), None), UNEXPECTED
         else:
-            outcome, result = partial(self._mark_sent, row_id, ref), "sent"
+            self._failing[row.platform] = 0
+            outcome, result = partial(self._record_sent, row_id, ref), "sent"
         metrics.observe_send(row.platform, result)
         await self._record(outcome)
 
-    async def _record(self, outcome: Callable[[], None]) -> None:
+    async def _record(self, outcome: Callable[[], Awaitable[None]]) -> None:
         """Commit what the platform answered, however long the database takes: a sent message
         left pending would be sent again without any crash, and by a free slot, past the bound."""
         failures = 0
         while True:
             try:
-                await asyncio.to_thread(outcome)
+                await outcome()
                 return
             except Exception:
                 failures += 1
                 log.exception("recording the outcome of an outbox send failed; trying again")
                 await self.clock.sleep(backoff(failures))
-
-    def _hold(self, row: OutboxMessage, exc: TransientSendError) -> None:
-        if exc.retry_after is None:
-            return
-        until = self.clock.monotonic() + exc.retry_after
-        pacer = self.pacer(row.platform)
-        if exc.scope == "all":
-            pacer.pause(until)
-        else:
-            pacer.hold_chat(row.chat_id, until)
 
     def _load(self, row_id: int) -> tuple[OutboxMessage, Outgoing] | None:
         """The row and its message, if it is still to be sent."""
@@ -422,12 +380,39 @@ class Outbox:
         member = session.get(Member, row.member_id)
         return member is not None and not member.active
 
-    def _mark_sent(self, row_id: int, ref: str) -> None:
+    async def _record_sent(self, row_id: int, ref: str) -> None:
+        """Commit "sent" with the others answered while the last commit ran, in one transaction:
+        the slower the database, the more share one (a commit each was a fifth of a broadcast's
+        CPU). Each message waits for its own commit, so the crash bound holds."""
+        committed = asyncio.get_running_loop().create_future()
+        self._to_mark.append((row_id, ref, committed))
+        if self._marking is None:
+            self._marking = asyncio.create_task(self._mark_waiting())
+        await committed
+
+    async def _mark_waiting(self) -> None:
+        try:
+            while self._to_mark:
+                batch, self._to_mark = self._to_mark, []
+                try:
+                    await asyncio.to_thread(self._mark_sent, [(row_id, ref) for row_id, ref, _ in batch])
+                except Exception as exc:
+                    for *_, committed in batch:
+                        committed.set_exception(exc)
+                else:
+                    for *_, committed in batch:
+                        committed.set_result(None)
+        finally:
+            self._marking = None
+
+    def _mark_sent(self, sent: list[tuple[int, str]]) -> None:
         with self.sessions() as session, session.begin():
-            session.execute(
+            session.connection().execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, OutboxMessage.status == "pending")
-                .values(status="sent", sent_at=self.clock.now(), sent_ref=ref, attempts=OutboxMessage.attempts + 1)
+                .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.status == "pending")
+                .values(status="sent", sent_at=self.clock.now(), sent_ref=bindparam("ref"),
+                        attempts=OutboxMessage.attempts + 1),
+                [{"row_id": row_id, "ref": ref} for row_id, ref in sent],
             )
 
     def _failed(self, row_id: int, kind: str, error: str, retry_after: float | None) -> None:
@@ -454,8 +439,17 @@ class Outbox:
             self._set_aside(session, row, kind, now)
             return
         metrics.observe_retry(row.platform)
-        wait = retry_after if retry_after is not None else backoff(row.attempts)
+        wait = retry_after if retry_after is not None else self._retry_in(row, kind)
         row.next_attempt_at = now + timedelta(seconds=wait)
+
+    def _retry_in(self, row: OutboxMessage, kind: str) -> float:
+        """The backoff grows with the platform's failures, not only the message's: while its other
+        sends go through, a 5xx is one request's stumble, retried soon (a broadcast's last message
+        failing four times in a row would otherwise wait 7.5 s, alone); in an outage, every
+        failure counts, and the wait grows as it did."""
+        if kind != TRANSIENT:
+            return backoff(row.attempts)
+        return backoff(min(row.attempts, max(1, self._failing.get(row.platform, 1))))
 
     def _refused(self, row_id: int, error: str) -> None:
         with self.sessions() as session, session.begin():

@@ -198,11 +198,11 @@ async def test_a_sent_message_is_recorded_even_if_the_database_stumbles_and_neve
     real = outbox._mark_sent
     stumbles = [1]
 
-    def stumbling(row_id: int, ref: str) -> None:
+    def stumbling(sent: list[tuple[int, str]]) -> None:
         if stumbles[0]:
             stumbles[0] -= 1
             raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
-        real(row_id, ref)
+        real(sent)
 
     monkeypatch.setattr(outbox, "_mark_sent", stumbling)
     for _ in range(3):

@@ -5,8 +5,9 @@ own: `/cmd@botname` in groups, HTML escaping, the 4096-character limit,
 inline keyboards whose 64-byte `callback_data` must carry a command, the
 callback spinner that must always be stopped, and the errors Telegram
 answers with, turned into the outbox's words (retry later, or unreachable).
-Pacing is the outbox's job (`pacing()` says the limits); PTB's own rate
-limiter would pause every chat on one chat's 429.
+`pacing()` says the limits; every message sent, a reply or the outbox's, takes
+a slot from the one pacer the outbox shares with the transport (`use_pacer`),
+a reply first. PTB's own rate limiter would pause every chat on one chat's 429.
 
 `build_telegram_transport` is the one place the Application is built: `coopbot run`
 and the tests (against a fake Bot API) talk to Telegram the same way. Updates
@@ -56,6 +57,7 @@ from coopbot.errors import ConfigError
 from coopbot.i18n import LANGUAGES, normalise_language, t
 from coopbot.models import TransportState
 from coopbot.splitting import split_text
+from coopbot.transports.pacing import Pacer
 from coopbot.transports.telegram import PLATFORM
 from coopbot.transports.telegram.intake import PerChatUpdates, Polling, Webhook, photo_of
 from coopbot.transports.telegram.messages import TEXT_LIMIT, Part, as_send_error, parts_of
@@ -69,9 +71,14 @@ TELEGRAM = PLATFORM.name
 CALLBACK_LIMIT = 64
 TOAST_LIMIT = 200
 PHOTO_TYPES = ("image/png", "image/jpeg")
-REPLY_ATTEMPTS = 3
+#: Tries of one message of a reply when Telegram says "try again" (a 5xx, a 429), REPLY_BACKOFF
+#: apart, doubling (7.75 s in all): a member's answer is not given up on a bad second.
+REPLY_ATTEMPTS = 6
+REPLY_BACKOFF = 0.25
 #: Replies (not the outbox) wait this long at most when Telegram says "retry after".
 REPLY_MAX_WAIT = 30.0
+#: On one chat's limits, which are counted on start times: two requests started 1 s apart
+#: can reach Telegram closer together. The overall limit needs none (see coopbot.transports.pacing).
 PACING_MARGIN = 0.05
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
@@ -143,6 +150,7 @@ class TelegramTransport:
     _username: str = ""
     _intake: Polling | Webhook | None = None
     _receiving: bool = False
+    _pacer: Pacer | None = None
 
     @property
     def section(self) -> TelegramSection:
@@ -193,11 +201,27 @@ class TelegramTransport:
         await app.update_processor.process_update(update, app.process_update(update))
 
     def pacing(self) -> Pacing:
-        """The configured limits less a margin: evenly spaced requests can still reach Telegram
-        bunched up (a busy event loop, the network), and a burst over the limit costs a 429."""
+        """The configured limits; one chat's less a margin: evenly spaced requests can still reach
+        Telegram bunched up (a busy event loop, the network), and a burst costs a 429. The overall
+        limit is counted until each answer, which holds it exactly (`Pacer.slot`)."""
         section, low, high = self.section, 1 - PACING_MARGIN, 1 + PACING_MARGIN
         per_minute = max(1, int(section.group_per_minute * low))
-        return Pacing(section.per_second * low, section.private_chat_interval * high, per_minute)
+        return Pacing(section.per_second, section.private_chat_interval * high, per_minute)
+
+    def use_pacer(self, pacer: Pacer) -> None:
+        """The outbox's pacer for Telegram: replies and deliveries then share one limit."""
+        self._pacer = pacer
+
+    @property
+    def pacer(self) -> Pacer:
+        if self._pacer is None:  # a transport without an outbox still keeps Telegram's limits
+            self._pacer = Pacer(self.pacing())
+        return self._pacer
+
+    async def _paced(self, chat_id: int, private: bool, call: Callable[[], Awaitable[T]], *, reply: bool) -> T:
+        """One request to Telegram in its slot: a reply's first, a delivery's after the replies waiting."""
+        async with self.pacer.slot(str(chat_id), private, reply=reply):
+            return await call()
 
     async def _set_commands(self) -> None:
         """The command menu, in English, in French, and for every other language the default."""
@@ -280,7 +304,8 @@ class TelegramTransport:
             lang = self._lang(message.from_user.language_code if message.from_user else None)
             text = t(lang, "telegram.unconfigured_group", chat_id=chat_id, coop=self.config.coop.name)
             try:
-                await self.bot.send_message(chat_id, html.escape(text, quote=False), parse_mode="HTML")
+                send = partial(self.bot.send_message, chat_id, html.escape(text, quote=False), parse_mode="HTML")
+                await self._paced(chat_id, False, send, reply=True)
             except Exception as exc:
                 log.warning("Telegram: could not tell group %s how to configure it: %r", chat_id, exc)
 
@@ -296,7 +321,8 @@ class TelegramTransport:
             edits = [m for m in to_send if m.edit and m.attachment is None]
             if edits:
                 to_send.remove(edits[0])
-                if not await self._edit(chat_id, int(incoming.message_ref.split(":")[1]), edits[0]):
+                message_id = int(incoming.message_ref.split(":")[1])
+                if not await self._edit(chat_id, incoming.is_private, message_id, edits[0]):
                     to_send.insert(0, edits[0])
             if not incoming.is_private:
                 # In a group the toast is the presser's own answer; the message is everyone's.
@@ -306,10 +332,10 @@ class TelegramTransport:
                     ctx.toast = toast.text
             await self._answer(ctx)
         for message in to_send:
-            if not await self._reply_with(chat_id, message, ctx):
+            if not await self._reply_with(chat_id, incoming.is_private, message, ctx):
                 return
 
-    async def _reply_with(self, chat_id: int, message: Outgoing, ctx: _Context) -> bool:
+    async def _reply_with(self, chat_id: int, private: bool, message: Outgoing, ctx: _Context) -> bool:
         """Send one message of a reply; False when the chat cannot be reached at all.
 
         A part that fails ends this message (the rest would not make sense without it) but not
@@ -317,7 +343,7 @@ class TelegramTransport:
         """
         for part in parts_of(message):
             try:
-                await self._with_retries(partial(self._send_part, chat_id, part, ctx))
+                await self._with_retries(chat_id, private, partial(self._send_part, chat_id, part, ctx))
             except TelegramError as exc:
                 if isinstance(as_send_error(exc), UnreachableError):
                     log.warning("Telegram: chat %s cannot be reached; reply dropped: %s", chat_id, exc)
@@ -329,7 +355,7 @@ class TelegramTransport:
                 return True
         return True
 
-    async def _edit(self, chat_id: int, message_id: int, message: Outgoing) -> bool:
+    async def _edit(self, chat_id: int, private: bool, message_id: int, message: Outgoing) -> bool:
         """Replace the pressed message; False when it was not, and the answer should be sent instead.
 
         After a failure that leaves it unknown whether the edit happened (an unreadable answer),
@@ -340,9 +366,8 @@ class TelegramTransport:
             return False
         try:
             body, markup = html.escape(pieces[0], quote=False), await self._keyboard(message.buttons)
-            await self._with_retries(
-                partial(self.bot.edit_message_text, body, chat_id, message_id, parse_mode="HTML", reply_markup=markup)
-            )
+            edit = partial(self.bot.edit_message_text, body, chat_id, message_id, reply_markup=markup)
+            await self._with_retries(chat_id, private, partial(edit, parse_mode="HTML"))
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
                 return True
@@ -365,22 +390,25 @@ class TelegramTransport:
         except Exception:
             log.exception("Telegram: answering a button press failed")
 
-    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _with_retries(self, chat_id: int, private: bool, call: Callable[[], Awaitable[T]]) -> T:
         """A reply is retried a little (the person is waiting); the outbox retries notifications.
 
         What is not worth retrying, and the last failure, is raised for the caller to sort out.
         Only Telegram's own "try again" is retried: after an answer that cannot be read, the
-        message may well have been shown.
+        message may well have been shown. A "retry after" holds the chat in the pacer, so the
+        outbox waits too, and the retry takes its slot when the wait is over.
         """
         for attempt in range(REPLY_ATTEMPTS - 1):
             try:
-                return await call()
+                return await self._paced(chat_id, private, call, reply=True)
             except TelegramError as exc:
                 error = as_send_error(exc)
                 if not isinstance(error, TransientSendError) or (error.retry_after or 0) > REPLY_MAX_WAIT:
                     raise
-                await asyncio.sleep(error.retry_after if error.retry_after is not None else 0.5 * 2**attempt)
-        return await call()
+                self.pacer.obey(str(chat_id), error)
+                if error.retry_after is None:
+                    await asyncio.sleep(REPLY_BACKOFF * 2**attempt)
+        return await self._paced(chat_id, private, call, reply=True)
 
     async def send(self, address: Address, message: Outgoing, key: str) -> str:
         """Deliver an outbox message, resuming after the parts a failed attempt already sent."""
@@ -390,7 +418,8 @@ class TelegramTransport:
             if number < done:
                 continue
             try:
-                sent = await self._send_part(chat_id, part, _Context())
+                sent = await self._paced(chat_id, address.private, partial(self._send_part, chat_id, part, _Context()),
+                                         reply=False)
             except TelegramError as exc:
                 error = as_send_error(exc)
                 if error is None:
