@@ -18,9 +18,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.matrix.synapse_server import Account, SynapseServer, unique
+
+if TYPE_CHECKING:
+    from coopbot.clock import Clock
 
 ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
 WAIT = 30.0
@@ -268,6 +271,8 @@ class MatrixCoop:
         self.lone_transport: Any = None
         #: More config sections, e.g. {"telegram": {...}} to run both platforms at once.
         self.extra: dict[str, Any] = {}
+        #: The bot's clock when the test moves time (rosters); the system clock otherwise.
+        self.clock: Clock | None = None
 
     @property
     def user_id(self) -> str:
@@ -298,7 +303,7 @@ class MatrixCoop:
         from coopbot.app import CoopBot
         from coopbot.runner import add_configured_transports
 
-        self.bot = await asyncio.to_thread(CoopBot, self.config())
+        self.bot = await asyncio.to_thread(CoopBot, self.config(), clock=self.clock)
         add_configured_transports(self.bot)
         await self.bot.start()
         return self.bot
@@ -310,7 +315,7 @@ class MatrixCoop:
 
         config = self.config()
         if self.bot is None:
-            self.bot = await asyncio.to_thread(CoopBot, config)
+            self.bot = await asyncio.to_thread(CoopBot, config, clock=self.clock)
         self.lone_transport = build_matrix_transport(config, self.bot)
         await self.lone_transport.start(on_incoming)
         return self.lone_transport
