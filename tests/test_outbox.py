@@ -91,6 +91,23 @@ async def test_pacing_counts_the_clocks_seconds_so_a_fake_clock_paces_without_wa
     assert coop.clock.now() == start + timedelta(seconds=moved), "pacing leaves the date alone"
 
 
+async def test_a_room_with_a_long_queue_holds_back_no_other_chat(coop: Coop) -> None:
+    """The coordinators' room, 20 lines a minute at most, with hundreds queued in a rush: a
+    rider's offer queued after them still goes out in the first pass."""
+    paced = Pacing(per_second=30, private_chat_interval=1.0, group_per_minute=20)
+    transport = TimedTransport(coop.clock, paced)
+    coop.bot.add_transport(transport)
+    lines = coop.bot.outbox.batch + 10
+    with coop.session() as session:
+        for n in range(lines):
+            queue(session, key=f"room{n}", address=Address("timed", "room", False), message=Outgoing(f"J-{n}"),
+                  now=coop.clock.now())
+        queue(session, key="offer", address=Address("timed", "bob", True), message=Outgoing("J-1 for you?"),
+              now=coop.clock.now())
+    await coop.bot.outbox.drain(timeout=5)
+    assert [chat for chat, _ in transport.sent] == ["room", "bob"]
+
+
 @dataclass
 class FlakyTransport(SendOnly):
     """Fails the first `failures` sends to each chat, then delivers."""
