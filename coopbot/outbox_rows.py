@@ -36,6 +36,7 @@ from coopbot.chat import Address, Button, Outgoing
 from coopbot.config import Config
 from coopbot.models import Identity, Member, OutboxMessage
 from coopbot.storage import bulk_insert, insert_new_from_select, present_keys
+from coopbot.storage.small_writes import insert_new, supported
 
 OUTBOX = cast(Table, OutboxMessage.__table__)
 MEMBER = cast(Table, Member.__table__)
@@ -163,6 +164,13 @@ def _button_rows(buttons: tuple[Button, ...]) -> tuple[tuple[str, str, str], ...
     return tuple((b.label, b.command, b.emoji) for b in buttons)
 
 
+#: Up to this many rows, `store_new` checks and writes them in one statement (`insert_new`).
+#: Reason: most queueing is one message or two (an order's offer and its coordinators'
+#: line), for which the SELECT of the keys cost as much as the INSERT. Past it, the SELECT
+#: and one INSERT of the new rows (COPY on PostgreSQL) stay: they were measured for
+#: thousands of rows (`coopbot.storage.bulk_insert`), a conflict checked row by row was not.
+FEW = 20
+
 #: Set in `Session.info` when a transaction queues a message, so whoever commits it
 #: wakes the delivery loop only then (`took_queued`), not after every command.
 QUEUED = "coopbot.outbox.queued"
@@ -178,8 +186,10 @@ def store_new(session: Session, rows: Iterable[dict[str, Any]]) -> int:
 
     One SELECT of the keys and one multi-row INSERT, whatever the number of
     rows: a claim that closes 200 offers or a close that tells 10,000
-    members costs two statements, not two per message. Pending ORM changes
-    are flushed first, as the rows may refer to them.
+    members costs two statements, not two per message. Up to `FEW` rows
+    (an order's notices, a reply's) are one statement that skips the stored
+    keys itself (`coopbot.storage.small_writes.insert_new`). Pending ORM
+    changes are flushed first, as the rows may refer to them.
     """
     fresh: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -187,10 +197,12 @@ def store_new(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     if not fresh:
         return 0
     session.flush()
+    session.info[QUEUED] = True
+    if len(fresh) <= FEW and supported(session):
+        return insert_new(session, OUTBOX, list(fresh.values()), "key")
     for key in present_keys(session, OUTBOX.c.key, list(fresh)):
         del fresh[key]
     bulk_insert(session, OUTBOX, list(fresh.values()))
-    session.info[QUEUED] = True
     return len(fresh)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, select
+from sqlalchemy import CursorResult, Table, bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
@@ -27,6 +27,7 @@ from coopbot.outbox import queue_to_coordinators, queue_to_member
 from coopbot.services.dispatch.parsing import job_code, when
 from coopbot.services.members.accounts import language_of
 from coopbot.states import JobStatus
+from coopbot.storage.small_writes import insert_returning_id, supported
 
 CLAIMABLE = (JobStatus.OPEN, JobStatus.OFFERED)
 HELD = (JobStatus.ASSIGNED, JobStatus.PICKED_UP)
@@ -36,6 +37,7 @@ TERMINAL = (JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.CANCELLED)
 #: no stale objects to synchronise (ORM objects are reloaded after).
 JOB = cast(Table, Job.__table__)
 OFFER = cast(Table, Offer.__table__)
+JOB_EVENT = cast(Table, JobEvent.__table__)
 MEMBER = cast(Table, Member.__table__)
 
 
@@ -60,12 +62,24 @@ def rowcount(session: Session, statement: Update, params: dict[str, Any] | None 
 
 def record_event(session: Session, job: Job, now: datetime, kind: str, *, actor: Member | None = None,
                  member: Member | None = None, **details: Any) -> JobEvent:
-    """Every change of a job, with who, when and why: what `/why` reads."""
-    event = JobEvent(job_id=job.id, at=now, kind=kind, actor_id=actor.id if actor else None,
-                     member_id=member.id if member else None, details=details)
-    session.add(event)
+    """Every change of a job, with who, when and why: what `/why` reads.
+
+    The row is written at once (pending changes first, so it follows them), on
+    the driver's cursor (`insert_returning_id`), and the event returned is not
+    held by the session: it is written, and nothing changes it after.
+    Reason: each event was a flush of its own through the ORM's unit of work,
+    several times the cost of its INSERT, and an order a shop creates and
+    confirms writes three (figures in `coopbot.storage.small_writes`).
+    """
+    values = {"job_id": job.id, "at": now, "actor_id": actor.id if actor else None,
+              "kind": kind, "member_id": member.id if member else None, "details": details}  # fmt: skip
     session.flush()
-    return event
+    if not supported(session):
+        event = JobEvent(**values)
+        session.add(event)
+        session.flush()
+        return event
+    return JobEvent(id=insert_returning_id(session, JOB_EVENT, values), **values)
 
 
 def tell(session: Session, config: Config, member: Member, key: str, now: datetime, text_key: str,
@@ -80,15 +94,19 @@ def note(session: Session, config: Config, event: JobEvent, now: datetime, text_
     queue_to_coordinators(session, config, f"job:{event.job_id}:ev{event.id}", text_key, now, **params)
 
 
+#: Built once, as every step of every job runs them: building a statement cost about as much
+#: as running it (`coopbot.storage.statements` says the same of a message's own statements).
+LOCK_JOB = select(Job).where(Job.id == bindparam("job_id")).with_for_update().execution_options(
+    populate_existing=True)  # fmt: skip
+OFFERS_OF = select(Offer).where(Offer.job_id == bindparam("job_id")).execution_options(populate_existing=True)
+
+
 def lock_job(session: Session, job_id: int) -> Job:
-    job = session.scalars(
-        select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
-    ).one_or_none()
+    job = session.scalars(LOCK_JOB, {"job_id": job_id}).one_or_none()
     if job is None:
         raise NotFound("dispatch.no_such_job", job=job_code(job_id))
     return job
 
 
 def offers_of(session: Session, job: Job) -> dict[int, Offer]:
-    rows = session.scalars(select(Offer).where(Offer.job_id == job.id).execution_options(populate_existing=True))
-    return {offer.member_id: offer for offer in rows}
+    return {offer.member_id: offer for offer in session.scalars(OFFERS_OF, {"job_id": job.id})}

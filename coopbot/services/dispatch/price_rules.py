@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from babel.dates import format_date
@@ -72,15 +73,28 @@ class RulesInForce:
 
 def in_force(session: Session, config: Config, now: datetime) -> RulesInForce:
     """The price rules at `now`: the latest vote on each, else the co-op's configuration."""
-    rows = settings.voted(session, now, KEYS)
-    values = {key: rows[key].value if key in rows else settings.default(config, key) for key in KEYS}
-    cited = {
-        key: Citation(key, rows[key].poll_id, rows[key].effective_at.astimezone(config.coop.tz))
-        if key in rows
-        else Citation(key, None, None)
-        for key in KEYS
-    }
-    return RulesInForce(PriceRules.from_settings(values), cited, values)
+    return rules_of(settings.InForce(config, settings.voted(session, now, KEYS)))
+
+
+def rules_of(read: settings.InForce) -> RulesInForce:
+    """The price rules among settings already read (`read` holds at least `KEYS`), for a
+    reader of other settings too: a quote reads the price rules and the offer policy at once."""
+    values = {key: read.value(key) for key in KEYS}
+    tz = read.config.coop.tz
+    cited = {}
+    for key in KEYS:
+        row = read.row(key)
+        at = None if row is None else row.effective_at.astimezone(tz)
+        cited[key] = Citation(key, None if row is None else row.poll_id, at)
+    return RulesInForce(_rules(tuple(values.items())), cited, values)
+
+
+@lru_cache(maxsize=64)
+def _rules(values: tuple[tuple[str, str], ...]) -> PriceRules:
+    """The rules read from their text, once per text. Reason: every quote read the zones, the
+    table, the hours and the words afresh, and the same text always reads the same rules
+    (`PriceRules` is frozen)."""
+    return PriceRules.from_settings(dict(values))
 
 
 def record_of(quote: Quote, in_force: RulesInForce) -> dict[str, Any]:

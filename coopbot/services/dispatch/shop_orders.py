@@ -72,10 +72,8 @@ def read_deadline(text: str, now: datetime, config: Config) -> datetime:
 def order(session: Session, config: Config, customer: Member, spec: JobSpec, now: datetime,
           external_ref: str | None = None) -> Job:  # fmt: skip
     """A quote, as `/order` makes it, carrying the shop's own reference."""
-    job = orders.quote(session, config, customer, spec, now)
-    if external_ref:
-        job.external_ref = typed(external_ref, MAX_REF) or None
-    return job
+    ref = typed(external_ref, MAX_REF) or None if external_ref else None
+    return orders.quote(session, config, customer, spec, now, ref)
 
 
 def orders_in(session: Session, customer: Member, states: Sequence[JobStatus], limit: int,

@@ -20,9 +20,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from coopbot.config import Config
@@ -290,7 +291,7 @@ def default(config: Config, key: str) -> str:
     if key in prices.MONEY:
         return _cents_of(getattr(config.prices, key.removeprefix("price.")))
     if key in prices.DEFAULTS:
-        return GOVERNED[key].parse(str(getattr(config.prices, key.removeprefix("price."))))
+        return _parsed_price_rule(key, str(getattr(config.prices, key.removeprefix("price."))))
     if key == "offer_policy":
         return config.dispatch.policy
     if key == "offer_timeout":
@@ -307,14 +308,28 @@ def default(config: Config, key: str) -> str:
     raise KeyError(key)
 
 
+#: Built once: every quote reads the settings, and building the query cost about as much as running it.
+VOTED = select(Setting).where(Setting.effective_at <= bindparam("now")).order_by(Setting.effective_at, Setting.id)
+VOTED_KEYS = VOTED.where(Setting.key.in_(bindparam("keys", expanding=True)))
+
+
+@lru_cache(maxsize=256)
+def _parsed_price_rule(key: str, text: str) -> str:
+    """A price rule of the configuration, canonical. Reason: every quote reads the price
+    rules not changed by a vote from `config.toml`, and the zones' text was parsed afresh
+    each time; the same text always reads the same, so each is parsed once."""
+    return GOVERNED[key].parse(text)
+
+
 def voted(session: Session, now: datetime, keys: Collection[str] | None = None) -> dict[str, Setting]:
     """The change in force per key at `now` (one query, later rows win): its value, and the
     poll and moment that set it, for whoever must cite the vote (a price's explanation)."""
-    query = select(Setting).where(Setting.effective_at <= now)
-    if keys is not None:
-        query = query.where(Setting.key.in_(keys))
+    if keys is None:
+        found = session.scalars(VOTED, {"now": now})
+    else:
+        found = session.scalars(VOTED_KEYS, {"now": now, "keys": list(keys)})
     rows: dict[str, Setting] = {}
-    for row in session.scalars(query.order_by(Setting.effective_at, Setting.id)):
+    for row in found:
         rows[row.key] = row
     return rows
 

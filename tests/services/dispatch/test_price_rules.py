@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from coopbot.money import parse_amount, plain_amount
-from coopbot.services.dispatch import price_rules
+from coopbot.services.dispatch import orders, price_rules
+from coopbot.services.dispatch.parsing import JobSpec
 from coopbot.services.dispatch.price_rules import Citation, RulesInForce, explain, record_of
 from coopbot.services.dispatch.prices import DEFAULTS, MONEY, PriceRules, Quote
+from coopbot.services.members.accounts import create_member
 from tests.conftest import Coop
 
 PARIS = "Europe/Paris"
@@ -154,3 +158,29 @@ def test_the_printed_total_is_the_sum_of_the_printed_terms_to_the_cent(trip: tup
     total, terms = printed_amounts(explain(lang, record_of(quote, rules), "EUR"), lang)
     assert total == sum(terms) == quote.total
     assert terms == [term.cents for term in quote.terms]
+
+
+async def test_a_quote_reads_its_prices_and_the_offer_policy_in_one_query_with_the_votes_in_force(
+    coop: Coop,
+) -> None:
+    alice, bob = coop.member("Alice", "coordinator"), coop.member("Bob")
+    await voted_in(coop, bob, (alice, bob), "Zones? --closes 1d --sets price.zones=A: 75001; B: 75011")
+    await voted_in(coop, alice, (alice, bob), "Rotate? --closes 1d --sets offer_policy=rotation")
+    await coop.tick(days=1)
+    read: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM setting" in statement:
+            read.append(statement)
+
+    with coop.session() as session:
+        shop = create_member(session, "Boulangerie Martin", "customer", coop.clock.now())
+        event.listen(coop.bot.engine, "before_cursor_execute", note)
+        try:
+            job = orders.quote(session, coop.bot.config, shop, JobSpec("3 rue de Rivoli, 75001", "75011"),
+                               coop.clock.now())  # fmt: skip
+        finally:
+            event.remove(coop.bot.engine, "before_cursor_execute", note)
+        votes = {entry["key"]: entry["poll"] for entry in job.quote["cited"]}
+        assert (job.price_cents, job.policy, votes["price.zones"], votes["price.base"]) == (650, "rotation", 1, None)
+    assert len(read) == 1
