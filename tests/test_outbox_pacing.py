@@ -12,7 +12,7 @@ from sqlalchemy import select
 from coopbot.chat import Address, Outgoing, Pacing, TransientSendError
 from coopbot.clock import FakeClock
 from coopbot.models import OutboxMessage
-from coopbot.outbox import BASE_BACKOFF, Pacer, queue
+from coopbot.outbox import BASE_BACKOFF, Outbox, Pacer, queue
 from tests.conftest import Coop
 from tests.outbox_sender import SendOnly
 
@@ -150,3 +150,44 @@ async def test_a_5xx_while_the_platform_answers_the_others_is_retried_soon(coop:
 
 async def test_in_an_outage_every_failure_makes_the_wait_grow(coop: Coop) -> None:
     assert await waits_after_four_failures(coop, OneChatStumbles(healthy=False)) == BASE_BACKOFF * 2**3
+
+
+@dataclass
+class Unspaced(SendOnly):
+    """A platform that lets one chat take message after message (the console, a shop's webhooks)."""
+
+    platform: str = "unspaced"
+
+    def __post_init__(self) -> None:
+        self.sent: list[str] = []
+
+    def pacing(self) -> Pacing:
+        return Pacing(per_second=1000.0, private_chat_interval=0.0, group_per_minute=60000)
+
+    async def send(self, address: Address, message: Outgoing, key: str) -> str:
+        self.sent.append(key)
+        return key
+
+
+async def test_a_chat_free_to_take_messages_back_to_back_is_not_held_to_one_a_pass(coop: Coop) -> None:
+    """Passes are a tenth of a second apart at least; a chat's next message follows its last one
+    at once instead of waiting for the next pass (this clock never reaches the next pass)."""
+    clock, transport = SteppedClock(), Unspaced()
+    outbox = Outbox(coop.bot.sessions, clock, coop.bot.config, {transport.platform: transport})  # type: ignore[arg-type]
+    with coop.session() as session:
+        for n in range(5):
+            queue(session, key=f"order{n}", address=Address(transport.platform, "shop", True),
+                  message=Outgoing(f"J-{n} picked up"), now=coop.clock.now())  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(outbox.run(stop))
+    try:
+        for _ in range(500):  # half of PASS_GAP on this clock in all: only the first pass runs
+            if len(transport.sent) == 5:
+                break
+            clock.advance(0.0001)
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        clock.advance(1.0)
+        await asyncio.wait_for(running, 10)
+    assert transport.sent == [f"order{n}" for n in range(5)]
