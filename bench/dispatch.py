@@ -243,7 +243,8 @@ def report(label: str, riders: int, ours: Tally, floor: Tally, problems: list[st
     ours_rate, bare_rate = ours.taps / ours.seconds, floor.taps / floor.seconds
     ratio = ours_rate / bare_rate
     replies = ", ".join(f"{kind} {count}" for kind, count in sorted(ours.replies.items()))
-    print(f"{label}, {riders} riders racing per job, {ours.taps} taps in {len(ours.rounds)} rounds:")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"{label}, {riders} riders racing per job, {ours.taps} taps in {len(ours.rounds)} rounds (load {load}):")
     print(f"  taps through the bot : {ours_rate:8.0f}/s  ({ours.seconds:5.1f} s)  replies: {replies}")
     print(f"  bare UPDATE (floor)  : {bare_rate:8.0f}/s  ({floor.seconds:5.1f} s)")
     verdict = "met" if ratio >= TARGET else "MISSED"

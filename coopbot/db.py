@@ -22,19 +22,11 @@ from typing import Any, TypeAlias
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from coopbot.errors import CoopError
 from coopbot.storage.sqlite import begin_immediate, read_only_engine, sqlite_pragmas
-from coopbot.storage.written import (
-    EVERYTHING,
-    flushed_tables,
-    forget_written,
-    note_written,
-    statement_tables,
-    written_by,
-    written_so_far,
-)
+from coopbot.storage.written import EVERYTHING, statement_tables, watch_writes, written_so_far
 
 #: What a handler holds and hands to the services: the message's one open transaction.
 #: Handlers name it by this, not by the ORM's class, as they never query through it.
@@ -172,14 +164,9 @@ class Commits:
 
     def watch(self, target: sessionmaker[Session] | Session) -> None:
         """Count the commits of `target`'s sessions (a sessionmaker) or of `target` itself."""
-        for name, listener in (
-            ("after_commit", self._committed),
-            ("after_flush", _note_flushed),
-            ("do_orm_execute", _note_executed),
-            ("after_transaction_end", _forget_written),
-        ):
-            if not event.contains(target, name, listener):
-                event.listen(target, name, listener)
+        watch_writes(target)
+        if not event.contains(target, "after_commit", self._committed):
+            event.listen(target, "after_commit", self._committed)
 
     def _committed(self, session: Session | None) -> None:
         """After a commit (a savepoint's release too, which is not one: its tables wait for the real one)."""
@@ -192,23 +179,6 @@ class Commits:
                 self._unnamed += 1
             for table in written:
                 self._tables[table] = self._tables.get(table, 0) + 1
-
-
-def _forget_written(session: Session, transaction: SessionTransaction) -> None:
-    """Once the outermost transaction ends, committed (and counted) or rolled back; a savepoint
-    rolled back keeps what was noted, as what was written before it may still commit."""
-    if transaction.parent is None:
-        forget_written(session)
-
-
-def _note_flushed(session: Session, _flush_context: Any) -> None:
-    note_written(session, *flushed_tables(session))
-
-
-def _note_executed(state: ORMExecuteState) -> None:
-    tables = written_by(state.statement, is_select=state.is_select)
-    if tables:
-        note_written(state.session, *tables)
 
 
 @contextmanager

@@ -9,13 +9,17 @@ Every message (`statements`)
     `record_receipt`   the exactly-once receipt, as the driver's own SQL per dialect
     `member_by_account` who sent it: one prebuilt query, or the member kept on SQLite
     `claim_read`       one row read on the DBAPI cursor (every tap of a race for a job)
+    `write_on_driver`  one write on the DBAPI cursor (the receipt, the member's times in `visits`)
+
+The member's own times (`visits`)
+    `write_last_seen`, `write_last_job`  on the row and on the object the session holds alike
 
 SQLite (`sqlite`)
     `sqlite_pragmas`   WAL, busy timeout, foreign keys, `synchronous=NORMAL`
     `begin_immediate`  BEGIN IMMEDIATE as the dialect's own begin, not an event; the
                        engine's writers take turns in Python (`WriteTurns`), not in SQLite's sleeps
     `read_only_engine` reads that never write begin DEFERRED, so no writer queues them
-    `KnownMembers`     the members kept between messages while the database is unchanged
+    `KnownMembers`     the members kept between messages while their rows are unchanged
 
 Thousands of rows (`bulk`)
     `bulk_insert`      COPY on PostgreSQL, one executemany elsewhere
@@ -25,7 +29,9 @@ Thousands of rows (`bulk`)
 
 What a transaction wrote (`written`)
     `note_written`     the tables written past the session, for `coopbot.db.Commits`, which counts
-                       commits per table: the public page is dropped only by those to tables it read
+                       commits per table: the public page is dropped only by those to tables it read;
+                       and for `KnownMembers`, which drops its members only for `member`/`identity`
+    `note_written_in_place`  written on the row and on the object held alike: nothing kept is stale
 
 `coopbot.db` makes engines and sessions (and calls `sqlite_pragmas`,
 `begin_immediate` and `read_only_engine` for SQLite; `read_only` is its
@@ -37,8 +43,9 @@ from __future__ import annotations
 
 from coopbot.storage.bulk import bulk_insert, insert_new_from_select, present_keys, without_cycle_collection
 from coopbot.storage.sqlite import KnownMembers, WriteTurns, begin_immediate, read_only_engine, sqlite_pragmas
-from coopbot.storage.statements import claim_read, member_by_account, record_receipt
-from coopbot.storage.written import note_written
+from coopbot.storage.statements import claim_read, member_by_account, record_receipt, write_on_driver
+from coopbot.storage.visits import write_last_job, write_last_seen
+from coopbot.storage.written import note_written, note_written_in_place
 
 __all__ = [
     "KnownMembers",
@@ -49,9 +56,13 @@ __all__ = [
     "insert_new_from_select",
     "member_by_account",
     "note_written",
+    "note_written_in_place",
     "present_keys",
     "read_only_engine",
     "record_receipt",
     "sqlite_pragmas",
     "without_cycle_collection",
+    "write_last_job",
+    "write_last_seen",
+    "write_on_driver",
 ]

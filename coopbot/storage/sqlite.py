@@ -6,8 +6,9 @@ the reads that never write, which have an engine of their own beginning
 DEFERRED (`read_only_engine`, used by `coopbot.db.read_only`). The
 event loop's long-lived session keeps the members it loaded from one message
 to the next (`KnownMembers`), trusting SQLite's own counters to say when
-anything changed: `PRAGMA data_version` for other connections' commits, the
-driver's `total_changes` for this one's writes.
+anything changed: `PRAGMA data_version` for other connections' commits, and
+for this one's the tables each transaction wrote (`coopbot.storage.written`),
+checked against the driver's `total_changes`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 
 from coopbot.models import Member
+from coopbot.storage.written import EVERYTHING, moved_so_far, watch_writes
 
 #: Past this many members kept, the next message starts afresh (a bound on memory).
 MOST_KEPT = 1000
 #: `Session.info` keys, private to the storage package: the members kept for a session
-#: (`kept_members`), and how many receipts its current message wrote (`count_receipt`).
+#: (`kept_members`), and how many rows its current message wrote that leave them as they are:
+#: receipts and in-place writes (`count_receipt`).
 _KEPT = "coopbot.storage.known_members"
 _RECEIPTS = "coopbot.storage.receipts"
 
@@ -208,11 +211,34 @@ class KnownMembers:
     What it keeps is never older than the database. Each transaction of the
     session, once it holds the write lock, asks SQLite whether any other
     connection has committed since the last one (`PRAGMA data_version`); if so,
-    everything kept is dropped. A message that wrote anything besides its own
-    receipts (`record_receipt` counts them), or that failed, drops everything
-    too. `member_by_account` finds and keeps the members; nothing else needs to
-    know where they are kept.
+    everything kept is dropped. A message that failed or rolled back drops
+    everything too, and so does one that wrote the `member` or `identity`
+    table (or a table it cannot name), as `coopbot.storage.written` records
+    each transaction's writes: a role changed, `/lang`, a member leaving, a
+    new account. But for the writes made on the kept object as well as on
+    its row (`coopbot.storage.visits`: last seen, last job), which leave
+    object and row alike. A message that wrote other tables only (a job
+    claimed, its offers closed, notices queued) keeps the members and their
+    accounts and lets go of every other object the session holds, as those
+    may be older than their rows now. A message whose rows changed, by
+    SQLite's own count (`total_changes`), beyond its receipts and in-place
+    writes, while none was recorded, wrote past the record: everything is
+    dropped. `member_by_account` finds and keeps the members; nothing else
+    needs to know where they are kept.
+
+    Figure: `bench/dispatch.py`, SQLite, 200 riders racing per job: a race's
+    winner wrote `last_job_at`, its job, offers and notices, so each winner's
+    commit dropped every kept member and each rider's next tap loaded them
+    again (about 45% of a refused tap in a profile). Kept across those
+    commits, on a machine at load 8–11: the bot's CPU time per tap of the
+    race 565–598 µs before, 387–444 µs with this alone (the receipt and the
+    last-seen write still through `exec_driver_sql`), and the benchmark's
+    ratio 0.06–0.12× the bare UPDATE before, 0.12–0.19× with this and
+    `write_on_driver` (README's benchmark table: runs alternating old and new).
     """
+
+    #: Tables whose rows the kept objects are: a write to one drops them all.
+    THEIR_TABLES = frozenset({"member", "identity", EVERYTHING})
 
     def __init__(self, session: Session, connection: Connection) -> None:
         """`connection`: the one connection `session` is bound to, for the whole of its life."""
@@ -220,7 +246,13 @@ class KnownMembers:
         self._connection = connection
         self._members: dict[Account, Member] = {}
         self._version: int | None = None
+        #: What the current message's committed transactions wrote other than in place.
+        self._moved: set[str] = set()
+        self._rolled_back = False
+        watch_writes(session)
         event.listen(session, "after_begin", self._after_begin)
+        event.listen(session, "after_commit", self._after_commit)
+        event.listen(session, "after_rollback", self._after_rollback)
 
     def __len__(self) -> int:
         return len(self._members)
@@ -231,18 +263,35 @@ class KnownMembers:
         info = self._session.info
         info[_KEPT] = self._members
         info[_RECEIPTS] = 0
+        self._moved.clear()
+        self._rolled_back = False
         changes = self._driver().total_changes
         try:
             yield
         except BaseException:
             self.forget()
             raise
-        if self._driver().total_changes - changes > info[_RECEIPTS]:
+        unrecorded = self._driver().total_changes - changes > info[_RECEIPTS] and not self._moved
+        if self._rolled_back or unrecorded or not self._moved.isdisjoint(self.THEIR_TABLES):
             self.forget()
+        elif self._moved:
+            self._keep_members_only()
 
     def forget(self) -> None:
         self._session.expunge_all()
         self._members.clear()
+
+    def _keep_members_only(self) -> None:
+        """Let go of every object but the kept members and their accounts."""
+        kept: set[int] = set()
+        for member in self._members.values():
+            kept.add(id(member))
+            # Past the attribute: an unloaded one would load, beginning a transaction after the message.
+            kept.update(id(identity) for identity in member.__dict__.get("identities", ()))
+        session = self._session
+        for obj in list(session.identity_map.values()):
+            if id(obj) not in kept and obj in session:
+                session.expunge(obj)
 
     def _after_begin(self, session: Session, transaction: SessionTransaction, connection: Connection) -> None:
         """Under the write lock: nobody else can commit until this transaction ends."""
@@ -250,6 +299,15 @@ class KnownMembers:
         if version != self._version or len(self._members) > MOST_KEPT:
             self.forget()
             self._version = version
+
+    def _after_commit(self, session: Session) -> None:
+        """Before `watch_writes` forgets what the transaction wrote, at its end."""
+        self._moved |= moved_so_far(session)
+
+    def _after_rollback(self, session: Session) -> None:
+        """The rollback expired every object: the message's next transaction loads its member afresh."""
+        self._rolled_back = True
+        self._members.clear()
 
     def _driver(self) -> Any:
         return self._connection.connection.driver_connection
@@ -262,5 +320,6 @@ def kept_members(session: Session) -> dict[Account, Member] | None:
 
 
 def count_receipt(session: Session) -> None:
-    """One more receipt written by this message: a row that leaves the kept members in place."""
+    """One more row written by this message that leaves the kept members as they are (a receipt,
+    an in-place write)."""
     session.info[_RECEIPTS] = session.info.get(_RECEIPTS, 0) + 1

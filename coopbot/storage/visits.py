@@ -1,9 +1,13 @@
-"""The one write most messages make besides their receipt: when the member was last seen.
+"""The member's own times written in a rush: when they were last seen, when they last took a job.
 
 Dispatch's idle check needs to know when each rider last wrote to the bot,
 to the minute (`coopbot.router.TOUCH_EVERY`); in a lunch rush almost every
 tap on an offer is a rider's first message in over a minute, so almost every
 tap writes it, the 199 taps that lose a race as much as the one that wins.
+The one that wins also writes when its rider last took a job (the rotation
+ranks riders by it). Both are written on the row and on the member object
+the session holds alike, so that the members the event loop keeps
+(`KnownMembers`) stay as they are.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from coopbot.models import Member
 from coopbot.storage.sqlite import count_receipt
-from coopbot.storage.written import note_written
+from coopbot.storage.statements import write_on_driver
+from coopbot.storage.written import note_written_in_place
 
-_SEEN_SQL = {
-    "sqlite": "UPDATE member SET last_seen_at = :at WHERE id = :id",
-    "postgresql": "UPDATE member SET last_seen_at = %(at)s WHERE id = %(id)s",
+_SQL = {
+    "sqlite": "UPDATE member SET {} = :at WHERE id = :id",
+    "postgresql": "UPDATE member SET {} = %(at)s WHERE id = %(id)s",
 }
 _STAMPS: dict[str, Callable[[Any], Any]] = {}
 
@@ -46,12 +51,31 @@ def write_last_seen(session: Session, member: Member, now: datetime) -> None:
     running): 343–350 taps/s with it (0.06–0.08× the bare UPDATE), 163–236
     taps/s with the attribute set on the ORM object (0.04–0.05×).
     """
-    note_written(session, "member")  # past the session: `coopbot.storage.written`
+    _write_in_place(session, member, "last_seen_at", now)
+
+
+def write_last_job(session: Session, member: Member, now: datetime) -> None:
+    """Write `member.last_job_at = now` at once, on the row and on the object, as `write_last_seen` does.
+
+    Reason: the winner of every race writes it. As a Core UPDATE through the
+    session it counted as a write to the member table that the objects kept
+    did not see, so every winner's commit dropped every member the event
+    loop's SQLite session kept (`KnownMembers`), and each rider's next tap
+    loaded them and their accounts again: about 45% of a refused tap (profile
+    of the 200-rider race). Written on both, the kept members stay. Figure:
+    see `KnownMembers`, which keeps them across such commits.
+    """
+    _write_in_place(session, member, "last_job_at", now)
+
+
+def _write_in_place(session: Session, member: Member, column: str, now: datetime) -> None:
+    note_written_in_place(session, "member")  # past the session: `coopbot.storage.written`
     connection = session.connection()
     dialect = connection.dialect
     stamp = _STAMPS.get(dialect.name) or _stamp(dialect)
-    connection.exec_driver_sql(_SEEN_SQL[dialect.name], {"at": stamp(now), "id": member.id})
-    set_committed_value(member, "last_seen_at", now)
+    sql = _SQL[dialect.name].format(column)
+    write_on_driver(connection, sql, {"at": stamp(now), "id": member.id})
+    set_committed_value(member, column, now)
     count_receipt(session)
 
 

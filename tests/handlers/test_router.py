@@ -3,17 +3,18 @@ by strangers, never a stack trace in chat."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from coopbot.chat import Incoming, MenuEntry
 from coopbot.i18n import catalogue
 from coopbot.models import AuditEntry, Identity, Invite, Member
-from handlers.registry import Commands, Context, Reply, command, parse
+from handlers.registry import Commands, Context, Reply, command, parse, split_args
 from tests.conftest import Coop
 
 NASTY_ARGUMENTS = [
@@ -166,3 +167,84 @@ def test_random_text_from_random_users_never_breaks_the_router(
     assert not {r.text for r in replies} & INTERNAL_ERROR
     if user not in ("alice", "bob"):
         assert counts(coop) == before, "a stranger changed something"
+
+
+# --- the members kept between messages, and a race's commits -----------------------------------
+
+
+async def rush(coop: Coop) -> str:
+    """An admin, Carol, who posts two jobs; Bob (a coordinator) and Dan ride. Dan wins J-1 and Bob
+    taps too late: the winner's commit wrote jobs, offers and notices, and when Dan last took a job."""
+    carol = coop.member("Carol", "admin")
+    bob, dan = coop.member("Bob", "coordinator"), coop.member("Dan")
+    for rider in (bob, dan):
+        await coop.say(rider, "/available")
+    await coop.say(carol, "/newjob Shop A -> Home A\nShop B -> Home B")
+    assert (await coop.say(dan, "", button="/accept J-1")).startswith("It's yours: J-1")
+    assert await coop.say(bob, "", button="/accept J-1") == "J-1 was already taken by Dan."
+    return carol
+
+
+@pytest.fixture
+def member_reads(coop: Coop) -> list[str]:
+    """Every statement the event loop's own connection (SQLite) sent to find who wrote a message."""
+    loop = coop.bot.loop_sessions
+    assert loop is not None
+    seen: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "FROM member" in statement and "identity.external_id = ?" in statement:
+            seen.append(statement)
+
+    event.listen(loop.engine, "before_cursor_execute", note)
+    return seen
+
+
+async def tap(coop: Coop, who: str, button: str) -> str:
+    """A button pressed, answered as the transports have it answered, the outbox left waiting (a
+    delivery is a commit on another connection, after which the loop loads everyone afresh)."""
+    [said] = await coop.bot.handle(Incoming("console", who, who, True, "", button=button, event_id=button + who))
+    return said.text
+
+
+async def test_a_race_won_leaves_the_riders_kept_for_their_next_tap(coop: Coop, member_reads: list[str]) -> None:
+    """Loading a rider and their accounts again was half of a lost tap's cost."""
+    await rush(coop)
+    for rider in ("bob", "dan"):
+        await tap(coop, rider, "/help")
+    member_reads.clear()
+    assert (await tap(coop, "dan", "/accept J-2")).startswith("It's yours: J-2")
+    assert await tap(coop, "bob", "/accept J-2") == "J-2 was already taken by Dan."
+    assert member_reads == []
+    with coop.session() as session:  # the winner's last job is written, and is what the loop holds
+        dan = session.get_one(Member, coop.member_id("dan"))
+        assert dan.last_job_at == coop.clock.now()
+
+
+async def test_after_a_race_a_role_changed_by_an_admin_counts_at_the_next_message(any_coop: Coop) -> None:
+    carol = await rush(any_coop)
+    assert "Bob" in await any_coop.say(carol, "/role bob member")
+    assert "Only coordinators and admins can use /newjob" in await any_coop.say("bob", "/newjob Shop -> Home")
+    assert (await any_coop.say("bob", "", button="/accept J-2")).startswith("It's yours: J-2")  # still a rider
+
+
+async def test_after_a_race_a_rider_who_left_is_a_stranger_at_the_next_tap(any_coop: Coop) -> None:
+    await rush(any_coop)
+    await any_coop.say("bob", "/leave confirm")
+    assert "To join, ask a coordinator for an invite code" in await any_coop.say("bob", "", button="/accept J-2")
+
+
+async def test_after_a_race_lang_counts_at_the_next_tap(any_coop: Coop) -> None:
+    await rush(any_coop)
+    await any_coop.say("bob", "/lang fr")
+    assert await any_coop.say("bob", "", button="/accept J-1") == "J-1 a déjà été prise par Dan."
+
+
+@given(st.text(alphabet=" \t\r\n\x0b\xa0ab#-J5é\"'\\", max_size=20))
+def test_arguments_split_as_a_shell_splits_them_quoted_or_not(rest: str) -> None:
+    """Words without quotes go past `shlex` (every tap on an offer): the same words either way."""
+    try:
+        expected = shlex.split(rest)
+    except ValueError:  # an unbalanced quote: split on spaces
+        expected = rest.split()
+    assert split_args(rest) == expected

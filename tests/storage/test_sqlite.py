@@ -6,16 +6,19 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text, update
+from sqlalchemy import Connection, Engine, create_engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
-from coopbot.models import Member
+from coopbot.models import Identity, Job, Member
+from coopbot.states import Role
 from coopbot.storage import KnownMembers, begin_immediate, member_by_account, record_receipt, sqlite_pragmas
 from coopbot.storage import sqlite as storage_sqlite
+from coopbot.storage.visits import write_last_job, write_last_seen
 from tests.storage.conftest import NOW, Statements, add_member
 
 
@@ -196,3 +199,97 @@ def test_the_engines_coopbot_makes_for_sqlite_are_set_up(sqlite_url: str) -> Non
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1000
     assert isinstance(engine.dialect.do_begin.__self__, storage_sqlite.WriteTurns)  # type: ignore[attr-defined]
     engine.dispose()
+
+
+def add_job(sessions: sessionmaker[Session]) -> int:
+    with transaction(sessions) as session:
+        job = Job(pickup="Shop", dropoff="Home", note="", status="offered", created_at=NOW, updated_at=NOW,
+                  policy="broadcast", round=1)  # fmt: skip
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+@pytest.fixture
+def job(loop: Loop, sessions: sessionmaker[Session]) -> int:
+    """A job, written elsewhere before the loop's next message (which loads Alice again)."""
+    made = add_job(sessions)
+    assert loop.loads() == 1
+    return made
+
+
+def test_a_message_that_wrote_other_tables_keeps_the_members_and_lets_go_of_the_rest(loop: Loop, job: int) -> None:
+    """A race's winner writes the job, offers and notices: the riders kept are still what their rows hold,
+    but the job the session read is not."""
+    with loop.known.serving(), loop.session.begin():
+        record_receipt(loop.session, "console", "claim", NOW)
+        alice = member_by_account(loop.session, "console", "alice")
+        read = loop.session.get_one(Job, job)
+        loop.session.execute(update(Job).where(Job.id == job).values(note="fragile"))  # past the object read
+    assert loop.loads() == 0
+    assert read not in loop.session
+    assert alice is not None and alice in loop.session and all(i in loop.session for i in alice.identities)
+    with loop.session.begin():
+        assert loop.session.get_one(Job, job).note == "fragile"
+
+
+@pytest.mark.parametrize("how", ["core", "orm", "account"])
+def test_a_message_that_wrote_a_member_or_an_account_drops_what_was_kept(loop: Loop, job: int, how: str) -> None:
+    """Even alongside other tables, as a role changed, a member who leaves or a new account would."""
+    with loop.known.serving(), loop.session.begin():
+        record_receipt(loop.session, "console", "change", NOW)
+        alice = member_by_account(loop.session, "console", "alice")
+        assert alice is not None
+        loop.session.execute(update(Job).where(Job.id == job).values(note="fragile"))
+        if how == "core":
+            loop.session.execute(update(Member).values(role="coordinator"))
+        elif how == "orm":
+            alice.role = Role.COORDINATOR
+        else:
+            loop.session.execute(update(Identity).values(display_name="Alicia"))
+    assert loop.loads() == 1
+    found = loop.message()
+    assert found is not None
+    assert (found.role, found.identities[0].display_name) == (
+        ("member", "Alicia") if how == "account" else ("coordinator", "Alice")
+    )
+
+
+def test_when_a_member_was_last_seen_and_last_took_a_job_keeps_them(loop: Loop, job: int) -> None:
+    """Written on the row and on the kept member alike: the next message reads nothing, and sees them."""
+    later = NOW + timedelta(minutes=5)
+    with loop.known.serving(), loop.session.begin():
+        record_receipt(loop.session, "console", "won", NOW)
+        alice = member_by_account(loop.session, "console", "alice")
+        assert alice is not None
+        write_last_seen(loop.session, alice, later)
+        write_last_job(loop.session, alice, later)
+        loop.session.execute(update(Job).where(Job.id == job).values(assignee_id=alice.id))
+    assert loop.loads() == 0
+    found = loop.message()
+    assert found is alice and (found.last_seen_at, found.last_job_at) == (later, later)
+    with loop.session.begin():
+        stored = loop.session.execute(select(Member.last_seen_at, Member.last_job_at)).one()
+    assert tuple(stored) == (later, later)
+
+
+def test_a_write_nobody_recorded_drops_what_was_kept(loop: Loop) -> None:
+    """SQLite's own count of changed rows says so, when the record says nothing was written."""
+    with loop.known.serving(), loop.session.begin():
+        record_receipt(loop.session, "console", "raw", NOW)
+        driver = loop.connection.connection.driver_connection
+        assert driver is not None
+        driver.execute("UPDATE member SET role = 'admin'")
+    assert loop.loads() == 1
+
+
+def test_a_message_rolled_back_loads_its_member_afresh_and_drops_what_was_kept(loop: Loop) -> None:
+    """As the router does for a refusal: the rollback expired every object, the next transaction loads."""
+    with loop.known.serving():
+        with loop.session.begin():
+            member_by_account(loop.session, "console", "alice")
+            loop.session.rollback()
+        with loop.statements.watching(loop.engine) as sent, loop.session.begin():
+            assert member_by_account(loop.session, "console", "alice") is not None
+        assert len(sent) == 1
+    assert len(loop.known) == 0

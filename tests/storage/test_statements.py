@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.db import transaction
 from coopbot.models import Identity, Member, SeenEvent
 from coopbot.storage import claim_read, member_by_account, record_receipt
+from coopbot.storage.statements import write_on_driver
 from tests.storage.conftest import NOW, Statements, add_member
 
 #: Its parameters are named in the opposite order to their places in the SQL, as a caller may.
@@ -53,12 +56,23 @@ def test_a_receipt_is_written_once_per_update_and_platform(sessions: sessionmake
     assert [tuple(row) for row in stored] == [("telegram", NOW), ("matrix", NOW)]
 
 
-def test_a_receipt_is_the_drivers_own_sql(
+def test_a_receipt_goes_past_sqlalchemys_statement_machinery(
     engine: Engine, sessions: sessionmaker[Session], statements: Statements
 ) -> None:
     with statements.in_transaction(sessions, engine) as (session, sent):
-        record_receipt(session, "telegram", "u1", NOW)
-    assert [(s.sql.split("(")[0].strip(), s.compiled) for s in sent] == [("INSERT INTO seen_event", False)]
+        assert record_receipt(session, "telegram", "u1", NOW)
+        assert not record_receipt(session, "telegram", "u1", NOW)
+    assert sent == []
+
+
+def test_a_write_on_the_driver_fails_as_sqlalchemys_own_errors(sessions: sessionmaker[Session]) -> None:
+    """The router tells a held SQLite lock by SQLAlchemy's `OperationalError`, whichever way it came."""
+    with pytest.raises(DBAPIError) as raised, transaction(sessions) as session:
+        write_on_driver(session.connection(), "UPDATE no_such_table SET x = 1", {})
+    dbapi = session.get_bind().dialect.loaded_dbapi
+    assert isinstance(raised.value.orig, dbapi.Error)
+    if dbapi.__name__ == "sqlite3":
+        assert isinstance(raised.value, OperationalError)
 
 
 def test_member_by_account_loads_the_member_with_every_account_in_one_statement(
@@ -81,3 +95,4 @@ def test_member_by_account_finds_members_who_left_too(sessions: sessionmaker[Ses
         found = member_by_account(session, "console", "alice")
         assert found is not None
         assert not found.active  # whether they may still talk is the router's to say
+

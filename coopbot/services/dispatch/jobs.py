@@ -48,6 +48,7 @@ from coopbot.services.money import ledger
 from coopbot.services.text import typed
 from coopbot.states import JobStatus, OfferStatus, Role
 from coopbot.storage import claim_read
+from coopbot.storage.visits import write_last_job
 from coopbot.storage.written import note_written
 
 #: A job as a claim sees it: (status, assignee id, assignee's name, this member's offer status).
@@ -195,7 +196,7 @@ def why_not(session: Session, job_id: int, member: Member) -> CoopError:
 def _after_claim(session: Session, config: Config, job: Job, member: Member, now: datetime,
                  actor: Member, kind: str) -> None:
     close_offers(session, config, job, now, "dispatch.taken_by", name=member.name)
-    session.execute(update(MEMBER).where(MEMBER.c.id == member.id).values(last_job_at=now))
+    write_last_job(session, member, now)
     event = record_event(session, job, now, kind, actor=actor, member=member)
     note(session, config, event, now, f"dispatch.note_{kind}", job=job_code(job.id), name=member.name,
          actor=actor.name)
