@@ -225,10 +225,12 @@ class Router:
 
     @staticmethod
     def _shape(incoming: Incoming, cmd: Command, replies: list[Outgoing]) -> list[Outgoing]:
-        """Private commands answer privately; a button press answers on its own message."""
+        """Private commands answer privately; a button pressed in a private chat answers on its own
+        message. In a group the message is everyone's (the weekly plan's sign-up buttons): the
+        presser's answer is their own, and the transport shows it to them alone where it can."""
         if cmd.private:
             replies = [Outgoing(r.text, r.buttons, True, r.edit, r.attachment) for r in replies]
-        if incoming.button is not None and replies and not replies[0].private:
+        if incoming.button is not None and incoming.is_private and replies and not replies[0].private:
             first = replies[0]
             replies[0] = Outgoing(first.text, first.buttons, first.private, True, first.attachment)
         return replies

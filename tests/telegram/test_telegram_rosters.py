@@ -417,8 +417,6 @@ async def test_a_seat_offered_to_everyone_carries_one_sign_up_button(published: 
     assert labels(offer) == ["🙋 Sign up S-1"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="a press in a group is answered by editing the group's message (Router._shape)")  # fmt: skip
 async def test_a_seat_taken_under_the_groups_plan_leaves_the_plan_to_everyone(published: Roster) -> None:
     await published.at(SUNDAY_EVENING)
     posted = await published.shown(GROUP_ID, "Slots, week of", who="the co-op's group")
