@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 
 from coopbot.cli import build_parser, main
+from coopbot.runner import upgrade_apart
 
 
 @pytest.fixture
@@ -218,3 +220,13 @@ def test_help_and_argument_errors_load_nothing_heavy(argv: list[str]) -> None:
                           check=False)
     assert "usage: coopbot" in done.stdout + done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_an_upgrade_that_fails_in_its_child_process_fails_here(tmp_path: Path) -> None:
+    """The migrations run in a forked child to keep their modules out of the bot's memory;
+    what goes wrong there must stop `coopbot run` as it would have in-process."""
+    broken = tmp_path / "not-a-database.sqlite3"
+    broken.write_bytes(b"this is not a SQLite file" * 100)
+    with pytest.raises(sqlalchemy.exc.DatabaseError):
+        upgrade_apart(f"sqlite:///{broken}")
+    assert upgrade_apart(f"sqlite:///{tmp_path / 'fresh.sqlite3'}") is True
