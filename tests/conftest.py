@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from coopbot.app import CoopBot
 from coopbot.chat import Outgoing
-from coopbot.clock import FakeClock
+from coopbot.clock import FakeClock, SystemClock
 from coopbot.config import Config, DatabaseSection, load_config
 from coopbot.db import transaction
 from coopbot.models import Job, Member
@@ -105,6 +105,19 @@ def forbid_worker_threads(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a free database needs no worker thread")
 
     monkeypatch.setattr(asyncio, "to_thread", no_threads)
+
+
+class MovableClock(SystemClock):
+    """The wall clock's pace (the outbox's pacing, the transports' timeouts) from a date the test sets."""
+
+    def __init__(self, start: datetime) -> None:
+        self.set(start)
+
+    def set(self, when: datetime) -> None:
+        self._offset = when - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
 
 
 def make_config(url: str, **sections: object) -> Config:

@@ -27,11 +27,10 @@ from typing import Any
 import pytest
 
 from coopbot.app import CoopBot
-from coopbot.clock import SystemClock
 from coopbot.db import transaction
 from coopbot.runner import add_configured_transports
 from coopbot.services.members import accounts as members_svc
-from tests.conftest import delivery_code
+from tests.conftest import MovableClock, delivery_code
 from tests.matrix.conftest import make_member, matrix_coop, synapse  # noqa: F401  (fixtures used here)
 from tests.matrix.members import MatrixCoop, NioMember
 from tests.matrix.test_matrix_coop import direct_chat
@@ -45,19 +44,6 @@ MONDAY_MORNING = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 NOVEMBER_ENDS = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)  # 1 December 00:00 in Paris
 PRICES = {"base": 4.0, "crossing": 2.5, "zones": "A: 75001, 75002; B: 75011; C: 93100"}
 WAIT = 30.0
-
-
-class MovableClock(SystemClock):
-    """The wall clock's pace (the outbox's pacing, the transports' timeouts) from a date the test sets."""
-
-    def __init__(self, start: datetime) -> None:
-        self.set(start)
-
-    def set(self, when: datetime) -> None:
-        self._offset = when - datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self._offset
 
 
 @dataclass

@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from coopbot.db import transaction
 from coopbot.models import OutboxMessage
+from tests.conftest import MovableClock
 from tests.matrix.members import MatrixCoop, NioMember, Seen
-from tests.telegram.test_telegram_rosters import THURSDAY, MovableClock
+from tests.telegram.test_telegram_rosters import THURSDAY
 
 MakeMember = Callable[[str], Awaitable[NioMember]]
 S1 = "S-1 Mon 7 Dec 11:30–14:30"

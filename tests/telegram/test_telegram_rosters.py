@@ -30,11 +30,11 @@ import pytest
 from sqlalchemy import func, select
 
 from coopbot.app import CoopBot
-from coopbot.clock import SystemClock
 from coopbot.models import Member, OutboxMessage
 from coopbot.models_rosters import SlotSignup
 from coopbot.runner import add_configured_transports
 from coopbot.services.members import accounts as members_svc
+from tests.conftest import MovableClock
 from tests.telegram.conftest import COORDINATORS_ID, GROUP_ID, TOKEN_ENV, TelegramCoop, telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi, FakeUser, FloodLimits
 
@@ -50,19 +50,6 @@ WAIT = 15.0
 #: a score of messages one after the other. The bot's configured limit and the fake Telegram's
 #: are both this instead, so the pacing still holds and is still checked, ten times faster.
 CHAT_INTERVAL = 0.1
-
-
-class MovableClock(SystemClock):
-    """The wall clock's pace (the outbox's pacing, the transports' timeouts) from a date the test sets."""
-
-    def __init__(self, start: datetime) -> None:
-        self.set(start)
-
-    def set(self, when: datetime) -> None:
-        self._offset = when - datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self._offset
 
 
 def texts(messages: list[dict[str, Any]]) -> list[str]:
