@@ -26,7 +26,7 @@ async def test_a_newcomer_opens_an_encrypted_chat_joins_with_a_code_and_asks_hel
     mark = dana.mark()
     await dana.say(dm, "!whoami")
     refusal = await dana.next_message(after=mark, sender=matrix_coop.user_id, room_id=dm)
-    assert "/join CODE" in refusal.body
+    assert "!join CODE" in refusal.body
 
     mark = dana.mark()
     await dana.say(dm, f"!join {code}")
@@ -36,7 +36,7 @@ async def test_a_newcomer_opens_an_encrypted_chat_joins_with_a_code_and_asks_hel
     mark = dana.mark()
     await dana.say(dm, "!help")
     helped = await dana.next_message(after=mark, sender=matrix_coop.user_id, room_id=dm)
-    assert "/whoami" in helped.body and helped.encrypted
+    assert "!whoami" in helped.body and helped.encrypted
 
     mark = dana.mark()
     await dana.say(dm, "/whoami")
@@ -86,7 +86,7 @@ async def test_the_bot_refuses_group_rooms_from_strangers_but_talks_to_them_in_a
     mark = eve.mark()
     await eve.say(dm, "hello?")
     answer = await eve.next_message(after=mark, sender=matrix_coop.user_id, room_id=dm)
-    assert "/join CODE" in answer.body
+    assert "!join CODE" in answer.body
 
 
 async def test_the_bot_does_not_answer_what_was_said_in_a_room_before_it_joined(

@@ -109,7 +109,7 @@ async def test_a_roster_is_signed_up_for_swapped_reminded_started_and_ended_in_e
     assert plan.encrypted
     assert f"• {S1} · 0/2 taken, 2 free" in plan.body.splitlines()
     signed = await r.reacts("Bob", plan, keycap_for(plan, "!signup S-1"), "You ride")
-    assert signed.body == f"You ride {S1}. Type /myslots to see your slots."
+    assert signed.body == f"You ride {S1}. Type !myslots to see your slots."
     await r.says("Dana", "!signup S-1", f"You ride {S1}.")
     await r.says("Bob", "!signup S-2", "You ride S-2 Tue 8 Dec 11:30–14:30.")
 
@@ -143,9 +143,9 @@ async def test_a_roster_is_signed_up_for_swapped_reminded_started_and_ended_in_e
 
     await r.at(datetime(2026, 12, 7, 13, 30, tzinfo=UTC))  # S-1 ends, 14:30 in Paris
     ended = await r.told("Bob", "🏁")
-    assert ended.body.startswith("🏁 S-1 has ended. Are you still riding? Jobs keep coming until you type /away.")
+    assert ended.body.startswith("🏁 S-1 has ended. Are you still riding? Jobs keep coming until you type !away.")
     away = await r.reacts("Bob", ended, "🛑", "You are away")
-    assert away.body == "You are away: no job offers until you type /available again."
+    assert away.body == "You are away: no job offers until you type !available again."
     contrib = await r.says("Bob", "!contrib", "Planned:")
     assert "Planned: 3h in 1 slot · Worked: 3h" in contrib.body, contrib.body  # his hours, in the ledger
 

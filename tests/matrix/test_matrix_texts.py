@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from coopbot.chat import Button, Outgoing
 from coopbot.transports.matrix.events import strip_reply_fallback
-from coopbot.transports.matrix.send import KEYCAPS, same_emoji, tx_id
+from coopbot.transports.matrix.send import KEYCAPS, same_emoji, tx_id, typed_in_text
 from coopbot.transports.matrix.transport import MatrixTransport
 
 
@@ -48,3 +48,15 @@ def test_a_reply_in_element_is_read_without_the_quoted_message() -> None:
     body = "> <@carla:coop.example> J-4 is open\n> from the bakery\n\n!accept J-4"
     assert strip_reply_fallback(body) == "!accept J-4"
     assert strip_reply_fallback("!help") == "!help"
+
+
+def test_commands_named_in_a_sentence_are_shown_as_element_lets_them_be_typed() -> None:
+    """"Type /myslots" would open Element's unknown-command prompt: on Matrix the hint reads
+    "!myslots", wherever a sentence names a command, and nothing else that holds a slash changes."""
+    assert typed_in_text("You ride S-1. Type /myslots to see your slots.") == (
+        "You ride S-1. Type !myslots to see your slots."
+    )
+    assert typed_in_text("/why S-31 explains it (or /pourquoi S-31)") == "!why S-31 explains it (or !pourquoi S-31)"
+    assert typed_in_text("Tapez\u202f: «\u202f/créneaux\u202f»") == "Tapez\u202f: «\u202f!créneaux\u202f»"
+    unchanged = "1/2 taken · km/h · https://bot.example.coop/calendar/x.ics · a / b · 24/7"
+    assert typed_in_text(unchanged) == unchanged

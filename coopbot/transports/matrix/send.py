@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,18 @@ def typed(command: str) -> str:
     return "!" + command[1:] if command.startswith("/") else command
 
 
+#: A command named in a sentence ("Type /myslots to see…"): a `/` that starts a word, after a
+#: space, the start of a line or an opening mark; not inside an address, a date or "1/2".
+COMMAND_IN_TEXT = re.compile(r"(?<![^\s(«“\"'])/(?=[^\W\d_])")
+
+
+def typed_in_text(text: str) -> str:
+    """The sentences name commands as `/cmd`, the same words on every platform; on Matrix they
+    are shown as members can type them in Element (`!cmd`), or following a hint would open
+    Element's "unknown command" prompt instead of reaching the bot."""
+    return COMMAND_IN_TEXT.sub("!", text)
+
+
 def send_error(answer: ErrorResponse, what: str) -> TransientSendError | UnreachableError:
     code = answer.status_code or ""
     if code == "M_LIMIT_EXCEEDED":
@@ -90,12 +103,13 @@ class MatrixSender:
 
     async def deliver(self, room_id: str, message: Outgoing, key: str, reply_to: str | None = None) -> str:
         """Send `message` to a room the bot is in; the id of its text event."""
+        text = typed_in_text(message.text)
         if message.poll is not None and not message.poll.ended:
-            return await self._start_poll(room_id, message.poll, message.text, key)
+            return await self._start_poll(room_id, message.poll, text, key)
         if message.poll is not None:
-            await self._end_poll(room_id, message.poll, message.text, key)
+            await self._end_poll(room_id, message.poll, text, key)
         buttons = button_emojis(message)
-        body = message.text
+        body = text
         if buttons:
             hints = "\n".join(f"{emoji or '•'} {label} · {typed(command)}" for emoji, label, command in buttons)
             body = f"{body}\n\n{hints}"
