@@ -13,7 +13,7 @@ once, and "more than once" is bounded by design:
 - a failure: each kind has its bound (TRANSIENT_FOR, UNEXPECTED_ATTEMPTS; an
   unreachable person stops it at once), after which the message is set aside
   as `failed` (`coopbot outbox failed`, `retry`) and the coordinators are
-  told once.
+  told once (`coopbot.outbox_failures`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -35,8 +34,19 @@ from coopbot import metrics
 from coopbot.chat import Address, Outgoing, RefusedError, TransientSendError, Transport, UnreachableError
 from coopbot.clock import Clock
 from coopbot.config import Config
-from coopbot.i18n import t
-from coopbot.models import Identity, Member, OutboxMessage
+from coopbot.models import Member, OutboxMessage
+from coopbot.outbox_failures import (
+    BASE_BACKOFF,
+    FAILED_PREFIX,
+    REFUSED,
+    TRANSIENT,
+    TRANSIENT_FOR,
+    UNEXPECTED,
+    UNEXPECTED_ATTEMPTS,
+    Failures,
+    backoff,
+    recipient_of,
+)
 from coopbot.outbox_render import Renderer, Renderers, message_of, renderer
 from coopbot.outbox_rows import (
     Notice,
@@ -46,6 +56,7 @@ from coopbot.outbox_rows import (
     queue,
     queue_many,
     queue_rendered,
+    queue_to_coordinators,
     queue_to_member,
     queue_to_rooms,
     reachable_identities,
@@ -54,24 +65,22 @@ from coopbot.outbox_rows import (
     store_new,
     took_queued,
 )
-from coopbot.services.members.accounts import coordinators
 from coopbot.transports.pacing import PacedTransport, Pacer
 
 #: The queueing API; the row mechanics it rests on are in `coopbot.outbox_rows`, and messages
 #: written when sent in `coopbot.outbox_render`.
 __all__ = [
-    "FAILED_PREFIX", "LEAVE_PREFIX", "MAX_IN_FLIGHT", "TRANSIENT_FOR", "UNEXPECTED_ATTEMPTS", "Notice", "Outbox",
-    "Pacer", "Reach", "Recipient", "Renderer", "Renderers", "backoff", "message_of", "outbox_row", "queue",
-    "queue_many", "queue_rendered", "queue_to_coordinators", "queue_to_member", "queue_to_rooms",
-    "reachable_identities", "recipient_of", "recipients", "renderer", "room_addresses", "store_new", "took_queued",
+    "BASE_BACKOFF", "FAILED_PREFIX", "LEAVE_PREFIX", "MAX_IN_FLIGHT", "TRANSIENT_FOR", "UNEXPECTED_ATTEMPTS",
+    "Notice", "Outbox", "Pacer", "Reach", "Recipient", "Renderer", "Renderers", "backoff", "message_of",
+    "outbox_row", "queue", "queue_many", "queue_rendered", "queue_to_coordinators", "queue_to_member",
+    "queue_to_rooms", "reachable_identities", "recipient_of", "recipients", "renderer", "room_addresses",
+    "store_new", "took_queued",
 ]
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 300.0
 #: Keys of the messages a leaving member is still owed (coopbot.services.data.leaving).
 LEAVE_PREFIX = "leave:"
-BASE_BACKOFF = 0.5
 #: Sends per platform awaiting an answer at once, and so THE CRASH-DUPLICATE BOUND: a message
 #: keeps its slot until "sent" is committed (`_send`, `_record`), so a kill -9 can resend only
 #: messages holding a slot. Telegram answers in 50-300 ms: 8 keep up with its 30 messages a
@@ -79,60 +88,12 @@ BASE_BACKOFF = 0.5
 MAX_IN_FLIGHT = 8
 #: Seconds between two passes of the delivery loop at least (a pass plans a second ahead).
 PASS_GAP = 0.1
-#: Unexpected failures (an answer that cannot be read, a transport or renderer bug) before a
-#: message is set aside. The platform may have shown it before its answer was lost, so each
-#: can be one more copy on the member's screen; three let a one-off glitch pass.
-UNEXPECTED_ATTEMPTS = 3
-#: How long the platform may keep saying "try later" (429, 5xx, no network) before a message
-#: is set aside. Such an answer means it was not shown, so retrying costs only staleness; a day
-#: outlasts a platform's outage or a night without network, and after a day a person should look.
-TRANSIENT_FOR = timedelta(days=1)
-TRANSIENT, UNEXPECTED = "transient", "unexpected"
-#: A refusal for good (`RefusedError`): set aside at the first answer.
-REFUSED = "refused"
-#: Keys of the coordinators' notices about failed messages: one per kind of failure and hour, so
-#: a day-long outage that sets aside 2,000 messages tells them once an hour, not 2,000 times.
-FAILED_PREFIX = "outbox-failed:"
-#: Notices to the coordinators about delivery itself: one that fails tells nobody (no loop).
-ABOUT_DELIVERY = (FAILED_PREFIX, "unreachable:")
-
-
-# --- queueing (inside the caller's transaction) ------------------------------------
-
-
-def queue_to_coordinators(
-    session: Session, config: Config, key: str, text_key: str, now: datetime, **params: object
-) -> int:
-    """A notice for the coordinators: their rooms if configured, else each one privately."""
-    default = config.coop.default_language
-    if room_addresses(config, coordinators_only=True):
-        return queue_to_rooms(
-            session, config, key, Outgoing(t(default, text_key, **params)), now, coordinators_only=True
-        )
-    notices: list[Notice] = [
-        (member, f"{key}:m{member.id}", Outgoing(t(member.language or default, text_key, **params)))
-        for member in coordinators(session)
-    ]
-    return queue_many(session, notices, now)
-
 
 # --- delivery ----------------------------------------------------------------
 
 
 def _in_thread(record: Callable[..., None], *args: object) -> Callable[[], Awaitable[None]]:
     return partial(asyncio.to_thread, record, *args)
-
-
-def backoff(attempts: int) -> float:
-    return min(MAX_BACKOFF, BASE_BACKOFF * 2.0 ** max(0, attempts - 1))
-
-
-def recipient_of(session: Session, row: OutboxMessage) -> str:
-    """Who a message was for, as the coordinators know them: the member's name, or the room."""
-    member = session.get(Member, row.member_id) if row.member_id is not None else None
-    if member is not None:
-        return f"{member.name} ({row.platform})"
-    return f"{row.platform}:{row.chat_id}"
 
 
 class Outbox:
@@ -162,8 +123,7 @@ class Outbox:
         #: Sends per platform awaiting an answer at once (MAX_IN_FLIGHT; the demo sends one at a time).
         self.max_in_flight = max_in_flight
         self._pacers: dict[str, Pacer] = {}
-        #: Per platform, its transient failures since its last success (see `_retry_in`).
-        self._failing: dict[str, int] = {}
+        self.failures = Failures(sessions, clock, config)
         #: Sent messages whose "sent" waits for the next commit (`_record_sent`), and that commit.
         self._to_mark: list[tuple[int, str, asyncio.Future[None]]] = []
         self._marking: asyncio.Task[None] | None = None
@@ -383,17 +343,17 @@ class Outbox:
                 ref = await transport.send(address, message, row.key)
         except TransientSendError as exc:
             self.pacer(row.platform).obey(row.chat_id, exc)
-            self._failing[row.platform] = self._failing.get(row.platform, 0) + 1
-            outcome, result = _in_thread(self._failed, row_id, TRANSIENT, str(exc), exc.retry_after), TRANSIENT
+            self.failures.failing[row.platform] = self.failures.failing.get(row.platform, 0) + 1
+            outcome, result = _in_thread(self.failures.failed, row_id, TRANSIENT, str(exc), exc.retry_after), TRANSIENT
         except UnreachableError as exc:
-            outcome, result = _in_thread(self._give_up, row_id, str(exc)), "unreachable"
+            outcome, result = _in_thread(self.failures.give_up, row_id, str(exc)), "unreachable"
         except RefusedError as exc:
-            outcome, result = _in_thread(self._refused, row_id, str(exc)), REFUSED
+            outcome, result = _in_thread(self.failures.refused, row_id, str(exc)), REFUSED
         except Exception as exc:  # an unreadable answer, a transport bug: it may have been shown
             log.exception("sending outbox message %s failed", row_id)
-            outcome, result = _in_thread(self._failed, row_id, UNEXPECTED, repr(exc), None), UNEXPECTED
+            outcome, result = _in_thread(self.failures.failed, row_id, UNEXPECTED, repr(exc), None), UNEXPECTED
         else:
-            self._failing[row.platform] = 0
+            self.failures.failing[row.platform] = 0
             outcome, result = partial(self._record_sent, row_id, ref), "sent"
         metrics.observe_send(row.platform, result)
         await self._record(outcome)
@@ -425,7 +385,7 @@ class Outbox:
                 message = self.renderers.render(session, self.config, row)
             except Exception as exc:  # a renderer bug must not lose the message either
                 log.exception("writing outbox message %s failed", row_id)
-                self._count_failure(session, row, UNEXPECTED, repr(exc), None)
+                self.failures.count_failure(session, row, UNEXPECTED, repr(exc), None)
                 return None
             session.expunge(row)
             return row, message
@@ -472,81 +432,3 @@ class Outbox:
                         attempts=OutboxMessage.attempts + 1),
                 [{"row_id": row_id, "ref": ref} for row_id, ref in sent],
             )
-
-    def _failed(self, row_id: int, kind: str, error: str, retry_after: float | None) -> None:
-        with self.sessions() as session, session.begin():
-            row = session.get_one(OutboxMessage, row_id)
-            if row.status == "pending":
-                self._count_failure(session, row, kind, error, retry_after)
-
-    def _count_failure(
-        self, session: Session, row: OutboxMessage, kind: str, error: str, retry_after: float | None
-    ) -> None:
-        """Count a failed attempt against its kind's bound; past it, set the message aside,
-        else try again when the platform said, or after a backoff."""
-        now = self.clock.now()
-        row.attempts += 1
-        row.last_error = error[:1000]
-        if kind == TRANSIENT:
-            row.failing_since = row.failing_since or now
-            exhausted = now - row.failing_since >= TRANSIENT_FOR
-        else:
-            row.unexpected_failures += 1
-            exhausted = row.unexpected_failures >= UNEXPECTED_ATTEMPTS
-        if exhausted:
-            self._set_aside(session, row, kind, now)
-            return
-        metrics.observe_retry(row.platform)
-        wait = retry_after if retry_after is not None else self._retry_in(row, kind)
-        row.next_attempt_at = now + timedelta(seconds=wait)
-
-    def _retry_in(self, row: OutboxMessage, kind: str) -> float:
-        """The backoff grows with the platform's failures, not only the message's: while its other
-        sends go through, a 5xx is one request's stumble, retried soon (a broadcast's last message
-        failing four times in a row would otherwise wait 7.5 s, alone); in an outage, every
-        failure counts, and the wait grows as it did."""
-        if kind != TRANSIENT:
-            return backoff(row.attempts)
-        return backoff(min(row.attempts, max(1, self._failing.get(row.platform, 1))))
-
-    def _refused(self, row_id: int, error: str) -> None:
-        with self.sessions() as session, session.begin():
-            row = session.get_one(OutboxMessage, row_id)
-            if row.status == "pending":
-                row.attempts += 1
-                row.last_error = error[:1000]
-                self._set_aside(session, row, REFUSED, self.clock.now())
-
-    def _set_aside(self, session: Session, row: OutboxMessage, kind: str, now: datetime) -> None:
-        """Stop trying and tell the coordinators (once an hour at most; never the text itself)."""
-        row.status, row.failure_kind, row.failed_at = "failed", kind, now
-        metrics.observe_give_up(row.platform, kind)
-        if row.key.startswith(ABOUT_DELIVERY):
-            return
-        tries = row.unexpected_failures if kind == UNEXPECTED else row.attempts
-        hour = now.strftime("%Y-%m-%dT%H")
-        queue_to_coordinators(session, self.config, f"{FAILED_PREFIX}{kind}:{hour}", f"outbox.failed_{kind}", now,
-                              id=row.id, to=recipient_of(session, row), tries=tries,
-                              hours=int(TRANSIENT_FOR.total_seconds() // 3600))
-
-    def _give_up(self, row_id: int, error: str) -> None:
-        """The person cannot be reached: stop, mark the account, tell coordinators once."""
-        with self.sessions() as session, session.begin():
-            row = session.get_one(OutboxMessage, row_id)
-            row.status = "dead"
-            row.attempts += 1
-            row.last_error = error[:1000]
-            metrics.observe_give_up(row.platform, "unreachable")
-            if row.identity_id is None:
-                return
-            now = self.clock.now()
-            newly = session.execute(  # type: ignore[attr-defined]
-                update(Identity)
-                .where(Identity.id == row.identity_id, Identity.reachable.is_(True))
-                .values(reachable=False, unreachable_since=now)
-            ).rowcount
-            if newly:
-                identity = session.get_one(Identity, row.identity_id)
-                queue_to_coordinators(session, self.config, f"unreachable:{identity.id}:{now.isoformat()}",
-                                      "outbox.unreachable", now, name=identity.member.name, platform=identity.platform)
-

@@ -34,7 +34,9 @@ from sqlalchemy.orm import Session
 from coopbot import platforms
 from coopbot.chat import Address, Button, Outgoing
 from coopbot.config import Config
+from coopbot.i18n import t
 from coopbot.models import Identity, Member, OutboxMessage
+from coopbot.services.members.accounts import coordinators
 from coopbot.storage import bulk_insert, insert_new_from_select, present_keys
 from coopbot.storage.small_writes import insert_new, supported
 
@@ -327,3 +329,19 @@ def queue_to_rooms(
         for address in room_addresses(config, coordinators_only=coordinators_only)
     ]
     return store_new(session, rows)
+
+
+def queue_to_coordinators(
+    session: Session, config: Config, key: str, text_key: str, now: datetime, **params: object
+) -> int:
+    """A notice for the coordinators: their rooms if configured, else each one privately."""
+    default = config.coop.default_language
+    if room_addresses(config, coordinators_only=True):
+        return queue_to_rooms(
+            session, config, key, Outgoing(t(default, text_key, **params)), now, coordinators_only=True
+        )
+    notices: list[Notice] = [
+        (member, f"{key}:m{member.id}", Outgoing(t(member.language or default, text_key, **params)))
+        for member in coordinators(session)
+    ]
+    return queue_many(session, notices, now)
