@@ -113,24 +113,33 @@ def _shift_contribution(
     minutes = shift_minutes(shift)
     if minutes == 0:
         return None
+    return hours_contribution(session, config, member_id=shift.member_id, minutes=minutes, ref=f"shift:{shift.id}",
+                              source="shift", note="", status=status, now=now)  # fmt: skip
+
+
+def hours_contribution(
+    session: Session, config: Config, *, member_id: int, minutes: int, ref: str, source: str, note: str,
+    status: ContributionStatus, now: datetime,
+) -> Contribution:
+    """Hours of riding as the ledger counts them, at the period's shift weight, written once under
+    `ref`: a shift's, or a planned slot's (`rosters.worked`), so both count alike."""
     period = current_period(session, config, now)
     quantity = round_div(minutes * MILLI, 60)
-    ref = f"shift:{shift.id}"
     return add_once(
         session,
         Contribution,
         ref,
         lambda: Contribution(
-            member_id=shift.member_id,
+            member_id=member_id,
             period_id=period.id,
             kind="shift",
             quantity_milli=quantity,
             points_milli=points_for(quantity, weight_of(period, "shift")),
             status=status,
-            source="shift",
+            source=source,
             unit="hour",
             source_ref=ref,
-            note="",
+            note=note,
             created_at=now,
             decided_at=now if status == ContributionStatus.APPROVED else None,
         ),

@@ -44,7 +44,7 @@ from coopbot.services.members.accounts import active_members, language_of
 from coopbot.services.money.periods import period_bounds
 from coopbot.services.polls import settings
 from coopbot.services.rosters import slots
-from coopbot.services.rosters.parsing import DAY_NAMES, parse_days
+from coopbot.services.rosters.parsing import CLOCK_PATTERN, DAY_NAMES, WEEKDAYS, parse_days
 
 RULE_KEY = "unpopular_slots"
 POLICY_KEY = "fill_policy"
@@ -53,8 +53,7 @@ MINUTES_KEY = "fill_offer_minutes"
 KEYS = (RULE_KEY, POLICY_KEY, HOURS_KEY, MINUTES_KEY)
 FAIR, OFF = "fair", "off"
 TAKEN, DECLINED, EXPIRED, WITHDRAWN = "taken", "declined", "expired", "withdrawn"
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-CLOCK = re.compile(r"([0-9]{1,2})[:h]([0-9]{2})")
+CLOCK = re.compile(CLOCK_PATTERN)
 AFTER, BEFORE = ("after", "après", "apres"), ("before", "avant")
 RULE_EXAMPLE = "sun, after 21:00"
 
@@ -72,7 +71,7 @@ class Unpopular:
     before: time | None = None
 
     def canonical(self) -> str:
-        parts = [DAYS[day] for day in sorted(self.days)]
+        parts = [WEEKDAYS[day] for day in sorted(self.days)]
         parts += [f"after {self.after:%H:%M}"] if self.after is not None else []
         parts += [f"before {self.before:%H:%M}"] if self.before is not None else []
         return ", ".join(parts)
@@ -82,7 +81,7 @@ class Unpopular:
         starts, ends = slot.starts_at.astimezone(tz), slot.ends_at.astimezone(tz)
         found = []
         if starts.weekday() in self.days:
-            found.append(("day", DAYS[starts.weekday()]))
+            found.append(("day", WEEKDAYS[starts.weekday()]))
         if self.after is not None and starts.time() >= self.after:
             found.append(("after", f"{self.after:%H:%M}"))
         elif self.after is not None and ends.date() > starts.date() and ends.time() != time(0, 0):
@@ -205,10 +204,6 @@ def rank(session: Session, config: Config, slot: Slot, members: Iterable[Member]
 # --- the sweep --------------------------------------------------------------------------------
 
 
-def lock(session: Session, slot_id: int) -> Slot:
-    return slots.get(session, slots.code(slot_id), lock=True)
-
-
 def standing_offers(session: Session, slot: Slot) -> list[SlotOffer]:
     return list(session.scalars(
         select(SlotOffer).where(SlotOffer.slot_id == slot.id, SlotOffer.answer.is_(None)).order_by(SlotOffer.id)
@@ -300,7 +295,7 @@ def offer_next(session: Session, config: Config, slot: Slot, rules: FillRules, n
 
 def fill_step(session: Session, config: Config, slot_id: int, now: datetime) -> None:
     """One slot: settle the offers that no longer stand, then offer to the next member if it is still wanted."""
-    slot = lock(session, slot_id)
+    slot = slots.by_id(session, slot_id, lock=True)
     for offer in standing_offers(session, slot):
         settle(session, config, slot, offer, now)
     move_on(session, config, slot, now)

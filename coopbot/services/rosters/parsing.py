@@ -18,14 +18,17 @@ from zoneinfo import ZoneInfo
 from coopbot.errors import UsageError
 
 #: Monday = 0, as `date.weekday()` counts; English and French, three letters or whole.
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES: dict[str, int] = {
-    **{name: n for n, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))},
+    **{name: n for n, name in enumerate(WEEKDAYS)},
     **{name: n for n, name in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
                                          "sunday"))},
     **{name: n for n, name in enumerate(("lun", "mar", "mer", "jeu", "ven", "sam", "dim"))},
     **{name: n for n, name in enumerate(("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"))},
 }
-HOURS = re.compile(r"([0-9]{1,2})[:h]([0-9]{2})-([0-9]{1,2})[:h]([0-9]{2})")
+#: A time of day as a coordinator types it: `11:30`, `11h30`.
+CLOCK_PATTERN = r"([0-9]{1,2})[:h]([0-9]{2})"
+HOURS = re.compile(f"{CLOCK_PATTERN}-{CLOCK_PATTERN}")
 SEATS = re.compile(r"[x×]([0-9]{1,3})")
 ZONE = re.compile(r"[\w-]{1,30}")
 #: A coordinator plans weeks, not years: a bigger range is a typo.

@@ -134,7 +134,7 @@ def remind(session: Session, config: Config, item: tuple[int, str], now: datetim
 def due_starts(session: Session, now: datetime) -> list[int]:
     return list(session.scalars(
         select(SlotSignup.id).join(Slot, Slot.id == SlotSignup.slot_id)
-        .where(Slot.cancelled_at.is_(None), Slot.starts_at <= now, Slot.ends_at > now, SlotSignup.started_at.is_(None))
+        .where(*attendance.running(now), SlotSignup.started_at.is_(None))
         .order_by(Slot.starts_at, SlotSignup.id)
     ))  # fmt: skip
 

@@ -75,7 +75,10 @@ def parse_ref(word: str) -> int:
 
 def get(session: Session, ref: str, *, lock: bool = False) -> Slot:
     """The slot `S-31` names, locked for a change of seats when asked; a sentence if none."""
-    slot_id = parse_ref(ref)
+    return by_id(session, parse_ref(ref), lock=lock)
+
+
+def by_id(session: Session, slot_id: int, *, lock: bool = False) -> Slot:
     query = select(Slot).where(Slot.id == slot_id).execution_options(populate_existing=True)
     slot = session.scalars(query.with_for_update() if lock else query).one_or_none()
     if slot is None:

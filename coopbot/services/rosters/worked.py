@@ -43,8 +43,9 @@ from coopbot.models import Contribution, Member, Shift
 from coopbot.models_rosters import Slot, SlotSignup
 from coopbot.money import format_milli
 from coopbot.outbox import queue_to_coordinators
-from coopbot.services.money.ledger import add_once, contribution_code, current_period, weight_of
-from coopbot.services.money.shares import MILLI, points_for, round_div
+from coopbot.services.money.ledger import contribution_code
+from coopbot.services.money.shares import MILLI, round_div
+from coopbot.services.money.shifts import hours_contribution
 from coopbot.services.polls import settings
 from coopbot.services.rosters.attendance import running, seats_of_riders
 from coopbot.services.rosters.slots import describe, parse_hours
@@ -156,7 +157,7 @@ def finish(session: Session, config: Config, seat_id: int, now: datetime) -> Con
     contribution = slot_contribution(session, config, seat, slot, minutes, now)
     seat.contribution_id = contribution.id
     if contribution.status == ContributionStatus.PENDING:
-        ask_coordinators(session, config, contribution, slot, minutes)
+        ask_coordinators(session, config, contribution, slot)
     return contribution
 
 
@@ -164,19 +165,13 @@ def slot_contribution(
     session: Session, config: Config, seat: SlotSignup, slot: Slot, minutes: int, now: datetime
 ) -> Contribution:
     """The slot's hours as `/shift end` writes a shift's: approved unless far from the plan."""
-    period = current_period(session, config, now)
-    quantity = round_div(minutes * MILLI, 60)
     close = abs(minutes - planned_minutes(slot)) <= tolerance(session, config, now)
-    status = ContributionStatus.APPROVED if close else ContributionStatus.PENDING
-    ref = f"slot:{seat.id}"
-    return add_once(session, Contribution, ref, lambda: Contribution(
-        member_id=seat.member_id, period_id=period.id, kind="shift", quantity_milli=quantity,
-        points_milli=points_for(quantity, weight_of(period, "shift")), status=status, source="slot", unit="hour",
-        source_ref=ref, note=f"S-{slot.id}", created_at=now, decided_at=now if close else None,
-    ))  # fmt: skip
+    return hours_contribution(session, config, member_id=seat.member_id, minutes=minutes, ref=f"slot:{seat.id}",
+                              source="slot", note=f"S-{slot.id}", now=now,
+                              status=ContributionStatus.APPROVED if close else ContributionStatus.PENDING)  # fmt: skip
 
 
-def ask_coordinators(session: Session, config: Config, contribution: Contribution, slot: Slot, minutes: int) -> None:
+def ask_coordinators(session: Session, config: Config, contribution: Contribution, slot: Slot) -> None:
     """Worked far from planned: the coordinators decide with the usual `/approve` and `/reject`."""
     lang = config.coop.default_language
     member = session.get_one(Member, contribution.member_id)
@@ -184,7 +179,7 @@ def ask_coordinators(session: Session, config: Config, contribution: Contributio
     queue_to_coordinators(
         session, config, f"contribution:{contribution.id}:slot", "attendance.hours_to_approve", contribution.created_at,
         name=member.name, slot=describe(slot, lang, config.coop.tz), ref=ref,
-        worked=format_milli(round_div(minutes * MILLI, 60), lang, places=2),
+        worked=format_milli(contribution.quantity_milli, lang, places=2),
         planned=format_milli(round_div(planned_minutes(slot) * MILLI, 60), lang, places=2),
     )  # fmt: skip
 
