@@ -206,16 +206,17 @@ def seal(config: Config, purpose: bytes, owner: str, data: bytes) -> str:
     key for one `purpose`, bound to its `owner` (copied to another row, it does not open). Hex, for
     a text column."""
     nonce = os.urandom(12)
-    return (nonce + encrypt(_purpose_key(config, purpose), nonce, data, owner.encode())).hex()
+    return (nonce + encrypt(purpose_key(config, purpose), nonce, data, owner.encode())).hex()
 
 
 def unseal(config: Config, purpose: bytes, owner: str, sealed: str, *, lost: str) -> bytes:
     """What `seal` kept; `KeyLost(lost)` when the server key no longer opens it."""
     stored = bytes.fromhex(sealed)
-    return decrypt(_purpose_key(config, purpose), stored[:12], stored[12:], owner.encode(), lost=lost)
+    return decrypt(purpose_key(config, purpose), stored[:12], stored[12:], owner.encode(), lost=lost)
 
 
-def _purpose_key(config: Config, purpose: bytes) -> bytes:
+def purpose_key(config: Config, purpose: bytes) -> bytes:
+    """A key of its own for one use of the server key (sealing IBANs, calendar addresses)."""
     return hmac.new(ballot_secret(config), purpose, hashlib.sha256).digest()
 
 

@@ -43,8 +43,9 @@ from coopbot.config import Config
 from coopbot.i18n import t
 from coopbot.models import Member
 from coopbot.models_rosters import CalendarFeed, Slot, SlotSignup
-from coopbot.secrets import ballot_secret
+from coopbot.secrets import purpose_key
 from coopbot.services.members.accounts import at_least, is_customer, language_of
+from coopbot.services.members.api_keys import digest
 from coopbot.services.rosters.slots import code
 from coopbot.states import Role
 
@@ -68,13 +69,8 @@ PATH = "/calendar/{token}.ics"
 
 def token_of(config: Config, member_id: int, scope: str, generation: int) -> str:
     """The feed's secret: the same every time for one generation, another after a reset."""
-    key = hmac.new(ballot_secret(config), _PURPOSE, hashlib.sha256).digest()
-    mac = hmac.new(key, f"{member_id}:{scope}:{generation}".encode(), hashlib.sha256).digest()
+    mac = hmac.new(purpose_key(config, _PURPOSE), f"{member_id}:{scope}:{generation}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac[:TOKEN_BYTES]).decode().rstrip("=")
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def scopes_for(member: Member) -> tuple[str, ...]:
