@@ -10,7 +10,8 @@ a slot from the one pacer the outbox shares with the transport (`use_pacer`),
 a reply first. PTB's own rate limiter would pause every chat on one chat's 429.
 
 `build_telegram_transport` is the one place the Application is built: `coopbot run`
-and the tests (against a fake Bot API) talk to Telegram the same way. Updates
+and the tests (against a fake Bot API) talk to Telegram the same way, each request
+on a connection of its own (`connections`); a message sent is read for its id alone. Updates
 come in through `telegram_intake`, which tells Telegram an update was handled
 only once it was; PTB's Updater would confirm them before.
 
@@ -37,8 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import telegram
 from sqlalchemy.orm import Session, sessionmaker
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, ReplyParameters, Update
-from telegram.constants import ParseMode
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
@@ -59,8 +59,9 @@ from coopbot.models import TransportState
 from coopbot.splitting import split_text
 from coopbot.transports.pacing import Pacer
 from coopbot.transports.telegram import PLATFORM
+from coopbot.transports.telegram.connections import bot_request
 from coopbot.transports.telegram.intake import PerChatUpdates, Polling, Webhook, photo_of
-from coopbot.transports.telegram.messages import TEXT_LIMIT, Part, as_send_error, parts_of
+from coopbot.transports.telegram.messages import TEXT_LIMIT, Part, Request, as_send_error, parts_of, request_of, sent_id
 
 if TYPE_CHECKING:
     from coopbot.app import CoopBot
@@ -70,7 +71,6 @@ TELEGRAM = PLATFORM.name
 
 CALLBACK_LIMIT = 64
 TOAST_LIMIT = 200
-PHOTO_TYPES = ("image/png", "image/jpeg")
 #: Tries of one message of a reply when Telegram says "try again" (a 5xx, a 429), REPLY_BACKOFF
 #: apart, doubling (7.75 s in all): a member's answer is not given up on a bad second.
 REPLY_ATTEMPTS = 6
@@ -92,11 +92,10 @@ def build_application(section: TelegramSection, token: str, *, request_timeout: 
     base = section.api_base_url.rstrip("/")
     file_base = base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file"
     builder = ApplicationBuilder().token(token).base_url(base).base_file_url(file_base)
-    builder = builder.read_timeout(request_timeout).write_timeout(request_timeout).connect_timeout(request_timeout)
-    builder = builder.pool_timeout(request_timeout).concurrent_updates(PerChatUpdates(32))
     # getUpdates' own read timeout is this plus the long-poll timeout.
     builder = builder.get_updates_read_timeout(request_timeout).get_updates_write_timeout(request_timeout)
     builder = builder.get_updates_connect_timeout(request_timeout).get_updates_pool_timeout(request_timeout)
+    builder = builder.request(bot_request(request_timeout)).concurrent_updates(PerChatUpdates(32))
     # No Updater: it would confirm updates before they are handled (see telegram_intake).
     return builder.updater(None).build()
 
@@ -343,7 +342,8 @@ class TelegramTransport:
         """
         for part in parts_of(message):
             try:
-                await self._with_retries(chat_id, private, partial(self._send_part, chat_id, part, ctx))
+                request = await self._request(chat_id, part, ctx.message_id)
+                await self._with_retries(chat_id, private, partial(sent_id, self.bot, request))
             except TelegramError as exc:
                 if isinstance(as_send_error(exc), UnreachableError):
                     log.warning("Telegram: chat %s cannot be reached; reply dropped: %s", chat_id, exc)
@@ -417,9 +417,9 @@ class TelegramTransport:
         for number, part in enumerate(parts_of(message)):
             if number < done:
                 continue
+            request = await self._request(chat_id, part, None)
             try:
-                sent = await self._paced(chat_id, address.private, partial(self._send_part, chat_id, part, _Context()),
-                                         reply=False)
+                sent = await self._paced(chat_id, address.private, partial(sent_id, self.bot, request), reply=False)
             except TelegramError as exc:
                 error = as_send_error(exc)
                 if error is None:
@@ -427,23 +427,13 @@ class TelegramTransport:
                 if isinstance(error, UnreachableError):
                     self._progress.pop(key, None)
                 raise error from exc
-            ref = f"{chat_id}:{sent.message_id}"
+            ref = f"{chat_id}:{sent}"
             self._progress[key] = (number + 1, ref)
         self._progress.pop(key, None)
         return ref
 
-    async def _send_part(self, chat_id: int, part: Part, ctx: _Context) -> Message:
-        bot, body = self.bot, html.escape(part.text, quote=False)
-        common: dict[str, Any] = {"reply_markup": await self._keyboard(part.buttons), "parse_mode": ParseMode.HTML}
-        if ctx.message_id is not None:
-            common["reply_parameters"] = ReplyParameters(ctx.message_id, allow_sending_without_reply=True)
-        if part.attachment is None:
-            return await bot.send_message(chat_id, body, **common)
-        name, data, mime = part.attachment
-        upload = InputFile(data, filename=name)
-        if mime in PHOTO_TYPES:
-            return await bot.send_photo(chat_id, upload, caption=body or None, **common)
-        return await bot.send_document(chat_id, upload, caption=body or None, **common)
+    async def _request(self, chat_id: int, part: Part, reply_to: int | None) -> Request:
+        return request_of(chat_id, part, await self._keyboard(part.buttons), reply_to)
 
     async def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
         """One row per two buttons, three when they are short (vote choices)."""
