@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,8 +30,8 @@ from coopbot.errors import CoopError
 from coopbot.i18n import normalise_language, t
 from coopbot.models import Identity, Member
 from coopbot.outbox_rows import took_queued
-from coopbot.storage import member_by_account, record_receipt
-from coopbot.storage.visits import write_last_seen
+from coopbot.states import Role
+from coopbot.storage import arrive, member_by_account
 from handlers.registry import Command, Commands, Context, addressee, as_list, parse, split_args
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ MAX_TEXT = 4000
 #: A photo sent in a private chat without a command is a courier's proof of delivery: the
 #: handler reads the photo itself (`ctx.incoming.photo`), whatever the platform.
 PHOTO_COMMAND = "/deliver"
-TOUCH_EVERY = timedelta(minutes=1)
 
 Sessions = Callable[[], AbstractContextManager[Session]]
 
@@ -54,6 +53,17 @@ class Refused(Exception):
         self.lang = lang
         self.command = command
 
+
+class Route(NamedTuple):
+    """What a message asks for, read from its text alone, before anything is read from the database."""
+
+    parsed: tuple[str, str] | None
+    #: The command it runs, if its sender may use it; None for an unknown one or none.
+    command: Command | None
+    #: A photo without a command, in a private chat: read as `PHOTO_COMMAND` if a member sent it.
+    photo: bool = False
+    #: `/cmd@OtherBot`: another bot's command, in a group the bots share.
+    elsewhere: bool = False
 
 
 class Busy(Exception):
@@ -78,6 +88,7 @@ class Router:
         self.config = config
         self.clock = clock
         self.commands = commands
+        self._roles: dict[str, tuple[Role, ...]] = {}
         #: Called once a command's transaction has committed messages to the outbox.
         self.on_queued = on_queued
 
@@ -98,16 +109,18 @@ class Router:
 
     def _handle(self, incoming: Incoming, sessions: Sessions | None, outcome: list[str]) -> list[Outgoing]:
         lang: str = self.config.coop.default_language
+        route = self._route(incoming)
         try:
             with (sessions or self.sessions)() as session:
                 try:
                     with session.begin():
-                        if not self._first_time(session, incoming):
+                        arrived = self._arrive(session, incoming, route)
+                        if arrived is None:
                             outcome[0] = "duplicate"
                             return []
-                        identity, member = self._who(session, incoming)
+                        identity, member = arrived
                         lang = self._language(member, incoming)
-                        replies = self._answer(session, incoming, identity, member, lang)
+                        replies = self._answer(session, incoming, identity, member, lang, route)
                     if took_queued(session):
                         self.on_queued()
                     outcome[0] = "answered"
@@ -116,10 +129,9 @@ class Router:
                     # The handler's writes are rolled back; the visit itself still counts.
                     took_queued(session)
                     with session.begin():
-                        self._first_time(session, incoming)
-                        identity, member = self._who(session, incoming)
+                        identity, _member = self._arrive(session, incoming, route) or (None, None)
                         if identity is not None:
-                            self._touch(session, identity, member)
+                            self._reach(identity)
                     error = refused.error
                     answer = Outgoing(t(refused.lang, error.key, **error.params))
                     outcome[0] = "refused"
@@ -147,10 +159,12 @@ class Router:
         with self.sessions() as session:
             return self._language(self._who(session, incoming)[1], incoming)
 
-    @staticmethod
-    def _who(session: Session, incoming: Incoming) -> tuple[Identity | None, Member | None]:
+    def _who(self, session: Session, incoming: Incoming) -> tuple[Identity | None, Member | None]:
         """The account and the active member behind a message; (None, None) for strangers."""
-        member = member_by_account(session, incoming.platform, incoming.user_id)
+        return self._active(member_by_account(session, incoming.platform, incoming.user_id), incoming)
+
+    @staticmethod
+    def _active(member: Member | None, incoming: Incoming) -> tuple[Identity | None, Member | None]:
         if member is None or not member.active:
             return None, None
         identity = next(
@@ -158,21 +172,44 @@ class Router:
         )
         return identity, member
 
-    def _first_time(self, session: Session, incoming: Incoming) -> bool:
-        """Record the update's id; False if it was handled before (a replay after a restart).
+    def _arrive(
+        self, session: Session, incoming: Incoming, route: Route
+    ) -> tuple[Identity | None, Member | None] | None:
+        """Record the update's id, find who sent it, and note when they were last seen (if the
+        message runs a command they may use); None if it was handled before (a replay after a
+        restart).
 
-        This starts the transaction, before anything is read: `LoopSessions` checks then
-        whether the members it kept are still what the database holds.
+        This starts the transaction, with the receipt, before anything is read: `LoopSessions`
+        checks then whether the members it kept are still what the database holds. On PostgreSQL
+        the three are one statement (`coopbot.storage.arrival`).
         """
-        if incoming.event_id is None:
-            session.connection()
-            return True
-        if not record_receipt(session, incoming.platform, incoming.event_id, self.clock.now()):
+        touching = self._allowed_roles(route.command) if route.command is not None and not route.elsewhere else ()
+        arrival = arrive(session, incoming.platform, incoming.event_id, incoming.user_id, self.clock.now(), touching)
+        if not arrival.fresh:
             # A replay after a crash, or a platform counting its ids from 1 again: either way
             # worth seeing, since nothing is answered. Never the text (it may be a secret vote).
             log.warning("update %s on platform %s was already handled; ignored", incoming.event_id, incoming.platform)
-            return False
-        return True
+            return None
+        return self._active(arrival.member, incoming)
+
+    def _route(self, incoming: Incoming) -> Route:
+        text = incoming.command_text[:MAX_TEXT]
+        parsed = parse(text)
+        if parsed is None:
+            if incoming.photo is not None and incoming.is_private:
+                return Route(parse(PHOTO_COMMAND), self.commands.lookup(PHOTO_COMMAND[1:]), photo=True)
+            return Route(None, None)
+        to = addressee(text)
+        if to is not None and to != (incoming.bot_name or "").lower():
+            return Route(parsed, None, elsewhere=True)
+        return Route(parsed, self.commands.lookup(parsed[0]))
+
+    def _allowed_roles(self, command: Command) -> tuple[Role, ...]:
+        """The roles that may use `command` (`Command.allowed` asks the member's role only)."""
+        roles = self._roles.get(command.name)
+        if roles is None:
+            roles = self._roles[command.name] = tuple(role for role in Role if command.allowed(Member(role=role)))
+        return roles
 
     def _language(self, member: Member | None, incoming: Incoming) -> str:
         if member is not None and member.language:
@@ -186,14 +223,13 @@ class Router:
         identity: Identity | None,
         member: Member | None,
         lang: str,
+        route: Route,
     ) -> list[Outgoing]:
-        text = incoming.command_text[:MAX_TEXT]
-        parsed = parse(text)
-        if parsed is None and incoming.photo is not None and incoming.is_private and member is not None:
-            text, parsed = PHOTO_COMMAND, parse(PHOTO_COMMAND)
-            cmd = self.commands.lookup(PHOTO_COMMAND[1:])
-            if cmd is None or not cmd.allowed(member):
-                return [Outgoing(t(lang, "registry.photo_not_read"))]
+        parsed, cmd = route.parsed, route.command
+        if route.photo and member is None:
+            parsed = None
+        elif route.photo and (cmd is None or not cmd.allowed(member)):
+            return [Outgoing(t(lang, "registry.photo_not_read"))]
         if parsed is None:
             if member is None and incoming.is_private:
                 return [Outgoing(t(lang, "registry.how_to_join", coop=self.config.coop.name))]
@@ -201,10 +237,8 @@ class Router:
                 return [Outgoing(t(lang, "registry.not_a_command"))]
             return []
         name, rest = parsed
-        to = addressee(text)
-        if to is not None and to != (incoming.bot_name or "").lower():
+        if route.elsewhere:
             return []  # `/cmd@OtherBot`: another bot's command, in a group the bots share
-        cmd = self.commands.lookup(name)
         if cmd is None:
             return [Outgoing(self._unknown(name, member, lang))]
         if not cmd.allowed(member):
@@ -212,7 +246,7 @@ class Router:
                 return [Outgoing(t(lang, "registry.how_to_join", coop=self.config.coop.name))]
             return [Outgoing(t(lang, "registry.role_needed", command=name, who=t(lang, f"roles.plural_{cmd.role}")))]
         if identity is not None:
-            self._touch(session, identity, member)
+            self._reach(identity)  # and when they were last seen is written (`_arrive`)
         ctx = Context(
             session, self.config, self.clock, incoming, member, identity, lang, name, rest, self.commands,
             split_args(rest),
@@ -235,17 +269,12 @@ class Router:
             replies[0] = Outgoing(first.text, first.buttons, first.private, True, first.attachment)
         return replies
 
-    def _touch(self, session: Session, identity: Identity, member: Member | None) -> None:
+    @staticmethod
+    def _reach(identity: Identity) -> None:
         """Writing to the bot proves the account is reachable again."""
         if not identity.reachable:
             identity.reachable = True
             identity.unreachable_since = None
-        if member is not None:
-            now = self.clock.now()
-            seen = member.last_seen_at
-            # Dispatch's idle check needs minutes, not every message: spare the write.
-            if seen is None or member.idle_asked_at is not None or now - seen >= TOUCH_EVERY:
-                write_last_seen(session, member, now)
 
     def _unknown(self, name: str, member: Member | None, lang: str) -> str:
         usable = [cmd.name for cmd in self.commands.for_member(member)]

@@ -5,10 +5,13 @@ Core only. Whatever is specific to a database or a driver, and was worth it
 when measured, is one named operation here, whose docstring says why it is
 done that way and what it was measured to save:
 
-Every message (`statements`)
+Every message (`arrival`, `statements`)
+    `arrive`           the receipt, the sender, their last-seen time: on PostgreSQL one statement
+    `as_loaded`        a row given back by the driver made the session's object, as if the ORM loaded it
     `record_receipt`   the exactly-once receipt, as the driver's own SQL per dialect
     `member_by_account` who sent it: one prebuilt query, or the member kept on SQLite
     `claim_read`       one row read on the DBAPI cursor (every tap of a race for a job)
+    `claim_write`      the race's claim, its offer taken, its row back: on PostgreSQL one statement
     `write_on_driver`  one write on the DBAPI cursor (the receipt, the member's times in `visits`)
 
 The member's own times (`visits`)
@@ -41,18 +44,23 @@ session, which uses `KnownMembers`.
 
 from __future__ import annotations
 
+from coopbot.storage.arrival import Arrival, arrive, as_loaded
 from coopbot.storage.bulk import bulk_insert, insert_new_from_select, present_keys, without_cycle_collection
 from coopbot.storage.sqlite import KnownMembers, WriteTurns, begin_immediate, read_only_engine, sqlite_pragmas
-from coopbot.storage.statements import claim_read, member_by_account, record_receipt, write_on_driver
+from coopbot.storage.statements import claim_read, claim_write, member_by_account, record_receipt, write_on_driver
 from coopbot.storage.visits import write_last_job, write_last_seen
 from coopbot.storage.written import note_written, note_written_in_place
 
 __all__ = [
+    "Arrival",
     "KnownMembers",
     "WriteTurns",
+    "arrive",
+    "as_loaded",
     "begin_immediate",
     "bulk_insert",
     "claim_read",
+    "claim_write",
     "insert_new_from_select",
     "member_by_account",
     "note_written",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Select, bindparam, select
+from sqlalchemy import Connection, Dialect, Select, Table, Update, bindparam, exists, func, literal, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
@@ -63,6 +63,54 @@ def _compiled(statement: AnySelect, dialect: Dialect) -> Compiled:
     return _COMPILED[key]
 
 
+def claim_write(connection: Connection, claim: Update, take: Update, params: Mapping[str, Any]
+                ) -> tuple[tuple[Any, ...] | None, int]:  # fmt: skip
+    """The conditional claim, and only if it matched, the claimant's offer taken: (the row claimed,
+    every column of its table in order and processed as Core's results are; how many rows `take`
+    changed), or (None, 0) when the claim matched nothing. Both run in the caller's transaction.
+
+    Reason: the winner of every race ran the claim, then took its offer, then read the job back
+    through the ORM, three round trips on PostgreSQL while it held the job's row lock, which the
+    race's other taps that read the job as still open queue behind. On PostgreSQL the three are
+    one statement (`UPDATE … RETURNING` in a `WITH`, the offer's UPDATE reading whether the claim
+    matched); on SQLite, where a `WITH` holds no UPDATE, the claim gives its row back
+    (`RETURNING`) and the offer is taken after it. Figure: the winner's round trips in
+    `bench/dispatch.py`'s race 16 → 12 with this and `arrival.arrive`, 10 of them under the
+    job's lock (the winner's tap 22–23 ms in the 20-rider race at load 5, of which some 4 ms of
+    CPU: the rest is round trips, and the race's first taps wait on the lock meanwhile).
+    """
+    table = claim.table
+    assert isinstance(table, Table)
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_claim_and_take(claim, take), params).first()
+        if row is None:
+            return None, 0
+        return tuple(row[1:]), int(row[0])
+    row = connection.execute(_claim_returning(claim), params).first()
+    if row is None:
+        return None, 0
+    return tuple(row), int(connection.execute(take, params).rowcount)
+
+
+_CLAIMS: dict[tuple[Update, Update | None], Any] = {}
+
+
+def _claim_returning(claim: Update) -> Any:
+    key = (claim, None)
+    if key not in _CLAIMS:
+        _CLAIMS[key] = claim.returning(*claim.table.c)
+    return _CLAIMS[key]
+
+
+def _claim_and_take(claim: Update, take: Update) -> Any:
+    key = (claim, take)
+    if key not in _CLAIMS:
+        claimed = claim.returning(*claim.table.c).cte("claimed")
+        taken = take.where(exists(select(literal(1)).select_from(claimed))).returning(literal(1)).cte("taken")
+        _CLAIMS[key] = select(select(func.count()).select_from(taken).scalar_subquery(), *claimed.c)
+    return _CLAIMS[key]
+
+
 def write_on_driver(connection: Connection, sql: str, params: Mapping[str, Any]) -> int:
     """Run one write in the driver's own SQL on the DBAPI cursor of `connection`; its row count.
 
@@ -77,11 +125,25 @@ def write_on_driver(connection: Connection, sql: str, params: Mapping[str, Any])
     bot's CPU time per tap 387–444 µs through `exec_driver_sql`, 252–282 µs
     here (the receipt and the last-seen write, two statements of every tap).
     """
+    count, _ = _on_driver(connection, sql, params, fetch=False)
+    return count
+
+
+def write_on_driver_rows(connection: Connection, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """`write_on_driver` for a write that gives rows back (`RETURNING`, a `WITH` ending in a SELECT):
+    every row, as the driver gives them."""
+    _, rows = _on_driver(connection, sql, params, fetch=True)
+    return rows
+
+
+def _on_driver(connection: Connection, sql: str, params: Mapping[str, Any],
+               fetch: bool) -> tuple[int, list[tuple[Any, ...]]]:  # fmt: skip
     dbapi = connection.dialect.loaded_dbapi
     cursor = connection.connection.cursor()
     try:
         cursor.execute(sql, params)
         count: int = cursor.rowcount
+        rows = [tuple(row) for row in cursor.fetchall()] if fetch else []
     except dbapi.Error as exc:
         gone = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
         if gone:
@@ -89,7 +151,7 @@ def write_on_driver(connection: Connection, sql: str, params: Mapping[str, Any])
         raise DBAPIError.instance(sql, params, exc, dbapi.Error, connection_invalidated=gone) from exc
     finally:
         cursor.close()
-    return count
+    return count, rows
 
 
 # --- record_receipt -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The member's own times written in a rush: when they were last seen, when they last took a job.
 
 Dispatch's idle check needs to know when each rider last wrote to the bot,
-to the minute (`coopbot.router.TOUCH_EVERY`); in a lunch rush almost every
+to the minute (`TOUCH_EVERY`); in a lunch rush almost every
 tap on an offer is a rider's first message in over a minute, so almost every
 tap writes it, the 199 taps that lose a race as much as the one that wins.
 The one that wins also writes when its rider last took a job (the rotation
@@ -13,7 +13,7 @@ the session holds alike, so that the members the event loop keeps
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Dialect
@@ -30,6 +30,16 @@ _SQL = {
     "postgresql": "UPDATE member SET {} = %(at)s WHERE id = %(id)s",
 }
 _STAMPS: dict[str, Callable[[Any], Any]] = {}
+#: How often a member's last-seen time is written: dispatch's idle check needs minutes, not
+#: every message.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def stale(member: Member, now: datetime) -> bool:
+    """Whether a message from `member` at `now` writes when they were last seen: not yet seen, asked
+    whether they are still there (the answer is any message), or last seen `TOUCH_EVERY` ago."""
+    seen = member.last_seen_at
+    return seen is None or member.idle_asked_at is not None or now - seen >= TOUCH_EVERY
 
 
 def write_last_seen(session: Session, member: Member, now: datetime) -> None:
@@ -54,6 +64,11 @@ def write_last_seen(session: Session, member: Member, now: datetime) -> None:
     _write_in_place(session, member, "last_seen_at", now)
 
 
+def stamp(dialect: Dialect, now: datetime) -> Any:
+    """`now` as the member's time columns hand it to this dialect's driver."""
+    return (_STAMPS.get(dialect.name) or _stamp(dialect))(now)
+
+
 def write_last_job(session: Session, member: Member, now: datetime) -> None:
     """Write `member.last_job_at = now` at once, on the row and on the object, as `write_last_seen` does.
 
@@ -72,9 +87,9 @@ def _write_in_place(session: Session, member: Member, column: str, now: datetime
     note_written_in_place(session, "member")  # past the session: `coopbot.storage.written`
     connection = session.connection()
     dialect = connection.dialect
-    stamp = _STAMPS.get(dialect.name) or _stamp(dialect)
+    convert = _STAMPS.get(dialect.name) or _stamp(dialect)
     sql = _SQL[dialect.name].format(column)
-    write_on_driver(connection, sql, {"at": stamp(now), "id": member.id})
+    write_on_driver(connection, sql, {"at": convert(now), "id": member.id})
     set_committed_value(member, column, now)
     count_receipt(session)
 

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot.db import make_engine, make_sessionmaker, transaction, upgrade
 from coopbot.services.members import accounts
+from tests.conftest import postgres_schema
 
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
@@ -31,6 +33,16 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def pg_sessions() -> Iterator[sessionmaker[Session]]:
+    """A migrated PostgreSQL schema alone, for what only PostgreSQL does (skipped without it)."""
+    with postgres_schema() as url:
+        made = make_engine(url)
+        upgrade(made)
+        yield make_sessionmaker(made)
+        made.dispose()
 
 
 def add_member(sessions: sessionmaker[Session], name: str, *accounts_: tuple[str, str]) -> int:
@@ -83,3 +95,20 @@ class Statements:
 @pytest.fixture
 def statements() -> Statements:
     return Statements()
+
+
+@contextmanager
+def driver_statements() -> Iterator[list[str]]:
+    """Every statement psycopg's cursors send (SQLAlchemy's and those run past it alike), but for the
+    pool's ping when a connection is checked out."""
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(query) != ";":
+            sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(psycopg.Cursor, "execute", counting)
+        yield sent

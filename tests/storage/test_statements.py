@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from coopbot.db import transaction
 from coopbot.models import Identity, Member, SeenEvent
 from coopbot.storage import claim_read, member_by_account, record_receipt
-from coopbot.storage.statements import write_on_driver
-from tests.storage.conftest import NOW, Statements, add_member
+from coopbot.storage.statements import claim_write, write_on_driver
+from tests.storage.conftest import NOW, Statements, add_member, driver_statements
 
 #: Its parameters are named in the opposite order to their places in the SQL, as a caller may.
 NAME_AND_ACCOUNT = (
@@ -96,3 +96,46 @@ def test_member_by_account_finds_members_who_left_too(sessions: sessionmaker[Ses
         assert found is not None
         assert not found.active  # whether they may still talk is the router's to say
 
+
+
+#: A claim and what follows it, as `dispatch.jobs` has them: here, a member renamed only if their
+#: name is still the one read, and then their accounts' shown names.
+RENAME = (
+    update(Member.__table__)
+    .where(Member.id == bindparam("member"), Member.name == bindparam("old"))
+    .values(name=bindparam("new"))
+)
+SHOWN_NAMES = update(Identity.__table__).where(Identity.member_id == bindparam("member")).values(
+    display_name=bindparam("new")
+)
+
+
+def test_a_claim_gives_its_row_back_and_what_follows_runs_only_if_it_matched(sessions: sessionmaker[Session]) -> None:
+    alice = add_member(sessions, "Alice", ("console", "alice"), ("matrix", "@alice:x"))
+    columns = [column.name for column in Member.__table__.columns]
+    with transaction(sessions) as session:
+        missed = claim_write(session.connection(), RENAME, SHOWN_NAMES, {"member": alice, "old": "Bob", "new": "Z"})
+        assert missed == (None, 0)
+        row, taken = claim_write(session.connection(), RENAME, SHOWN_NAMES, {"member": alice, "old": "Alice",
+                                                                             "new": "Alicia"})  # fmt: skip
+        assert row is not None and taken == 2
+        claimed = dict(zip(columns, row, strict=True))
+        assert claimed["id"] == alice and claimed["name"] == "Alicia" and claimed["joined_at"] == NOW  # processed
+    with transaction(sessions) as session:
+        assert session.scalars(select(Identity.display_name)).all() == ["Alicia", "Alicia"]
+
+
+def test_on_postgresql_a_claim_and_what_follows_are_one_statement(pg_sessions: sessionmaker[Session]) -> None:
+    """SQLite has no UPDATE in a WITH: there the two statements run in the process."""
+    sessions = pg_sessions
+    alice = add_member(sessions, "Alice")
+    with transaction(sessions) as session:
+        connection = session.connection()
+        with driver_statements() as sent:
+            row, taken = claim_write(connection, RENAME, SHOWN_NAMES, {"member": alice, "old": "Alice", "new": "Al"})
+            assert row is not None and taken == 1
+            again = claim_write(connection, RENAME, SHOWN_NAMES, {"member": alice, "old": "Alice", "new": "X"})
+            assert again == (None, 0)
+    assert len(sent) == 2
+    with transaction(sessions) as session:
+        assert session.scalars(select(Identity.display_name)).all() == ["Al"]

@@ -47,7 +47,7 @@ from coopbot.services.members.accounts import ROLE_RANK, is_customer, language_o
 from coopbot.services.money import ledger
 from coopbot.services.text import typed
 from coopbot.states import JobStatus, OfferStatus, Role
-from coopbot.storage import claim_read
+from coopbot.storage import as_loaded, claim_read, claim_write
 from coopbot.storage.visits import write_last_job
 from coopbot.storage.written import note_written
 
@@ -138,13 +138,15 @@ def claim(session: Session, config: Config, member: Member, job_id: int, now: da
 
     Most taps of a race arrive once the job is taken: they cost one read.
     The claim itself is the conditional UPDATE; whoever's UPDATE matches
-    owns the job, and a tap that lost between its read and its claim reads
-    again to say who won. Either way a refused tap has written nothing, so
-    its refusal is returned, not raised: the caller answers it and commits
-    what the tap's transaction holds already (the update's receipt, when
-    the rider was last seen) instead of rolling back and writing those again
-    in a second transaction, which cost the 199 losers of a race more than
-    their read. Only a claim that wrote and then could not finish raises.
+    owns the job (and takes its offer, and has the job's row back, in the
+    same statement on PostgreSQL: `storage.statements.claim_write`), and a
+    tap that lost between its read and its claim reads again to say who won.
+    Either way a refused tap has written nothing, so its refusal is
+    returned, not raised: the caller answers it and commits what the tap's
+    transaction holds already (the update's receipt, when the rider was last
+    seen) instead of rolling back and writing those again in a second
+    transaction, which cost the 199 losers of a race more than their read.
+    Only a claim that wrote and then could not finish raises.
     """
     if not member.active:
         return NotAllowed("registry.not_member")
@@ -152,11 +154,16 @@ def claim(session: Session, config: Config, member: Member, job_id: int, now: da
     mine = {"job": job_id, "member": member.id}
     state = _state(connection, mine)
     if _claimable(state):
-        if connection.execute(CLAIM, {**mine, "assignee": member.id, "now": now}).rowcount == 1:
+        claimed, taken = claim_write(connection, CLAIM, TAKE_OFFER, {**mine, "assignee": member.id, "now": now})
+        if claimed is not None:
             note_written(session, "job", "offer")  # run past the session: `coopbot.storage.written`
-            if connection.execute(TAKE_OFFER, mine).rowcount != 1:
+            if taken != 1:
                 raise Conflict("dispatch.offer_expired", job=job_code(job_id))  # the caller rolls back
-            job = session.get_one(Job, job_id, populate_existing=True)
+            job = as_loaded(session, Job, claimed)
+            if job is None:  # held already: read again over what it held
+                job = session.get_one(Job, job_id, populate_existing=True)
+            else:
+                session.add(job)
             _after_claim(session, config, job, member, now, member, "accepted")
             return job
         state = _state(connection, mine)

@@ -43,7 +43,7 @@ from coopbot.services.rosters.slots import code, describe
 
 #: How long into a slot a rider not seen is asked where they are.
 NOSHOW_AFTER = timedelta(minutes=15)
-#: The bot notes when a member last wrote to the minute (`router.TOUCH_EVERY`): a message in
+#: The bot notes when a member last wrote to the minute (`coopbot.storage.visits.TOUCH_EVERY`): a message in
 #: the minute before the start may be the one that counts.
 SEEN_GRAIN = timedelta(minutes=1)
 
