@@ -11,6 +11,7 @@ Every message (`arrival`, `statements`)
     `record_receipt`   the exactly-once receipt, as the driver's own SQL per dialect
     `member_by_account` who sent it: one prebuilt query, or the member kept on SQLite
     `claim_read`       one row read on the DBAPI cursor (every tap of a race for a job)
+    `rows_read`        every row of one read on the DBAPI cursor (the share messages a pass writes)
     `claim_write`      the race's claim, its offer taken, its row back: on PostgreSQL one statement
     `write_on_driver`  one write on the DBAPI cursor (the receipt, the member's times in `visits`)
 
@@ -47,7 +48,14 @@ from __future__ import annotations
 from coopbot.storage.arrival import Arrival, arrive, as_loaded
 from coopbot.storage.bulk import bulk_insert, insert_new_from_select, present_keys, without_cycle_collection
 from coopbot.storage.sqlite import KnownMembers, WriteTurns, begin_immediate, read_only_engine, sqlite_pragmas
-from coopbot.storage.statements import claim_read, claim_write, member_by_account, record_receipt, write_on_driver
+from coopbot.storage.statements import (
+    claim_read,
+    claim_write,
+    member_by_account,
+    record_receipt,
+    rows_read,
+    write_on_driver,
+)
 from coopbot.storage.visits import write_last_job, write_last_seen
 from coopbot.storage.written import note_written, note_written_in_place
 
@@ -68,6 +76,7 @@ __all__ = [
     "present_keys",
     "read_only_engine",
     "record_receipt",
+    "rows_read",
     "sqlite_pragmas",
     "without_cycle_collection",
     "write_last_job",

@@ -353,3 +353,52 @@ async def test_a_close_missed_while_the_bot_was_down_runs_at_the_next_start(sqli
         await again.stop()
         again.dispose()
     assert sum(1 for d in console.log if d.private and "Period 2026-11" in d.message.text) == 3
+
+
+def entry(member_id: int, period_id: int, kind: str, milli: int, **fields: Any) -> Contribution:
+    """A contribution as the ledger stores it, approved unless told otherwise."""
+    fields.setdefault("status", "approved")
+    return Contribution(member_id=member_id, period_id=period_id, kind=kind, quantity_milli=milli, points_milli=milli,
+                        source="manual", unit="hour" if kind == "shift" else "item", created_at=NOVEMBER_ENDS,
+                        **fields)  # fmt: skip
+
+
+async def test_shares_written_together_read_as_those_written_one_by_one(any_coop: Coop) -> None:
+    coop, config = any_coop, any_coop.bot.config
+    with coop.session() as session:
+        for name, value in (("base_pay_per_hour", "12.50"), ("base_pay_per_delivery", "3")):
+            settings_svc.apply(session, config, name, value, coop.clock.now() - timedelta(days=5))
+    ids = {name: coop.member_id(coop.member(name)) for name in ("Bruno", "Chloé", "Dana", "Élise")}
+    money(coop, "income", 900_00)
+    with coop.session() as session:
+        period_id = session.scalars(select(Period.id)).one()
+        bruno, chloe, dana = ids["Bruno"], ids["Chloé"], ids["Dana"]  # Élise did nothing: no work rows at all
+        session.add_all([entry(bruno, period_id, "shift", 6500), entry(bruno, period_id, "delivery", 4000),
+                         entry(chloe, period_id, "admin", 2000), entry(dana, period_id, "admin", 3000),
+                         entry(chloe, period_id, "admin", 1000, status="pending")])  # fmt: skip
+        session.flush()
+        session.add(entry(dana, period_id, "admin", -500, corrects_id=session.scalars(select(Contribution.id)).first()))
+        for member_id in (chloe, ids["Élise"]):
+            session.get_one(Member, member_id).language = "fr"
+    coop.clock.set(NOVEMBER_ENDS)
+    assert close_period(coop.bot.sessions, config, period_id, coop.clock.now()) is not None
+    late = coop.member_id(coop.member("Fanny"))  # joined after the close: no share
+    renderers, shares = coop.bot.renderers, f"{notices.SHARE}:{period_id}"
+    with coop.session() as session:
+        rows = list(session.scalars(select(OutboxMessage).where(OutboxMessage.render == shares).order_by("member_id")))
+        assert [row.member_id for row in rows] == list(ids.values())
+        rows.insert(2, OutboxMessage(id=0, member_id=late, render=shares))
+        together = renderers.render_all(session, config, rows)
+        one_by_one = [renderers.render(session, config, row).text for row in rows if row.member_id != late]
+        period, by_share_text = session.get_one(Period, period_id), []
+        for member_id in ids.values():
+            allocation = notices.allocation_of(session, period_id, member_id)
+            assert allocation is not None
+            lang = session.get_one(Member, member_id).language or config.coop.default_language
+            by_share_text.append(notices.share_text(session, config, period, allocation, lang))
+    assert isinstance(together[2], LookupError)
+    written = [message.text for message in together if not isinstance(message, Exception)]
+    assert written == one_by_one == by_share_text
+    assert ["est close" in text for text in written] == [False, True, False, True]  # en, fr, en, fr
+    assert "6.5 h of shifts, 4 deliveries" in written[0]
+    assert "attendait encore" in written[1] and "earlier periods" in written[2]
