@@ -9,7 +9,8 @@ once, and "more than once" is bounded by design:
 - a crash: a message is marked sent only once the platform has answered, and
   holds one of its platform's MAX_IN_FLIGHT slots until that is committed, so
   a kill -9 resends at most MAX_IN_FLIGHT messages per platform (on Matrix
-  the transaction id, derived from the key, even hides those);
+  the transaction id, derived from the key, even hides those; in a room, one
+  such message may carry the lines joined to it, `coopbot.outbox_load`);
 - a failure: each kind has its bound (TRANSIENT_FOR, UNEXPECTED_ATTEMPTS; an
   unreachable person stops it at once), after which the message is set aside
   as `failed` (`coopbot outbox failed`, `retry`) and the coordinators are
@@ -27,14 +28,14 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from coopbot import metrics
-from coopbot.chat import Address, Outgoing, RefusedError, TransientSendError, Transport, UnreachableError
+from coopbot.chat import Address, RefusedError, TransientSendError, Transport, UnreachableError
 from coopbot.clock import Clock
 from coopbot.config import Config
-from coopbot.models import Member, OutboxMessage
+from coopbot.models import OutboxMessage
 from coopbot.outbox_failures import (
     BASE_BACKOFF,
     FAILED_PREFIX,
@@ -47,6 +48,7 @@ from coopbot.outbox_failures import (
     backoff,
     recipient_of,
 )
+from coopbot.outbox_load import LEAVE_PREFIX, Head, Loaded, Loader, Next
 from coopbot.outbox_render import Renderer, Renderers, message_of, renderer
 from coopbot.outbox_rows import (
     Notice,
@@ -79,15 +81,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Keys of the messages a leaving member is still owed (coopbot.services.data.leaving).
-LEAVE_PREFIX = "leave:"
 #: Sends per platform awaiting an answer at once, and so THE CRASH-DUPLICATE BOUND: a message
-#: keeps its slot until "sent" is committed (`_send`, `_record`), so a kill -9 can resend only
+#: keeps its slot until "sent" is committed (`_send_at`, `_settle`), so a kill -9 can resend only
 #: messages holding a slot. Telegram answers in 50-300 ms: 8 keep up with its 30 messages a
 #: second, and beyond that the HTTP client only queues them, its pool slowing as the queue grows.
 MAX_IN_FLIGHT = 8
 #: Seconds between two passes of the delivery loop at least (a pass plans a second ahead).
 PASS_GAP = 0.1
+#: Rows of one chat loaded at once when its platform takes its messages back to back.
+CHAT_BATCH = 16
 
 # --- delivery ----------------------------------------------------------------
 
@@ -124,13 +126,19 @@ class Outbox:
         self.max_in_flight = max_in_flight
         self._pacers: dict[str, Pacer] = {}
         self.failures = Failures(sessions, clock, config)
+        self.loader = Loader(self.renderers, config, clock, self.failures)
+        #: Whether a kind of transport takes its requests' slots itself (a runtime Protocol
+        #: check costs a tenth of a millisecond: once per kind, not per message).
+        self._self_paced: dict[type, bool] = {}
         #: Sent messages whose "sent" waits for the next commit (`_record_sent`), and that commit.
-        self._to_mark: list[tuple[int, str, asyncio.Future[None]]] = []
+        self._to_mark: list[tuple[tuple[int, ...], str, asyncio.Future[None]]] = []
         self._marking: asyncio.Task[None] | None = None
         self._inflight: set[int] = set()
         #: Chats with a message in flight: one at a time per chat keeps them in order.
         self._busy_chats: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Messages the platform took whose "sent" is not committed yet (`_settle`).
+        self._settling: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphores: dict[str, asyncio.Semaphore] = {}
@@ -156,7 +164,10 @@ class Outbox:
 
     def _slot(self, address: Address) -> AbstractAsyncContextManager[None]:
         """Where the outbox takes a request's slot itself: for a transport that does not."""
-        if isinstance(self.transports[address.platform], PacedTransport):
+        kind = type(self.transports[address.platform])
+        if kind not in self._self_paced:
+            self._self_paced[kind] = isinstance(self.transports[address.platform], PacedTransport)
+        if self._self_paced[kind]:
             return contextlib.nullcontext()
         return self.pacer(address.platform).slot(address.chat_id, address.private)
 
@@ -168,78 +179,85 @@ class Outbox:
         else:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def _pending_rows(self) -> list[tuple[int, str, str, bool, bool]]:
-        """The first pending row of each chat, in queue order, with whether it is due yet.
-
-        Only a chat's first row can be sent (a chat's messages leave one at a time, in order),
-        so a pass reads no other. Reason: read as the first `batch` rows of the whole queue, a
-        chat with a long queue of its own (the coordinators' room in a lunch rush gets four
-        lines an order, and Telegram lets a group have 20 a minute) filled the batch, and no
-        other chat's message could start until that room had caught up (`bench/lunch_rush.py`:
-        the room's rows were over 90% of the batch in a third of its seconds).
-        """
+    def _pending_rows(self) -> list[Head]:
         if not self.transports:
             return []
-        now = self.clock.now()
-        pending = (OutboxMessage.status == "pending", OutboxMessage.platform.in_(list(self.transports)))
-        heads = (
-            select(func.min(OutboxMessage.id).label("id"))
-            .where(*pending)
-            .group_by(OutboxMessage.platform, OutboxMessage.chat_id)
-            .order_by(func.min(OutboxMessage.id))
-            .limit(self.batch + len(self._busy_chats))
-            .subquery()
-        )
         with self.sessions() as session:
-            rows = session.execute(
-                select(
-                    OutboxMessage.id,
-                    OutboxMessage.platform,
-                    OutboxMessage.chat_id,
-                    OutboxMessage.private,
-                    OutboxMessage.next_attempt_at <= now,
-                )
-                .join(heads, heads.c.id == OutboxMessage.id)
-                .order_by(OutboxMessage.id)
-            ).all()
-        return [(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+            return self.loader.heads(session, list(self.transports), self.batch + len(self._busy_chats))
 
     async def deliver_due(self) -> int:
         """Start sending every due message whose slot falls within the horizon.
 
         A chat's messages leave in the order they were queued: one waiting for
-        a retry, or still in flight, holds back those queued after it.
+        a retry, or still in flight, holds back those queued after it. What the
+        pass starts is loaded in one transaction (`coopbot.outbox_load`).
         """
         rows = await asyncio.to_thread(self._pending_rows)
-        started = 0
+        starting: list[tuple[Head, float]] = []
         held = set(self._busy_chats)
-        for row_id, platform, chat_id, private, due in rows:
-            chat = (platform, chat_id)
-            if chat in held or row_id in self._inflight:
+        for head in rows:
+            chat = head.chat
+            if chat in held or head.row_id in self._inflight:
                 held.add(chat)
                 continue
-            pacer = self.pacer(platform)
+            pacer = self.pacer(chat[0])
             now = self.clock.monotonic()
-            if not due or pacer.ready_at(chat_id) > now + self.horizon:
+            if not head.due or pacer.ready_at(chat[1]) > now + self.horizon:
                 held.add(chat)
                 continue
             if pacer.next_global > now + self.horizon:
                 break
-            self._start(row_id, chat, private, now)
+            starting.append((head, self._reserve(head.row_id, chat, head.private, now)))
             held.add(chat)
-            started += 1
-        return started
+        if starting:
+            try:
+                loaded = await self._load([head for head, _ in starting])
+            except Exception:
+                self._inflight.difference_update(head.row_id for head, _ in starting)
+                self._busy_chats.difference_update(head.chat for head, _ in starting)
+                raise
+            for (head, slot), message in zip(starting, loaded, strict=True):
+                self._spawn(self._chat_run(head, slot, message))
+        return len(starting)
 
-    def _start(self, row_id: int, chat: tuple[str, str], private: bool, now: float) -> None:
-        slot = self.pacer(chat[0]).reserve(chat[1], private, now)
+    def _reserve(self, row_id: int, chat: tuple[str, str], private: bool, now: float) -> float:
+        """Take the row's slot and its chat until it is answered."""
         self._inflight.add(row_id)
         self._busy_chats.add(chat)
-        self._spawn(self._send_at(row_id, slot, chat, private))
+        return self.pacer(chat[0]).reserve(chat[1], private, now)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    async def _load(self, heads: list[Head]) -> list[Loaded | None]:
+        """The rows' messages in one transaction; if that fails, each in its own, so that one
+        row whose text breaks the transaction does not hold back the others."""
+        try:
+            return await asyncio.to_thread(self._load_rows, heads)
+        except Exception:
+            if len(heads) == 1:
+                raise
+            log.exception("outbox: loading %d messages at once failed; loading them one by one", len(heads))
+        loaded: list[Loaded | None] = []
+        for head in heads:
+            try:
+                loaded += await asyncio.to_thread(self._load_rows, [head])
+            except Exception:
+                log.exception("outbox: loading message %s failed; the next pass will try again", head.row_id)
+                loaded.append(None)
+        return loaded
+
+    def _load_rows(self, heads: list[Head]) -> list[Loaded | None]:
+        spaced = [self.pacer(head.chat[0]).interval(head.private) >= PASS_GAP for head in heads]
+        with self.sessions() as session, session.begin():
+            return self.loader.rows(session, heads, spaced)
+
+    def _load_chat(self, chat: tuple[str, str]) -> list[Next]:
+        with self.sessions() as session, session.begin():
+            return self.loader.chat_next(session, chat[0], chat[1], CHAT_BATCH)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Deliver until nothing is due or in flight (used by demo, chat and tests).
@@ -256,6 +274,11 @@ class Outbox:
                 await asyncio.wait(set(self._tasks), timeout=remaining)
             elif not started:
                 return
+
+    async def recorded(self) -> None:
+        """Until every message a platform has taken is committed as sent."""
+        while self._settling:
+            await asyncio.wait(set(self._settling))
 
     async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:
         """Deliver until `stop`: a pass when poked, or after `idle` seconds of the clock.
@@ -279,61 +302,91 @@ class Outbox:
             await asyncio.wait(set(self._tasks), timeout=10)
         self._halting = False  # a `drain` after the run (the demo, tests) sends again
 
-    async def _send_at(self, row_id: int, slot: float, chat: tuple[str, str], private: bool) -> None:
-        platform = chat[0]
-        try:
-            delay = slot - self.clock.monotonic()
-            if delay > 0:
-                await self.clock.sleep(delay)
-            async with self._in_flight(platform):
-                if self._halting:
-                    return
-                loaded = await asyncio.to_thread(self._load, row_id)
-                if loaded is not None:
-                    await self._send(*loaded)
-        finally:
-            self._inflight.discard(row_id)
-            if not self._halting and self.pacer(platform).interval(private) < PASS_GAP:
-                self._spawn(self._follow_on(chat, private))
-            else:
-                self._busy_chats.discard(chat)
-            self.poke()
-
-    async def _follow_on(self, chat: tuple[str, str], private: bool) -> None:
-        """Start the chat's next message as soon as its last one is done, without a pass.
+    async def _chat_run(self, head: Head, slot: float, loaded: Loaded | None) -> None:
+        """Send a chat's message; then, on a platform that lets a chat take messages back to back,
+        its next ones too, without waiting for a pass.
 
         Reason: passes are PASS_GAP apart, and a chat sends one message at a time, so a chat
         whose platform lets it send faster than passes come (the console, a shop's webhooks)
         was held to one message a pass: `bench/web.py`'s orders waited 30-45 s for their
         notices to the courier and the coordinators' room. A platform that spaces a chat's
         messages further apart than passes (Telegram, Matrix) is left to the passes."""
+        chat, settling = head.chat, set[asyncio.Task[None]]()
         try:
-            head = await asyncio.to_thread(self._chat_head, chat)
-        except Exception:
-            log.exception("outbox: reading the next message of %s failed; the next pass will", chat)
-            head = None
-        pacer, now = self.pacer(chat[0]), self.clock.monotonic()
-        ready = max(pacer.ready_at(chat[1]), pacer.next_global)
-        if head is None or self._halting or not head[1] or ready > now + self.horizon:
+            going_on = await self._send_at(head.row_id, slot, chat[0], loaded, settling) and head.more
+            if self.pacer(chat[0]).interval(head.private) < PASS_GAP:
+                while going_on and not self._halting:
+                    going_on = await self._follow_on(chat, head.private, settling)
+        finally:
             self._busy_chats.discard(chat)
             self.poke()
-            return
-        self._start(head[0], chat, private, now)
 
-    def _chat_head(self, chat: tuple[str, str]) -> tuple[int, bool] | None:
-        """A chat's first pending message, and whether it is due."""
-        with self.sessions() as session:
-            row = session.execute(
-                select(OutboxMessage.id, OutboxMessage.next_attempt_at <= self.clock.now())
-                .where(OutboxMessage.status == "pending", OutboxMessage.platform == chat[0],
-                       OutboxMessage.chat_id == chat[1])
-                .order_by(OutboxMessage.id).limit(1)
-            ).first()  # fmt: skip
-        return None if row is None else (int(row[0]), bool(row[1]))
+    async def _follow_on(self, chat: tuple[str, str], private: bool, settling: set[asyncio.Task[None]]) -> bool:
+        """Send the chat's next few due messages, loaded at once; False once the chat must wait.
+        The ones sent before are committed "sent" first, so that none is read again as pending."""
+        if settling:
+            await asyncio.wait(settling)
+            settling.clear()
+        try:
+            coming = await asyncio.to_thread(self._load_chat, chat)
+        except Exception:
+            log.exception("outbox: reading the next messages of %s failed; the next pass will", chat)
+            return False
+        for row in coming:
+            pacer, now = self.pacer(chat[0]), self.clock.monotonic()
+            ready = max(pacer.ready_at(chat[1]), pacer.next_global)
+            if self._halting or not row.due or ready > now + self.horizon:
+                return False
+            slot = self._reserve(row.row_id, chat, private, now)
+            if not await self._send_at(row.row_id, slot, chat[0], row.loaded, settling):
+                return False
+        return len(coming) == CHAT_BATCH
 
-    async def _send(self, row: OutboxMessage, message: Outgoing) -> None:
-        """Send, then record the answer before the slot is given back (see MAX_IN_FLIGHT)."""
-        row_id = row.id
+    async def _send_at(
+        self, row_id: int, slot: float, platform: str, loaded: Loaded | None, settling: set[asyncio.Task[None]]
+    ) -> bool:
+        """Send at the slot; True if the chat may go on (sent, or nothing to send).
+
+        A sent message keeps its in-flight slot until "sent" is committed (MAX_IN_FLIGHT), but
+        its chat's next message need not wait for that commit: it is added to `settling`, and
+        the commits of a chat's messages sent back to back are shared (`_record_sent`)."""
+        in_flight, settles = self._in_flight(platform), None
+        try:
+            delay = slot - self.clock.monotonic()
+            if delay > 0:
+                await self.clock.sleep(delay)
+            await in_flight.acquire()
+            try:
+                if self._halting or loaded is None:
+                    return not self._halting
+                outcome, sent = await self._send(loaded)
+                if not sent:
+                    await self._record(outcome)
+                    return False
+                settles = self._spawn(self._settle(row_id, in_flight, outcome))
+                settling.add(settles)
+                self._settling.add(settles)
+                settles.add_done_callback(self._settling.discard)
+                return True
+            finally:
+                if settles is None:
+                    in_flight.release()
+        finally:
+            if settles is None:
+                self._inflight.discard(row_id)
+
+    async def _settle(self, row_id: int, in_flight: asyncio.Semaphore, outcome: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await self._record(outcome)
+        finally:
+            in_flight.release()
+            self._inflight.discard(row_id)
+            self.poke()
+
+    async def _send(self, loaded: Loaded) -> tuple[Callable[[], Awaitable[None]], bool]:
+        """Send; how to record the answer, and whether it was sent. The caller records it
+        before the slot is given back (see MAX_IN_FLIGHT)."""
+        row, message, row_id = loaded.row, loaded.message, loaded.row.id
         transport = self.transports[row.platform]
         address = Address(row.platform, row.chat_id, row.private)
         outcome: Callable[[], Awaitable[None]]
@@ -354,9 +407,9 @@ class Outbox:
             outcome, result = _in_thread(self.failures.failed, row_id, UNEXPECTED, repr(exc), None), UNEXPECTED
         else:
             self.failures.failing[row.platform] = 0
-            outcome, result = partial(self._record_sent, row_id, ref), "sent"
+            outcome, result = partial(self._record_sent, loaded.row_ids, ref), "sent"
         metrics.observe_send(row.platform, result)
-        await self._record(outcome)
+        return outcome, result == "sent"
 
     async def _record(self, outcome: Callable[[], Awaitable[None]]) -> None:
         """Commit what the platform answered, however long the database takes: a sent message
@@ -371,39 +424,12 @@ class Outbox:
                 log.exception("recording the outcome of an outbox send failed; trying again")
                 await self.clock.sleep(backoff(failures))
 
-    def _load(self, row_id: int) -> tuple[OutboxMessage, Outgoing] | None:
-        """The row and its message, if it is still to be sent."""
-        with self.sessions() as session, session.begin():
-            row = session.get(OutboxMessage, row_id)
-            if row is None or row.status != "pending":
-                return None
-            if self._member_left(session, row):
-                row.status = "dead"
-                row.last_error = "the member has left the co-op"
-                return None
-            try:
-                message = self.renderers.render(session, self.config, row)
-            except Exception as exc:  # a renderer bug must not lose the message either
-                log.exception("writing outbox message %s failed", row_id)
-                self.failures.count_failure(session, row, UNEXPECTED, repr(exc), None)
-                return None
-            session.expunge(row)
-            return row, message
-
-    @staticmethod
-    def _member_left(session: Session, row: OutboxMessage) -> bool:
-        """After /leave nothing more reaches a member, except their own data export."""
-        if not row.private or row.member_id is None or row.key.startswith(LEAVE_PREFIX):
-            return False
-        member = session.get(Member, row.member_id)
-        return member is not None and not member.active
-
-    async def _record_sent(self, row_id: int, ref: str) -> None:
+    async def _record_sent(self, row_ids: tuple[int, ...], ref: str) -> None:
         """Commit "sent" with the others answered while the last commit ran, in one transaction:
         the slower the database, the more share one (a commit each was a fifth of a broadcast's
         CPU). Each message waits for its own commit, so the crash bound holds."""
         committed = asyncio.get_running_loop().create_future()
-        self._to_mark.append((row_id, ref, committed))
+        self._to_mark.append((row_ids, ref, committed))
         if self._marking is None:
             self._marking = asyncio.create_task(self._mark_waiting())
         await committed
@@ -413,7 +439,7 @@ class Outbox:
             while self._to_mark:
                 batch, self._to_mark = self._to_mark, []
                 try:
-                    await asyncio.to_thread(self._mark_sent, [(row_id, ref) for row_id, ref, _ in batch])
+                    await asyncio.to_thread(self._mark_sent, [(row_id, ref) for ids, ref, _ in batch for row_id in ids])
                 except Exception as exc:
                     for *_, committed in batch:
                         committed.set_exception(exc)

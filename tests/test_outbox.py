@@ -71,7 +71,8 @@ async def test_pacing_counts_the_clocks_seconds_so_a_fake_clock_paces_without_wa
     with coop.session() as session:
         for n in range(3):
             for chat, private in (("ana", True), ("bo", True), ("room", False)):
-                queue(session, key=f"{chat}{n}", address=Address("timed", chat, private), message=Outgoing("x"),
+                message = Outgoing("x", buttons=(Button("Take", "/take", "✅"),))  # a room's lines alone are joined
+                queue(session, key=f"{chat}{n}", address=Address("timed", chat, private), message=message,
                       now=coop.clock.now())
     started, moved = time.monotonic(), 0
     await coop.bot.outbox.drain()

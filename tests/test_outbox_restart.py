@@ -55,7 +55,7 @@ class RecordingTransport:
     attempts: int = 0
     hung: list[asyncio.Task[object]] = field(default_factory=list)
     dead: bool = False
-    #: The outbox tasks whose send went through, in order (each ends once its "sent" is committed).
+    #: The outbox tasks whose send went through, in order.
     senders: list[asyncio.Task[object]] = field(default_factory=list)
     #: Told of every delivery and every send that hangs.
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -194,7 +194,8 @@ async def test_a_crash_half_way_through_an_announcement_loses_nobody_and_repeats
     stop = asyncio.Event()
     loop_task = asyncio.create_task(first.outbox.run(stop, idle=0.05))
     await dying.wait_until(lambda: len(dying.deliveries) >= 400, "400 deliveries before the crash")
-    await asyncio.wait(dying.senders, timeout=120)  # each ends once its "sent" is committed
+    await asyncio.wait(dying.senders, timeout=120)
+    await first.outbox.recorded()
     assert statuses(first)["sent"] == 400, "the 400 deliveries recorded"
     await kill(loop_task, dying)
     first.dispose()
