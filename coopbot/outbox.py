@@ -209,16 +209,21 @@ class Outbox:
                 break
             starting.append((head, self._reserve(head.row_id, chat, head.private, now)))
             held.add(chat)
-        if starting:
-            try:
-                loaded = await self._load([head for head, _ in starting])
-            except Exception:
-                self._inflight.difference_update(head.row_id for head, _ in starting)
-                self._busy_chats.difference_update(head.chat for head, _ in starting)
-                raise
-            for (head, slot), message in zip(starting, loaded, strict=True):
-                self._spawn(self._chat_run(head, slot, message))
+        if starting:  # a task at once: `drain` and `run` wait for what a pass began
+            self._spawn(self._start(starting))
         return len(starting)
+
+    async def _start(self, starting: list[tuple[Head, float]]) -> None:
+        """Load what a pass starts, then send each chat's message at its slot."""
+        try:
+            loaded = await self._load([head for head, _ in starting])
+        except Exception:
+            log.exception("outbox: loading %d messages failed; the next pass will try again", len(starting))
+            self._inflight.difference_update(head.row_id for head, _ in starting)
+            self._busy_chats.difference_update(head.chat for head, _ in starting)
+            return
+        for (head, slot), message in zip(starting, loaded, strict=True):
+            self._spawn(self._chat_run(head, slot, message))
 
     def _reserve(self, row_id: int, chat: tuple[str, str], private: bool, now: float) -> float:
         """Take the row's slot and its chat until it is answered."""
