@@ -194,3 +194,36 @@ print(sorted(drawing & {name.split(".")[0] for name in sys.modules}), png.starts
 def test_matplotlib_numpy_and_pillow_load_only_when_a_chart_is_drawn() -> None:
     done = subprocess.run([sys.executable, "-c", CHARTS], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.splitlines() == ["[]", "['PIL', 'matplotlib', 'numpy'] True"]
+
+
+POSTGRES_DIALECT = """
+import asyncio, sys, tempfile
+from coopbot.app import CoopBot
+from coopbot.clock import FakeClock
+from coopbot.runner import upgrade_apart
+from coopbot.transports.console import ConsoleTransport
+from tests.conftest import Coop, make_config
+from tests.handlers.test_router import rush
+
+async def lunch(url: str) -> None:
+    bot = CoopBot(make_config(url), clock=FakeClock(), migrate=False)
+    bot.add_transport(ConsoleTransport(out=None))
+    coop = Coop(bot, bot.clock)
+    carol = await rush(coop)
+    await coop.say(carol, "/announce Meeting at 7")
+    await bot.outbox.drain()
+    bot.dispose()
+
+url = f"sqlite:///{tempfile.mkdtemp()}/coop.sqlite3"
+assert upgrade_apart(url)  # as `coopbot run` migrates: in a child process
+asyncio.run(lunch(url))
+print(sorted(name for name in sys.modules if name.startswith("sqlalchemy.dialects.postgresql")))
+"""
+
+
+def test_a_coop_on_sqlite_never_loads_postgresqls_dialect() -> None:
+    """2.2 MiB a bot on SQLite does not need (`bench/startup.py`): jobs raced for, notices and an
+    announcement queued and sent, without it."""
+    done = subprocess.run([sys.executable, "-c", POSTGRES_DIALECT], capture_output=True, text=True, timeout=300,
+                          check=True)  # fmt: skip
+    assert done.stdout.splitlines()[-1] == "[]"

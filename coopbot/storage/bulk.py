@@ -16,10 +16,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import Column, CursorResult, Dialect, String, Table, any_, bindparam, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ARRAY, Column, CursorResult, Dialect, String, Table, any_, bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from coopbot.storage.small_writes import upsert_of
 from coopbot.storage.statements import AnySelect
 from coopbot.storage.written import note_written
 
@@ -107,7 +107,7 @@ def present_keys(session: Session, column: Column[str], keys: list[str]) -> list
     (0.58× the bare UPDATE on SQLite, 0.59× on PostgreSQL, README).
     """
     if session.connection().dialect.name == "postgresql":
-        wanted = bindparam("keys", keys, type_=postgresql.ARRAY(String))
+        wanted = bindparam("keys", keys, type_=ARRAY(String))
         return list(session.scalars(select(column).where(column == any_(wanted))))
     found: list[str] = []
     for start in range(0, len(keys), KEY_CHUNK):
@@ -130,7 +130,7 @@ def insert_new_from_select(
     17–18× → 6.4× (commit 3b69c97, with the share written when sent).
     """
     dialect = session.connection().dialect.name
-    upsert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    upsert = upsert_of(dialect)(table)
     statement = (
         upsert.from_select(list(columns), rows)
         .on_conflict_do_nothing(index_elements=list(unique))

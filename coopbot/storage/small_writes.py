@@ -32,11 +32,11 @@ after; 20 statements an order, then 17.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Dialect, Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from coopbot.models import Base
@@ -48,7 +48,14 @@ Prepared = tuple[str, tuple[str, ...], tuple[tuple[int, Callable[[Any], Any]], .
 _PREPARED: dict[tuple[str, str, tuple[str, ...], str], Prepared] = {}
 _Mapped = TypeVar("_Mapped", bound=Base)
 #: The dialects whose INSERT has `ON CONFLICT … DO NOTHING` and `RETURNING` (all coopbot runs on).
-UPSERTS: dict[str, Callable[[Table], Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+UPSERTS = ("sqlite", "postgresql")
+
+
+def upsert_of(dialect: str) -> Callable[[Table], Any]:
+    """The dialect's own INSERT, which has `ON CONFLICT`. Its module is imported when first
+    used: PostgreSQL's dialect is 2.2 MiB a bot on SQLite never needs (`bench/startup.py`)."""
+    insert_of: Callable[[Table], Any] = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert
+    return insert_of
 
 
 def supported(session: Session) -> bool:
@@ -124,7 +131,7 @@ def _prepared(kind: str, table: Table, columns: tuple[str, ...], dialect: Dialec
     key = (kind, table.name, columns, dialect.name)
     found = _PREPARED.get(key)
     if found is None:
-        upsert = UPSERTS[dialect.name](table)
+        upsert = upsert_of(dialect.name)(table)
         if kind == "returning":
             statement: Any = upsert.returning(table.c.id)
         else:
