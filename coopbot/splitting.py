@@ -63,7 +63,13 @@ def _safe_cut(text: str, at: int) -> bool:
 
 
 def _fit(text: str, start: int, limit: int, measure: Measure) -> int:
-    """The largest end such that text[start:end] measures at most `limit`."""
+    """The largest end such that text[start:end] measures at most `limit`.
+
+    The rest measured whole first: most messages fit in one part, and measuring them a
+    character at a time was 3% of the bot's CPU in a lunch rush (`bench/lunch_rush.py --profile`):
+    94 µs → 1.2 µs for a line of 300 characters."""
+    if measure(text[start:]) <= limit:
+        return len(text)
     used = 0
     for index in range(start, len(text)):
         used += measure(text[index])
