@@ -24,18 +24,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event
 
+from bench.period_close import database
 from coopbot.app import CoopBot
 from coopbot.chat import Address, Incoming, IncomingHandler, Outgoing, Pacing
 from coopbot.clock import SystemClock
@@ -67,24 +64,6 @@ class Instant:
         if self.sent == self.expected:
             self.all_sent.set()
         return str(self.sent)
-
-
-@contextmanager
-def database(postgres: str | None) -> Iterator[str]:
-    if postgres is None:
-        with tempfile.TemporaryDirectory(prefix="coopbot-bench-") as tmp:
-            yield f"sqlite:///{Path(tmp) / 'outbox.sqlite3'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 async def deliver(bot: CoopBot, transport: Instant) -> None:
@@ -125,7 +104,7 @@ def main() -> int:
     parser.add_argument("--postgres", help="a PostgreSQL URL to run on, instead of SQLite")
     args = parser.parse_args()
     for chats in (1, args.messages):
-        with database(args.postgres) as url:
+        with database("postgres" if args.postgres else "sqlite", args.postgres or "") as url:
             print(f"{'PostgreSQL' if args.postgres else 'SQLite':10} {run(url, args.messages, chats)}", flush=True)
     return 0
 

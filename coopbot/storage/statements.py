@@ -10,7 +10,8 @@ where it pays, handed to the driver as the driver's own SQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -45,13 +46,8 @@ def claim_read(connection: Connection, statement: AnySelect, params: Mapping[str
     machine, target ≥ 0.5× (README, commit 96837ca). Values come back as the
     driver gives them: no column type's result processing.
     """
-    sql, order = _compiled(statement, connection.dialect)
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql, params if order is None else tuple(params[name] for name in order))
+    with _executed(connection, statement, params) as cursor:
         row = cursor.fetchone()
-    finally:
-        cursor.close()
     return None if row is None else tuple(row)
 
 
@@ -69,14 +65,20 @@ def rows_read(connection: Connection, statement: AnySelect, params: Mapping[str,
     (`bench/period_close.py`, load 0.6–7.1): PostgreSQL 2.36–5.37 s, 1.68–2.52 s
     of CPU through SQLAlchemy; 2.05–2.59 s, 1.38–1.49 s of CPU here.
     """
+    with _executed(connection, statement, params) as cursor:
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+@contextmanager
+def _executed(connection: Connection, statement: AnySelect, params: Mapping[str, Any]) -> Iterator[Any]:
+    """The DBAPI cursor of `connection` once it ran `statement`; closed afterwards."""
     sql, order = _compiled(statement, connection.dialect)
     cursor = connection.connection.cursor()
     try:
         cursor.execute(sql, params if order is None else tuple(params[name] for name in order))
-        rows = cursor.fetchall()
+        yield cursor
     finally:
         cursor.close()
-    return [tuple(row) for row in rows]
 
 
 def _compiled(statement: AnySelect, dialect: Dialect) -> Compiled:
