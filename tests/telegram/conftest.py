@@ -23,7 +23,7 @@ from coopbot.db import transaction
 from coopbot.models import Identity
 from coopbot.runner import add_configured_transports
 from coopbot.services.members import accounts as members_svc
-from coopbot.transports.telegram.transport import TelegramTransport
+from coopbot.transports.telegram.transport import TelegramTransport, build_application
 from tests.telegram.fake_bot_api import FakeBotApi, FakeChat, FakeUser
 
 GROUP_ID = -1001000000001
@@ -130,3 +130,12 @@ def invite_code(text: str) -> str:
     found = re.search(r"/join ([A-Z0-9-]+)", text)
     assert found, f"no invite code in {text!r}"
     return found.group(1)
+
+
+@pytest.fixture
+async def transport(fake_api: FakeBotApi, tmp_path: Path) -> AsyncIterator[TelegramTransport]:
+    """The transport alone, on its own Application, talking to the fake Bot API."""
+    config = telegram_config(fake_api, tmp_path / "unused.sqlite3")
+    app = build_application(config.telegram, fake_api.token, request_timeout=1.0)
+    async with app:
+        yield TelegramTransport(config, app)

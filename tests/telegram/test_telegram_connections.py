@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,13 +19,6 @@ from tests.telegram.fake_bot_api import FakeBotApi
 def get_me(api: FakeBotApi) -> str:
     return f"{api.base_url}{api.token}/getMe"
 
-
-@pytest.fixture
-async def transport(fake_api: FakeBotApi, tmp_path: Path) -> AsyncIterator[TelegramTransport]:
-    config = telegram_config(fake_api, tmp_path / "unused.sqlite3")
-    app = build_application(config.telegram, fake_api.token, request_timeout=1.0)
-    async with app:
-        yield TelegramTransport(config, app)
 
 
 async def test_sends_in_flight_each_have_a_connection_and_reuse_it(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import telegram
@@ -13,17 +11,8 @@ from telegram.error import BadRequest
 from coopbot.chat import Address, Button, Incoming, Outgoing, SendError, TransientSendError, UnreachableError
 from coopbot.splitting import split_text, utf16_units
 from coopbot.transports.telegram.messages import TEXT_LIMIT
-from coopbot.transports.telegram.transport import TelegramTransport, build_application
-from tests.telegram.conftest import telegram_config
+from coopbot.transports.telegram.transport import TelegramTransport
 from tests.telegram.fake_bot_api import FakeBotApi
-
-
-@pytest.fixture
-async def transport(fake_api: FakeBotApi, tmp_path: Path) -> AsyncIterator[TelegramTransport]:
-    config = telegram_config(fake_api, tmp_path / "unused.sqlite3")
-    app = build_application(config.telegram, fake_api.token, request_timeout=1.0)
-    async with app:
-        yield TelegramTransport(config, app)
 
 
 def to(user_id: int) -> Address:
