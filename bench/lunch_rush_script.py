@@ -209,6 +209,11 @@ class Rush:
                          f"{user.first_name} presses {prefix} on {message.text[:40]!r}")  # fmt: skip
 
     @staticmethod
+    def sent_like(pattern: re.Pattern[str]) -> Callable[[Seen], bool]:
+        """A new message whose text has `pattern`."""
+        return lambda s: s.method == "sendMessage" and bool(pattern.search(s.text))
+
+    @staticmethod
     def edit_of(message: Seen, pattern: re.Pattern[str]) -> Callable[[Seen], bool]:
         """The pressed message edited to `pattern`, or the same answer sent as a new message."""
         return lambda s: (
@@ -230,7 +235,7 @@ class Rush:
                     "/order",
                     customer,
                     f"/order 12 rue de Paris, 93100 Montreuil note lunch {number}",
-                    lambda s: s.method == "sendMessage" and "/confirm J-" in s.text,
+                    self.sent_like(re.compile(r"/confirm J-")),
                 )
                 code = re.search(r"/confirm (J-\d+)", quote.text)
                 assert code is not None
@@ -255,7 +260,7 @@ class Rush:
                 "/deliver J CODE",
                 winner,
                 f"/deliver {job} {delivery_code}",
-                lambda s: s.method == "sendMessage" and bool(delivered.search(s.text)),
+                self.sent_like(delivered),
             )
             self.jobs[job]["delivered"] = True
         except Stuck:
@@ -316,7 +321,7 @@ class Rush:
                 "/announce",
                 self.coordinator,
                 f"/announce {text}",
-                lambda s: s.method == "sendMessage" and bool(queued.search(s.text)),
+                self.sent_like(queued),
             )
         except Stuck:
             return
@@ -331,7 +336,7 @@ class Rush:
                 "/propose",
                 self.coordinator,
                 "/propose Extra evening shift on Friday? --closes 1d",
-                lambda s: s.method == "sendMessage" and bool(re.match(r"P-\d+ ", s.text)),
+                self.sent_like(re.compile(r"^P-\d+ ")),
             )
             ref = opened.text.split(" ", 1)[0]
             recorded = shape("polls.voted", poll=ref)
@@ -341,7 +346,7 @@ class Rush:
                 "/closepoll",
                 self.coordinator,
                 f"/closepoll {ref}",
-                lambda s: s.method == "sendMessage" and bool(closed.search(s.text)),
+                self.sent_like(closed),
             )
         except Stuck:
             return

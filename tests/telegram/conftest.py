@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,17 +113,22 @@ async def running_coop(api: FakeBotApi, config: Config, build: Callable[[CoopBot
     return TelegramCoop(bot, api, api.group(GROUP_ID, "Coop Vélo"), api.group(COORDINATORS_ID, "Coordination"))
 
 
-@pytest.fixture
-async def coop(fake_api: FakeBotApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TelegramCoop]:
-    monkeypatch.setenv(TOKEN_ENV, fake_api.token)
-    running = await running_coop(
-        fake_api, telegram_config(fake_api, tmp_path / "coop.sqlite3"), add_configured_transports
-    )
+@asynccontextmanager
+async def started(api: FakeBotApi, config: Config) -> AsyncIterator[TelegramCoop]:
+    """The co-op running with the transports its config names, stopped and closed afterwards."""
+    running = await running_coop(api, config, add_configured_transports)
     try:
         yield running
     finally:
         await running.bot.stop()
         running.bot.dispose()
+
+
+@pytest.fixture
+async def coop(fake_api: FakeBotApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TelegramCoop]:
+    monkeypatch.setenv(TOKEN_ENV, fake_api.token)
+    async with started(fake_api, telegram_config(fake_api, tmp_path / "coop.sqlite3")) as running:
+        yield running
 
 
 def invite_code(text: str) -> str:

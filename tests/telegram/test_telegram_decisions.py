@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coopbot.runner import add_configured_transports
-from tests.telegram.conftest import TOKEN_ENV, TelegramCoop, running_coop, telegram_config
+from tests.telegram.conftest import TOKEN_ENV, TelegramCoop, started, telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi, FakeUser
 
 
@@ -26,12 +25,8 @@ async def scic(fake_api: FakeBotApi, tmp_path: Path, monkeypatch: pytest.MonkeyP
     colleges = config.colleges.model_validate(
         {"weights": {"workers": 50, "partners": 30, "customers": 20}, "default": "workers", "customers": "customers"}
     )
-    running = await running_coop(fake_api, config.model_copy(update={"colleges": colleges}), add_configured_transports)
-    try:
+    async with started(fake_api, config.model_copy(update={"colleges": colleges})) as running:
         yield running
-    finally:
-        await running.bot.stop()
-        running.bot.dispose()
 
 
 def people(coop: TelegramCoop, *names: str) -> dict[str, FakeUser]:

@@ -13,8 +13,7 @@ import pytest
 from coopbot.chat import Outgoing
 from coopbot.models import Member
 from coopbot.outbox import queue_to_member
-from coopbot.runner import add_configured_transports
-from tests.telegram.conftest import TOKEN_ENV, TelegramCoop, running_coop, telegram_config
+from tests.telegram.conftest import TOKEN_ENV, TelegramCoop, started, telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi, FakeUser, FloodLimits
 
 LIMIT = 20
@@ -28,12 +27,8 @@ async def coop(fake_api: FakeBotApi, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(TOKEN_ENV, fake_api.token)
     fake_api.limits = FloodLimits(per_second=LIMIT)
     config = telegram_config(fake_api, tmp_path / "coop.sqlite3", per_second=LIMIT)
-    running = await running_coop(fake_api, config, add_configured_transports)
-    try:
+    async with started(fake_api, config) as running:
         yield running
-    finally:
-        await running.bot.stop()
-        running.bot.dispose()
 
 
 def announce_to_everyone(coop: TelegramCoop, users: list[FakeUser]) -> set[str]:

@@ -9,9 +9,8 @@ import pytest
 
 from coopbot.config import OrdersSection, PricesSection
 from coopbot.models import Job, Member
-from coopbot.runner import add_configured_transports
 from tests.conftest import ZONES
-from tests.telegram.conftest import COORDINATORS_ID, TOKEN_ENV, TelegramCoop, running_coop, telegram_config
+from tests.telegram.conftest import COORDINATORS_ID, TOKEN_ENV, TelegramCoop, started, telegram_config
 from tests.telegram.fake_bot_api import FakeBotApi, FakeUser
 
 #: Not a real JPEG: Telegram and the bot pass the bytes on as they are.
@@ -26,12 +25,8 @@ async def shop(fake_api: FakeBotApi, tmp_path: Path, monkeypatch: pytest.MonkeyP
         "orders": OrdersSection(proof="photo", photo_folder=str(tmp_path / "proof-photos")),
         "prices": PricesSection(base=4.0, crossing=2.5, zones=ZONES),
     })  # fmt: skip
-    running = await running_coop(fake_api, config, add_configured_transports)
-    try:
+    async with started(fake_api, config) as running:
         yield running
-    finally:
-        await running.bot.stop()
-        running.bot.dispose()
 
 
 async def picked_up_order(shop: TelegramCoop) -> tuple[FakeUser, FakeUser]:
